@@ -1,0 +1,73 @@
+"""Kite's wire protocol, sans-IO: dnode messages, the request envelope, errors, identities.
+
+Nothing here touches a socket or an event loop; every function takes and returns plain values,
+so the connection layer (and the tests) can drive it directly.
+"""
+
+from .dnode import (
+    FUNCTION_PLACEHOLDER,
+    Message,
+    decode,
+    encode,
+    encode_call,
+    scrub,
+    unscrub,
+)
+from .envelope import (
+    Authentication,
+    CallOptions,
+    CallOptionsError,
+    parse_call_options,
+    parse_response,
+    request_arguments,
+    response_arguments,
+)
+from .errors import (
+    ArgumentError,
+    AuthenticationError,
+    DisconnectError,
+    GenericError,
+    InvalidResponseError,
+    KiteError,
+    KiteTimeoutError,
+    MethodNotFoundError,
+    ProtocolError,
+    RequestLimitError,
+    SendError,
+)
+from .identity import KiteIdentity, Query
+from .version import Constraint, Version, is_constraint, version_matches
+
+__all__ = [
+    "FUNCTION_PLACEHOLDER",
+    "ArgumentError",
+    "Authentication",
+    "AuthenticationError",
+    "CallOptions",
+    "CallOptionsError",
+    "Constraint",
+    "DisconnectError",
+    "GenericError",
+    "InvalidResponseError",
+    "KiteError",
+    "KiteIdentity",
+    "KiteTimeoutError",
+    "Message",
+    "MethodNotFoundError",
+    "ProtocolError",
+    "Query",
+    "RequestLimitError",
+    "SendError",
+    "Version",
+    "decode",
+    "encode",
+    "encode_call",
+    "is_constraint",
+    "parse_call_options",
+    "parse_response",
+    "request_arguments",
+    "response_arguments",
+    "scrub",
+    "unscrub",
+    "version_matches",
+]

@@ -1,0 +1,354 @@
+"""The dnode message layer: one JSON object per message, functions passed as callbacks.
+
+A message is ``{"method": ..., "arguments": [...], "callbacks": {"<id>": [path...]}}``
+(protocol.md §1). ``method`` is a method name (str) or the id of a callback the receiver sent
+earlier (int). Functions inside ``arguments`` travel as the placeholder ``"[Function]"`` and the
+``callbacks`` map says where they sit: :func:`scrub` does that on the way out, :func:`unscrub`
+puts callable proxies back on the way in.
+
+Rules kept here:
+
+* decode accepts what Go and kite.js send: ``links`` is ignored, ``method`` may be a JSON float
+  with an integral value, missing or null ``arguments``/``callbacks`` are empty, path elements
+  may be integers or strings (kite.js sends ``"0"``).
+* encode always emits the three keys in Go's order, compact, non-ASCII left as is.
+* Everything here is on the per-message hot path: the common cases (no callbacks) do no copying.
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from json import JSONDecodeError
+from typing import Any
+
+from .errors import ProtocolError, SendError
+
+__all__ = [
+    "FUNCTION_PLACEHOLDER",
+    "Message",
+    "decode",
+    "encode",
+    "encode_call",
+    "scrub",
+    "unscrub",
+]
+
+logger = logging.getLogger(__name__)
+
+#: What a function looks like inside ``arguments`` on the wire.
+FUNCTION_PLACEHOLDER = "[Function]"
+
+#: A path from the top of ``arguments`` to a callback: list indexes and object keys.
+Path = list[int | str]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One dnode message.
+
+    ``callbacks`` maps a callback id (decimal string) to its path inside ``arguments``.
+    """
+
+    method: str | int
+    arguments: list[Any]
+    callbacks: dict[str, Path]
+
+
+# A frozen dataclass's generated __init__ calls object.__setattr__ once per field; decode builds
+# a Message for every incoming message, so it fills the slots directly (about twice as fast).
+_new_object = object.__new__
+_set_method = Message.__dict__["method"].__set__
+_set_arguments = Message.__dict__["arguments"].__set__
+_set_callbacks = Message.__dict__["callbacks"].__set__
+
+
+def _message(method: str | int, arguments: list[Any], callbacks: dict[str, Path]) -> Message:
+    msg = _new_object(Message)
+    _set_method(msg, method)
+    _set_arguments(msg, arguments)
+    _set_callbacks(msg, callbacks)
+    return msg
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _not_serialisable(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _make_dump() -> Callable[[Any], str]:
+    """Compact, non-ASCII-preserving, NaN-refusing JSON encoding as fast as CPython allows."""
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    c_encode_string = getattr(json.encoder, "c_encode_basestring", None)
+    if make_c_encoder is None or c_encode_string is None:  # e.g. PyPy
+        return json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_serialisable
+        ).encode
+    # Calling the C encoder directly is about twice as fast as json.dumps(..., separators=...),
+    # which builds a new JSONEncoder per call. No cycle markers: a cycle ends in RecursionError,
+    # which _encode turns into a SendError.
+    c_encoder = make_c_encoder(
+        None, _not_serialisable, c_encode_string, None, ":", ",", False, False, False
+    )
+
+    def dump(obj: Any) -> str:
+        return "".join(c_encoder(obj, 0))
+
+    return dump
+
+
+_dump = _make_dump()
+
+
+def _encode(obj: dict[str, Any]) -> str:
+    try:
+        return _dump(obj)
+    except (TypeError, ValueError) as exc:
+        raise SendError(f"arguments are not JSON-serialisable: {exc}") from exc
+    except RecursionError as exc:
+        raise SendError("arguments are nested too deeply or contain a cycle") from exc
+
+
+def encode_call(method: str | int, arguments: list[Any], callbacks: dict[str, Path]) -> str:
+    """Encode a message from its parts (the hot path: no :class:`Message` is built).
+
+    Raises :class:`SendError` when ``arguments`` cannot be represented as JSON (unknown
+    types, NaN or infinity, cycles).
+    """
+    return _encode({"method": method, "arguments": arguments, "callbacks": callbacks})
+
+
+def encode(msg: Message) -> str:
+    """Encode ``msg`` as compact JSON with keys ``method``, ``arguments``, ``callbacks``."""
+    return _encode({"method": msg.method, "arguments": msg.arguments, "callbacks": msg.callbacks})
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+_raw_decode = json.JSONDecoder().raw_decode
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        try:
+            obj, end = _raw_decode(text)
+        except JSONDecodeError:
+            # Slow path: leading whitespace (which raw_decode refuses) or a real error.
+            return json.loads(text)
+    except JSONDecodeError as exc:
+        raise ProtocolError(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("message is not valid JSON: nested too deeply") from None
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise ProtocolError(f"message is not valid JSON: extra data at char {end}")
+    return obj
+
+
+def decode(data: str | bytes) -> Message:
+    """Parse one dnode message.
+
+    Raises :class:`ProtocolError` saying what is wrong when ``data`` is not valid UTF-8, not
+    JSON, not an object, or when ``method``, ``arguments`` or ``callbacks`` have the wrong shape.
+    """
+    if not isinstance(data, str):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"message is not valid UTF-8: {exc}") from None
+    obj = _parse_json(data)
+    if type(obj) is not dict:
+        raise ProtocolError(f"message is not a JSON object: {_describe(obj)}")
+
+    method: Any = obj.get("method")
+    method_type = type(method)
+    if method_type is not str and method_type is not int:
+        if method_type is float and method.is_integer():
+            method = int(method)
+        else:
+            raise ProtocolError(f"method is not a string or an integer: {_describe(method)}")
+
+    arguments = obj.get("arguments")
+    if arguments is None:
+        arguments = []
+    elif type(arguments) is not list:
+        raise ProtocolError(f"arguments is not an array: {_describe(arguments)}")
+
+    callbacks = obj.get("callbacks")
+    if callbacks is None:
+        callbacks = {}
+    elif type(callbacks) is not dict:
+        raise ProtocolError(f"callbacks is not an object: {_describe(callbacks)}")
+    elif callbacks:
+        _check_callbacks(callbacks)
+
+    return _message(method, arguments, callbacks)
+
+
+def _check_callbacks(callbacks: dict[str, Any]) -> None:
+    for cid, path in callbacks.items():
+        if not (cid.isascii() and cid.isdigit()):
+            raise ProtocolError(f"callback id {cid!r} is not a non-negative decimal integer")
+        if type(path) is not list:
+            raise ProtocolError(f"callback path for id {cid} is invalid: {_describe(path)}")
+        for element in path:
+            element_type = type(element)
+            if element_type is not int and element_type is not str:
+                raise ProtocolError(
+                    f"callback path for id {cid} is invalid: element {_describe(element)} "
+                    "is not an integer or a string"
+                )
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def scrub(
+    arguments: list[Any], register: Callable[[Callable[..., Any]], int]
+) -> tuple[list[Any], dict[str, Path]]:
+    """Replace every function inside ``arguments`` with ``"[Function]"``.
+
+    Lists, tuples (which become lists when they hold a function) and dicts are walked
+    recursively; every callable that is not a class is passed to ``register``, which returns
+    its callback id, and its path is recorded under ``str(id)``. The caller's structure is
+    never mutated: containers on the way to a function are copied, the rest is shared. When
+    there is no function at all, ``arguments`` itself is returned.
+
+    Raises :class:`SendError` when the structure contains a cycle.
+    """
+    callbacks: dict[str, Path] = {}
+    try:
+        scrubbed = _scrub_sequence(arguments, [], register, callbacks)
+    except RecursionError as exc:
+        raise SendError("arguments are nested too deeply or contain a cycle") from exc
+    return scrubbed, callbacks
+
+
+def _scrub_value(
+    value: Any,
+    path: list[int | str],
+    register: Callable[[Callable[..., Any]], int],
+    callbacks: dict[str, Path],
+) -> Any:
+    """Return ``value`` scrubbed: the same object when there is nothing to replace."""
+    if isinstance(value, dict):
+        return _scrub_mapping(value, path, register, callbacks)
+    if isinstance(value, (list, tuple)):
+        return _scrub_sequence(value, path, register, callbacks)
+    if callable(value) and not isinstance(value, type):
+        callbacks[str(register(value))] = path.copy()
+        return FUNCTION_PLACEHOLDER
+    return value
+
+
+def _scrub_sequence(
+    seq: list[Any] | tuple[Any, ...],
+    path: list[int | str],
+    register: Callable[[Callable[..., Any]], int],
+    callbacks: dict[str, Path],
+) -> Any:
+    copy: list[Any] | None = None
+    for index, value in enumerate(seq):
+        if type(value) in _SCALAR_TYPES:
+            continue
+        path.append(index)
+        new = _scrub_value(value, path, register, callbacks)
+        path.pop()
+        if new is not value:
+            if copy is None:
+                copy = list(seq)
+            copy[index] = new
+    return seq if copy is None else copy
+
+
+def _scrub_mapping(
+    mapping: dict[Any, Any],
+    path: list[int | str],
+    register: Callable[[Callable[..., Any]], int],
+    callbacks: dict[str, Path],
+) -> Any:
+    copy: dict[Any, Any] | None = None
+    for key, value in mapping.items():
+        if type(value) in _SCALAR_TYPES:
+            continue
+        path.append(key if type(key) is str else _json_key(key))
+        new = _scrub_value(value, path, register, callbacks)
+        path.pop()
+        if new is not value:
+            if copy is None:
+                copy = dict(mapping)
+            copy[key] = new
+    return mapping if copy is None else copy
+
+
+def _json_key(key: Any) -> str:
+    # The key as json.dumps will write it, so the path matches what the peer sees.
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    return str(key)
+
+
+def unscrub(
+    arguments: list[Any], callbacks: dict[str, Path], make_proxy: Callable[[int], Any]
+) -> list[Any]:
+    """Put ``make_proxy(id)`` at each callback's path inside ``arguments`` (in place).
+
+    String path elements index lists when the container is a list (kite.js sends ``"0"``).
+    Paths that are empty or lead nowhere are skipped (logged at DEBUG), and no proxy is made
+    for them. Returns ``arguments``.
+    """
+    if not callbacks:
+        return arguments
+    for cid, path in callbacks.items():
+        if not path:
+            logger.debug("skipping callback %s: empty path", cid)
+            continue
+        container: Any = arguments
+        slot = None
+        for element in path:
+            if slot is not None:
+                container = container[slot]
+            slot = _slot(container, element)
+            if slot is None:
+                break
+        if slot is None:
+            logger.debug("skipping callback %s: path %r does not exist", cid, path)
+            continue
+        try:
+            callback_id = int(cid)
+        except ValueError:
+            logger.debug("skipping callback %r: id is not an integer", cid)
+            continue
+        container[slot] = make_proxy(callback_id)
+    return arguments
+
+
+def _slot(container: Any, element: Any) -> int | str | None:
+    """The existing list index or dict key that ``element`` names in ``container``, or None."""
+    if type(container) is list:
+        if type(element) is int:
+            index = element
+        elif type(element) is str and element.isascii() and element.isdigit():
+            index = int(element)
+        else:
+            return None
+        return index if 0 <= index < len(container) else None
+    if type(container) is dict:
+        key = element if type(element) is str else _json_key(element)
+        return key if key in container else None
+    return None

@@ -1,0 +1,198 @@
+"""Kite's request envelope and response on top of dnode (protocol.md §2).
+
+A request's ``arguments`` is one "call options" object::
+
+    [{"kite": {...}, "authentication": {"type": ..., "key": ...} | null,
+      "responseCallback": "[Function]", "withArgs": [...]}]
+
+and the receiver answers by calling ``responseCallback`` with one ``{"error", "result"}`` object.
+kite.js peers bend this: they omit ``authentication``, may send ``withArgs`` as a scalar, and a
+kite.js *client* answers a call node-style with ``(err, result)``. The parsers here accept all of
+that; the builders emit what Go emits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ArgumentError, InvalidResponseError, KiteError
+from .identity import KiteIdentity
+
+__all__ = [
+    "Authentication",
+    "CallOptions",
+    "CallOptionsError",
+    "parse_call_options",
+    "parse_response",
+    "request_arguments",
+    "response_arguments",
+]
+
+_INVALID_RESPONSE = "Server has sent invalid response arguments"
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """The ``authentication`` object of a request: a type (``token``, ``kiteKey``...) and a key."""
+
+    type: str
+    key: str
+
+    def to_wire(self) -> dict[str, str]:
+        """Return ``{"type": ..., "key": ...}``."""
+        return {"type": self.type, "key": self.key}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Authentication | None:
+        """Parse the wire object; ``None`` gives ``None``, a wrong shape :class:`ArgumentError`."""
+        if obj is None:
+            return None
+        if not isinstance(obj, dict):
+            raise ArgumentError(f"authentication is not an object: {type(obj).__name__}")
+        auth_type = obj.get("type")
+        key = obj.get("key")
+        auth_type = "" if auth_type is None else auth_type
+        key = "" if key is None else key
+        if not isinstance(auth_type, str) or not isinstance(key, str):
+            raise ArgumentError("authentication type and key must be strings")
+        return cls(auth_type, key)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """A parsed request: who calls, with what credentials and arguments, and where to reply."""
+
+    kite: KiteIdentity | None
+    authentication: Authentication | None
+    with_args: list[Any]
+    response_callback: Any | None
+
+
+# Filled slot by slot, like dnode.Message: parse_call_options runs for every request.
+_new_object = object.__new__
+_set_kite = CallOptions.__dict__["kite"].__set__
+_set_authentication = CallOptions.__dict__["authentication"].__set__
+_set_with_args = CallOptions.__dict__["with_args"].__set__
+_set_response_callback = CallOptions.__dict__["response_callback"].__set__
+
+
+def _call_options(
+    kite: KiteIdentity | None,
+    authentication: Authentication | None,
+    with_args: list[Any],
+    response_callback: Any | None,
+) -> CallOptions:
+    options = _new_object(CallOptions)
+    _set_kite(options, kite)
+    _set_authentication(options, authentication)
+    _set_with_args(options, with_args)
+    _set_response_callback(options, response_callback)
+    return options
+
+
+class CallOptionsError(ArgumentError):
+    """The request's arguments are malformed (wire type ``argumentError``).
+
+    ``response_callback`` is the request's callback when one could still be found, so the
+    receiver can reply with this error; ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, response_callback: Any | None = None) -> None:
+        super().__init__(message)
+        self.response_callback = response_callback
+
+
+def _response_callback(options: Any) -> Any | None:
+    if isinstance(options, dict):
+        callback = options.get("responseCallback")
+        if callable(callback):
+            return callback
+    return None
+
+
+def parse_call_options(arguments: list[Any]) -> CallOptions:
+    """Parse a request's ``arguments`` (after unscrubbing) into :class:`CallOptions`.
+
+    Raises :class:`CallOptionsError` when ``arguments`` is not exactly one object or a field
+    has the wrong shape; its ``response_callback`` is set whenever ``arguments[0]`` carried one.
+    """
+    if len(arguments) != 1:
+        callback = _response_callback(arguments[0]) if arguments else None
+        raise CallOptionsError(
+            f"Invalid array length: expected 1 call options object, got {len(arguments)}",
+            callback,
+        )
+    options = arguments[0]
+    if type(options) is not dict:
+        raise CallOptionsError(f"call options is not an object: {type(options).__name__}")
+    callback = options.get("responseCallback")
+    if not callable(callback):
+        callback = None
+
+    with_args = options.get("withArgs")
+    if with_args is None:
+        with_args = []
+    elif type(with_args) is not list:
+        with_args = [with_args]  # kite.js: tell(m, 4) sends "withArgs": 4
+
+    kite = options.get("kite")
+    auth = options.get("authentication")
+    try:
+        identity = None if kite is None else KiteIdentity.from_wire(kite)
+        authentication = None if auth is None else Authentication.from_wire(auth)
+    except ArgumentError as exc:
+        raise CallOptionsError(exc.message, callback) from None
+    return _call_options(identity, authentication, with_args, callback)
+
+
+def request_arguments(
+    kite: dict[str, str],
+    authentication: dict[str, str] | None,
+    with_args: list[Any],
+    response_callback: Any,
+) -> list[Any]:
+    """Build a request's ``arguments`` in Go's key order.
+
+    ``kite`` is the caller's identity (``KiteIdentity.to_wire()``, worth caching);
+    ``authentication`` is ``None`` when there is none: kite.js servers ignore requests whose
+    ``authentication`` is an object they do not expect, but accept ``null``.
+    """
+    return [
+        {
+            "kite": kite,
+            "authentication": authentication,
+            "responseCallback": response_callback,
+            "withArgs": with_args,
+        }
+    ]
+
+
+def response_arguments(result: Any = None, error: KiteError | None = None) -> list[Any]:
+    """Build the one-object ``arguments`` of a reply: ``[{"error": ..., "result": ...}]``."""
+    return [{"error": None if error is None else error.to_wire(), "result": result}]
+
+
+def parse_response(arguments: list[Any]) -> Any:
+    """Return the result carried by a reply's ``arguments``, or raise the error it carries.
+
+    Accepts Kite's single ``{"error", "result"}`` object and the node-style ``[err, result]``
+    that kite.js clients send (``err`` null on success; otherwise a Kite error object, a
+    JavaScript ``Error``-like object or a string). Anything else raises
+    :class:`InvalidResponseError`.
+    """
+    count = len(arguments)
+    if count == 1:
+        response = arguments[0]
+        if type(response) is dict and ("error" in response or "result" in response):
+            error = response.get("error")
+            if error is not None:
+                raise KiteError.from_wire(error)
+            return response.get("result")
+        raise InvalidResponseError(_INVALID_RESPONSE)
+    if count == 0:
+        raise InvalidResponseError(_INVALID_RESPONSE)
+    error = arguments[0]
+    if error is not None:
+        raise KiteError.from_wire(error)
+    return arguments[1]
