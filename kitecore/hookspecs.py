@@ -1,0 +1,121 @@
+"""Every hook a kite plugin can implement (pluggy project ``kite``).
+
+A plugin is a module (or any object) with functions marked ``@hookimpl`` whose names match the
+specs below; it is found through an entry point in group ``kite`` and loaded by
+:mod:`kitecore.plugins`. Hooks are synchronous and run at start-up or on lifecycle events, never
+once per request: per-call work (dispatch, auth, middleware) is async and owned by the core.
+
+The ``kite_register_*`` hooks follow the register-callback style: the hook receives a ``register``
+callable and calls it once for each thing the plugin provides. Name clashes between plugins are
+caught in one place, :mod:`kitecore.plugins`, with one error naming both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import pluggy
+
+if TYPE_CHECKING:
+    from kitecore.plugins import CommandRegistry
+    from kitecore.transport import Transport
+
+hookspec = pluggy.HookspecMarker("kite")
+hookimpl = pluggy.HookimplMarker("kite")
+
+#: ``factory(kite) -> authenticator``: builds the authenticator for one auth type.
+#: The authenticator has ``async def authenticate(request) -> str`` returning the caller's
+#: username, or raising :class:`kitecore.protocol.errors.AuthenticationError`.
+#: (Typed loosely until the Kite and Request types settle.)
+AuthenticatorFactory: TypeAlias = Callable[[Any], Any]
+
+#: ``factory(url) -> storage``: opens the Kontrol storage a URL such as ``etcd://host:2379``
+#: names. (Typed loosely until the Kontrol ``Storage`` interface exists.)
+StorageFactory: TypeAlias = Callable[[str], Any]
+
+#: ``factory(**options) -> picker``: builds a peer picker that chooses one kite among several
+#: matching a query. (Typed loosely until the picker interface exists.)
+PickerFactory: TypeAlias = Callable[..., Any]
+
+
+# --- Registration: called once per process, when the plugins are loaded ----------------------
+
+
+@hookspec
+def kite_register_transports(register: Callable[[Transport], None]) -> None:
+    """Provide transports: call ``register(transport)`` for each one.
+
+    Called once when the plugins are loaded. The transport's ``name`` (``websocket``, ``sockjs``)
+    is the key users type; it must be unique across plugins. Returns nothing.
+    """
+
+
+@hookspec
+def kite_register_authenticators(register: Callable[[str, AuthenticatorFactory], None]) -> None:
+    """Provide authenticators: call ``register(auth_type, factory)`` for each auth type.
+
+    ``auth_type`` is the name found in a request's ``authentication.type`` (``token``,
+    ``kiteKey``). Called once when the plugins are loaded. Returns nothing.
+    """
+
+
+@hookspec
+def kite_register_storages(register: Callable[[str, StorageFactory], None]) -> None:
+    """Provide Kontrol storages: call ``register(url_scheme, factory)`` for each one.
+
+    ``url_scheme`` is the scheme of the storage URL (``memory``, ``etcd``, ``postgres``).
+    Called once when the plugins are loaded. Returns nothing.
+    """
+
+
+@hookspec
+def kite_register_pickers(register: Callable[[str, PickerFactory], None]) -> None:
+    """Provide peer pickers: call ``register(name, factory)`` for each one.
+
+    ``name`` is what users type (``random``, ``round_robin``, ``fastest``, ``least_latency``).
+    Called once when the plugins are loaded. Returns nothing.
+    """
+
+
+@hookspec
+def kite_register_commands(commands: CommandRegistry) -> None:
+    """Provide ``kite`` CLI subcommands: call ``commands.register(name, help, configure_parser,
+    run)`` for each one.
+
+    Called once when the plugins are loaded. Returns nothing.
+    """
+
+
+# --- Per kite: called for every Kite instance -------------------------------------------------
+
+
+@hookspec
+def kite_register_methods(kite: Any) -> None:
+    """Add methods to a kite with ``kite.handle("name")(function)``.
+
+    Called once for every Kite, when it is created and before it serves. Returns nothing.
+    """
+
+
+# --- Observation: lifecycle events, never per request -----------------------------------------
+
+
+@hookspec
+def kite_started(kite: Any, url: str) -> None:
+    """The kite is listening and reachable at ``url``. Returns nothing."""
+
+
+@hookspec
+def kite_stopped(kite: Any) -> None:
+    """The kite has stopped serving and closed its connections. Returns nothing."""
+
+
+@hookspec
+def kite_connected(kite: Any, connection: Any) -> None:
+    """A peer connection to ``kite`` was opened (dialled or accepted). Returns nothing."""
+
+
+@hookspec
+def kite_disconnected(kite: Any, connection: Any) -> None:
+    """A peer connection of ``kite`` has ended, for whatever reason. Returns nothing."""

@@ -1,0 +1,50 @@
+"""The smallest kite plugin: one method (``hello.greet``) and one transport (``hello``).
+
+Test data for ``tests/plugins``: it is built and installed into a fresh virtualenv to prove
+that an installed distribution's ``kite`` entry point is found and its hooks run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.streams.stapled import StapledObjectStream
+
+from kitecore import hookimpl
+from kitecore.transport import AcceptHandler, DialOptions, MessageStream, Transport
+
+
+class HelloTransport:
+    """Dials ``hello://`` URLs to an in-memory echo: every message sent comes back."""
+
+    name = "hello"
+    priority = 0
+
+    def accepts(self, url: str) -> bool:
+        """Only ``hello://`` URLs."""
+        return url.startswith("hello://")
+
+    async def connect(self, url: str, options: DialOptions) -> MessageStream:
+        """A stream whose sends are its own receives."""
+        send, receive = anyio.create_memory_object_stream[str](16)
+        return StapledObjectStream(send, receive)
+
+    def mount(self, server: Any, prefix: str, on_accept: AcceptHandler) -> None:
+        """No server side."""
+
+
+async def greet(request: Any) -> str:
+    """``hello.greet``: greets the caller by username."""
+    return f"hello, {request.username or 'stranger'}"
+
+
+@hookimpl
+def kite_register_methods(kite: Any) -> None:
+    kite.handle("hello.greet")(greet)
+
+
+@hookimpl
+def kite_register_transports(register: Callable[[Transport], None]) -> None:
+    register(HelloTransport())
