@@ -1,0 +1,561 @@
+"""A small HTTP/1.1 + WebSocket server on anyio, h11 and the frame codec.
+
+One listener serves plain HTTP routes and WebSocket routes, which is what the kite needs:
+the raw ``websocket`` transport mounts an upgrade route on ``/kite`` and the SockJS plugin
+mounts its long-polling, streaming and websocket routes under the same prefix.
+
+Each connection runs in its own task; whatever goes wrong in one (bad bytes, a handler that
+raises, a peer that vanishes) is answered or logged once and never reaches the others.
+
+The upgrade follows the usual h11 hand-over: h11 parses the request, the server answers
+``101 Switching Protocols`` through h11, then takes h11's ``trailing_data`` (bytes that came
+after the request) and hands the raw stream to :class:`WebSocketConnection`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote
+
+import anyio
+import anyio.abc
+import h11
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSListener
+from wsproto.utilities import generate_accept_token
+
+from kitecore.http._h11io import READ_SIZE, next_event
+from kitecore.http.headers import Headers
+from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
+
+__all__ = [
+    "HTTPHandler",
+    "HTTPRequest",
+    "HTTPResponse",
+    "HTTPServer",
+    "WebSocketHandler",
+]
+
+logger = logging.getLogger(__name__)
+
+_PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_REASONS = {
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    426: b"Upgrade Required",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+}
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    """One received request, body already read.
+
+    ``path`` is percent-decoded and has no query; ``query`` maps each name to its values;
+    ``match`` is the route's regex match (``None`` for exact-string routes).
+    """
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Headers
+    body: bytes = b""
+    remote_address: str = ""
+    target: str = ""
+    http_version: str = "1.1"
+    match: re.Match[str] | None = None
+
+    @property
+    def is_websocket_upgrade(self) -> bool:
+        """Whether this is a ``GET`` asking to upgrade to WebSocket."""
+        return (
+            self.method == "GET"
+            and self.headers.has_token("upgrade", "websocket")
+            and self.headers.has_token("connection", "upgrade")
+        )
+
+
+#: ``async def handler(request, response) -> None`` for plain HTTP routes.
+HTTPHandler = Callable[[HTTPRequest, "HTTPResponse"], Awaitable[None]]
+#: ``async def handler(ws, request) -> None`` for WebSocket routes.
+WebSocketHandler = Callable[[WebSocketConnection, HTTPRequest], Awaitable[None]]
+
+
+class HTTPResponse:
+    """The answer to one request: whole (:meth:`send`) or streamed (:meth:`start`,
+    :meth:`write`, :meth:`end`).
+
+    A streamed response without a ``Content-Length`` header uses chunked transfer-encoding
+    (or is delimited by closing the connection for an HTTP/1.0 client). ``disconnected`` is
+    set when the client closes its connection, which is how a long-poll handler learns that
+    nobody waits for its answer any more; writing to a gone client raises
+    :class:`anyio.BrokenResourceError`.
+    """
+
+    def __init__(self, conn: h11.Connection, stream: ByteStream, method: str) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._head_only = method == "HEAD"
+        self.disconnected = anyio.Event()
+        self.status: int | None = None
+        self.started = False
+        self.finished = False
+
+    async def send(
+        self, status: int, headers: Iterable[tuple[str, str]] = (), body: bytes = b""
+    ) -> None:
+        """Send a whole response; ``Content-Length`` is added when missing."""
+        header_list = list(headers)
+        if not any(name.lower() == "content-length" for name, _ in header_list):
+            header_list.append(("content-length", str(len(body))))
+        data = self._head(status, header_list)
+        if body and not self._head_only:
+            data += self._conn.send(h11.Data(data=body))
+        data += self._conn.send(h11.EndOfMessage())
+        self.finished = True
+        await self._write(data)
+
+    async def start(self, status: int, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Send the status line and headers of a streamed response."""
+        await self._write(self._head(status, list(headers)))
+
+    async def write(self, chunk: bytes) -> None:
+        """Send one piece of a streamed response (an empty chunk is skipped)."""
+        if not self.started:
+            raise RuntimeError("call start() before write()")
+        if self.finished:
+            raise RuntimeError("the response is already complete")
+        if chunk and not self._head_only:
+            await self._write(self._conn.send(h11.Data(data=chunk)))
+
+    async def end(self) -> None:
+        """Finish a streamed response."""
+        if not self.started:
+            raise RuntimeError("call start() before end()")
+        if self.finished:
+            return
+        self.finished = True
+        await self._write(self._conn.send(h11.EndOfMessage()))
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
+        if self.started:
+            raise RuntimeError("the response has already been started")
+        self.started = True
+        self.status = status
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        return self._conn.send(
+            h11.Response(status_code=status, headers=raw, reason=_REASONS.get(status, b""))
+        )
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self._stream.send(data)
+        except _PEER_GONE as exc:
+            self.disconnected.set()
+            raise anyio.BrokenResourceError("the client has disconnected") from exc
+
+
+@dataclass(slots=True)
+class _Route:
+    pattern: str | re.Pattern[str]
+    handler: Callable[..., Awaitable[None]]
+    methods: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class _RouteTable:
+    exact: dict[str, list[_Route]] = field(default_factory=dict)
+    patterns: list[_Route] = field(default_factory=list)
+
+    def add(self, route: _Route) -> None:
+        if isinstance(route.pattern, str):
+            self.exact.setdefault(route.pattern, []).append(route)
+        else:
+            self.patterns.append(route)
+
+    def find(self, path: str) -> list[tuple[_Route, re.Match[str] | None]]:
+        found: list[tuple[_Route, re.Match[str] | None]] = [
+            (route, None) for route in self.exact.get(path, ())
+        ]
+        for route in self.patterns:
+            assert isinstance(route.pattern, re.Pattern)
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                found.append((route, match))
+        return found
+
+
+class _BadRequest(Exception):
+    """Answer with ``status`` and close the connection."""
+
+    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status = status
+        self.headers = list(headers)
+
+
+class HTTPServer:
+    """An HTTP/1.1 server with WebSocket upgrade routes.
+
+    ``max_message_size`` limits one WebSocket message, ``max_body_size`` one request body
+    (larger gets 413), ``max_header_size`` the request head. ``handshake_timeout`` bounds the
+    time a new connection has to deliver its first request, ``idle_timeout`` the time a
+    keep-alive connection may wait for its next one.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_body_size: int = 16 * 1024 * 1024,
+        max_header_size: int = 64 * 1024,
+        handshake_timeout: float = 15.0,
+        idle_timeout: float = 60.0,
+        close_timeout: float = 2.0,
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.max_body_size = max_body_size
+        self.max_header_size = max_header_size
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.close_timeout = close_timeout
+        self.host = ""
+        self.port = 0
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._http_routes = _RouteTable()
+        self._ws_routes = _RouteTable()
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def add_route(
+        self,
+        path: str | re.Pattern[str],
+        handler: HTTPHandler,
+        *,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """Serve plain HTTP requests for ``path`` (an exact path or a regex that must match the
+        whole path) with ``handler``; ``methods`` limits the accepted methods (others: 405)."""
+        allowed = frozenset(m.upper() for m in methods) if methods is not None else None
+        self._http_routes.add(_Route(path, handler, allowed))
+
+    def add_websocket_route(self, path: str | re.Pattern[str], handler: WebSocketHandler) -> None:
+        """Serve WebSocket upgrade requests for ``path`` with ``handler``."""
+        self._ws_routes.add(_Route(path, handler, frozenset({"GET"})))
+
+    # --- serving -----------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` until cancelled; ``task_status.started(port)`` once bound.
+
+        Cancelling closes the listener and every open connection.
+        """
+        tcp_listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        listener: anyio.abc.Listener[ByteStream] = tcp_listener
+        if ssl_context is not None:
+            listener = TLSListener(tcp_listener, ssl_context, standard_compatible=False)
+        async with listener, anyio.create_task_group() as tg:
+            self.host = host
+            self.port = tcp_listener.extra(SocketAttribute.local_port)
+            self._task_group = tg
+            try:
+                logger.info("listening on %s:%d", host, self.port)
+                task_status.started(self.port)
+                await listener.serve(self._on_accept, tg)
+            finally:
+                self._task_group = None
+
+    @property
+    def serving(self) -> bool:
+        """Whether :meth:`serve` is running."""
+        return self._task_group is not None
+
+    def start_soon(self, func: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``func(*args)`` as a task of the running server, cancelled when it stops.
+
+        For in-process connections (the loopback transport) that must live as long as the
+        server, like accepted sockets do. An exception in the task is logged, never raised.
+        Raises :class:`ConnectionRefusedError` when the server is not running.
+        """
+        if self._task_group is None:
+            raise ConnectionRefusedError("the HTTP server is not running")
+        self._task_group.start_soon(self._run_logged, func, args)
+
+    @staticmethod
+    async def _run_logged(func: Callable[..., Awaitable[object]], args: tuple[object, ...]) -> None:
+        try:
+            await func(*args)
+        except Exception:
+            logger.exception("server task %r failed", func)
+
+    async def _on_accept(self, stream: ByteStream) -> None:
+        raw_socket = stream.extra(SocketAttribute.raw_socket, None)
+        if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        remote = stream.extra(SocketAttribute.remote_address, None)
+        await self.handle_connection(stream, _format_address(remote))
+
+    async def handle_connection(self, stream: ByteStream, remote_address: str = "") -> None:
+        """Serve one accepted connection until it closes; never raises (errors are logged)."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+        try:
+            await self._serve_requests(conn, stream, remote_address)
+        except _BadRequest as exc:
+            logger.debug("bad request from %s: %s", remote_address, exc)
+            await _send_error(conn, stream, exc.status, str(exc), exc.headers)
+        except h11.RemoteProtocolError as exc:
+            logger.debug("invalid HTTP from %s: %s", remote_address, exc)
+            await _send_error(conn, stream, exc.error_status_hint, str(exc))
+        except TimeoutError:
+            logger.debug("connection from %s timed out", remote_address)
+        except _PEER_GONE:
+            pass
+        except Exception:
+            logger.exception("error serving connection from %s", remote_address)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await stream.aclose()
+                except (anyio.BrokenResourceError, OSError):
+                    pass
+
+    async def _serve_requests(
+        self, conn: h11.Connection, stream: ByteStream, remote_address: str
+    ) -> None:
+        timeout = self.handshake_timeout
+        while True:
+            with anyio.fail_after(timeout):
+                event = await next_event(conn, stream)
+                if isinstance(event, h11.ConnectionClosed):
+                    return
+                assert isinstance(event, h11.Request)
+                request = _make_request(event, remote_address)
+                body = await self._read_body(conn, stream, event)
+            request.body = body
+            if request.is_websocket_upgrade:
+                candidates = self._ws_routes.find(request.path)
+                if candidates:
+                    route, request.match = candidates[0]
+                    await self._run_websocket(conn, stream, request, route.handler)
+                    return
+            if not await self._run_http(conn, stream, request):
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+            timeout = self.idle_timeout
+
+    async def _read_body(
+        self, conn: h11.Connection, stream: ByteStream, event: h11.Request
+    ) -> bytes:
+        for name, value in event.headers:
+            if name == b"content-length" and int(value) > self.max_body_size:
+                raise _BadRequest(413, f"request body over {self.max_body_size} bytes")
+        if conn.they_are_waiting_for_100_continue:
+            await stream.send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            part = await next_event(conn, stream)
+            if isinstance(part, h11.Data):
+                size += len(part.data)
+                if size > self.max_body_size:
+                    raise _BadRequest(413, f"request body over {self.max_body_size} bytes")
+                chunks.append(part.data)
+            elif isinstance(part, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise _BadRequest(400, "connection closed inside the request body")
+
+    async def _run_http(
+        self, conn: h11.Connection, stream: ByteStream, request: HTTPRequest
+    ) -> bool:
+        """Dispatch one plain request; return whether the connection may be reused."""
+        candidates = self._http_routes.find(request.path)
+        if not candidates:
+            await _send_error(conn, stream, 404, f"no route for {request.path}", close=False)
+            return True
+        for route, match in candidates:
+            if route.methods is None or request.method in route.methods:
+                request.match = match
+                handler = route.handler
+                break
+        else:
+            allowed = sorted({m for route, _ in candidates for m in route.methods or ()})
+            await _send_error(
+                conn,
+                stream,
+                405,
+                f"{request.method} not allowed",
+                [("allow", ", ".join(allowed))],
+                close=False,
+            )
+            return True
+
+        response = HTTPResponse(conn, stream, request.method)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_disconnect, conn, stream, response)
+            try:
+                await handler(request, response)
+            except Exception as exc:
+                if response.disconnected.is_set():
+                    logger.debug("client %s went away: %r", request.remote_address, exc)
+                    return False
+                logger.exception("HTTP handler for %s %s failed", request.method, request.path)
+                if not response.started:
+                    await _send_error(conn, stream, 500, "internal server error")
+                return False
+            finally:
+                tg.cancel_scope.cancel()
+        if response.disconnected.is_set():
+            return False
+        if not response.started:
+            logger.error("HTTP handler for %s %s sent no response", request.method, request.path)
+            await _send_error(conn, stream, 500, "handler sent no response")
+            return False
+        if not response.finished:
+            await response.end()
+        return True
+
+    async def _watch_disconnect(
+        self, conn: h11.Connection, stream: ByteStream, response: HTTPResponse
+    ) -> None:
+        """Read while a handler runs, to notice the client closing its connection.
+
+        Bytes read here (a pipelined next request) go to h11's buffer and are not lost.
+        """
+        while True:
+            try:
+                data = await stream.receive(READ_SIZE)
+            except _PEER_GONE:
+                response.disconnected.set()
+                return
+            conn.receive_data(data)
+            if len(conn.trailing_data[0]) > self.max_header_size:
+                await anyio.sleep_forever()
+
+    async def _run_websocket(
+        self,
+        conn: h11.Connection,
+        stream: ByteStream,
+        request: HTTPRequest,
+        handler: Callable[..., Awaitable[None]],
+    ) -> None:
+        version = request.headers.get("sec-websocket-version")
+        if version != "13":
+            raise _BadRequest(
+                426, "unsupported websocket version", [("sec-websocket-version", "13")]
+            )
+        key = request.headers.get("sec-websocket-key", "") or ""
+        try:
+            valid_key = len(base64.b64decode(key, validate=True)) == 16
+        except (binascii.Error, ValueError):
+            valid_key = False
+        if not valid_key:
+            raise _BadRequest(400, "missing or invalid Sec-WebSocket-Key")
+        # permessage-deflate and subprotocols are declined by not naming them.
+        accept = h11.InformationalResponse(
+            status_code=101,
+            headers=[
+                (b"upgrade", b"websocket"),
+                (b"connection", b"Upgrade"),
+                (b"sec-websocket-accept", generate_accept_token(key.encode("ascii"))),
+            ],
+        )
+        await stream.send(conn.send(accept))
+        trailing, _ = conn.trailing_data
+        ws = WebSocketConnection(
+            stream,
+            client=False,
+            max_message_size=self.max_message_size,
+            initial_data=trailing,
+            close_timeout=self.close_timeout,
+        )
+        try:
+            await handler(ws, request)
+        except (*_PEER_GONE, anyio.BusyResourceError) as exc:
+            logger.debug(
+                "websocket %s from %s ended: %r", request.path, request.remote_address, exc
+            )
+        except Exception:
+            logger.exception("websocket handler for %s failed", request.path)
+            await ws.aclose(1011, "internal error")
+        finally:
+            await ws.aclose(1000)
+
+
+def _format_address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address else ""
+
+
+def _make_request(event: h11.Request, remote_address: str) -> HTTPRequest:
+    target = event.target.decode("latin-1")
+    raw_path, _, query = target.partition("?")
+    try:
+        path = unquote(raw_path, errors="strict")
+        parsed_query = parse_qs(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise _BadRequest(400, "request target is not valid UTF-8") from None
+    if not path.startswith("/"):
+        raise _BadRequest(400, "only origin-form request targets are supported")
+    return HTTPRequest(
+        method=event.method.decode("ascii"),
+        path=path,
+        query=parsed_query,
+        headers=Headers.from_raw(event.headers),
+        remote_address=remote_address,
+        target=target,
+        http_version=event.http_version.decode("ascii"),
+    )
+
+
+async def _send_error(
+    conn: h11.Connection,
+    stream: ByteStream,
+    status: int,
+    message: str,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    close: bool = True,
+) -> None:
+    """Answer with a small text error if a response can still be sent; never raises."""
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    body = message.encode() + b"\n"
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    raw += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    if close:
+        raw.append((b"connection", b"close"))
+    try:
+        data = conn.send(
+            h11.Response(status_code=status, headers=raw, reason=_REASONS.get(status, b""))
+        )
+        data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+        with anyio.move_on_after(5):
+            await stream.send(data)
+    except (h11.LocalProtocolError, *_PEER_GONE):
+        pass

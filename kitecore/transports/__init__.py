@@ -1,0 +1,1 @@
+"""Built-in transports (``websocket``); each module registers itself through the plugin hooks."""

@@ -1,0 +1,68 @@
+"""The raw ``websocket`` transport: one dnode message per WebSocket text message.
+
+Python kites speak it to each other (the fastest path) and kite.js dials it with a
+``ws://host:port/kite`` URL. Go kites only speak SockJS, whose plugin outranks this transport
+for ``http(s)://.../kite`` URLs when it is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from kitecore.hookspecs import hookimpl
+from kitecore.http.client import connect_websocket
+from kitecore.http.server import HTTPRequest, HTTPServer
+from kitecore.http.websocket import WebSocketConnection
+from kitecore.transport import AcceptHandler, DialOptions, MessageStream, PeerInfo, Transport
+
+__all__ = ["WebSocketTransport", "kite_register_transports"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+class WebSocketTransport:
+    """Raw WebSocket: dials ``ws(s)://`` and ``http(s)://`` URLs, serves ``<prefix>`` and
+    ``<prefix>/websocket`` upgrade routes."""
+
+    name = "websocket"
+    priority = 10
+
+    def accepts(self, url: str) -> bool:
+        """True for ``ws``, ``wss``, ``http`` and ``https`` URLs."""
+        return urlsplit(url).scheme.lower() in _SCHEMES
+
+    async def connect(self, url: str, options: DialOptions) -> MessageStream:
+        """Dial ``url`` (``http`` becomes ``ws``, the path is kept as is)."""
+        parts = urlsplit(url)
+        scheme = _SCHEMES.get(parts.scheme.lower())
+        if scheme is None:
+            raise ValueError(f"the websocket transport cannot dial {url!r}")
+        ws_url = urlunsplit((scheme, *parts[1:]))
+        return await connect_websocket(
+            ws_url,
+            headers=options.headers,
+            handshake_timeout=options.handshake_timeout,
+            max_message_size=options.max_message_size,
+        )
+
+    def mount(self, server: HTTPServer, prefix: str, on_accept: AcceptHandler) -> None:
+        """Accept upgrades on ``prefix`` (``/kite``) and ``prefix + "/websocket"``."""
+
+        async def handle(ws: WebSocketConnection, request: HTTPRequest) -> None:
+            peer = PeerInfo("websocket", request.remote_address, request.headers.items())
+            logger.debug("websocket connection from %s on %s", peer.remote_address, request.path)
+            await on_accept(ws, peer)
+
+        base = prefix.rstrip("/")
+        server.add_websocket_route(base or "/", handle)
+        server.add_websocket_route(base + "/websocket", handle)
+
+
+@hookimpl
+def kite_register_transports(register: Callable[[Transport], None]) -> None:
+    """Register the raw websocket transport."""
+    register(WebSocketTransport())
