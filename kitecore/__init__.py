@@ -1,0 +1,56 @@
+"""kite for Python: kites that serve methods and call each other over Kite's protocol.
+
+>>> from kitecore import Kite
+>>> k = Kite("first", "1.0.0")
+"""
+
+from kitecore.client import DEFAULT_TIMEOUT, Client, DialError
+from kitecore.config import Config
+from kitecore.hookspecs import hookimpl
+from kitecore.kite import Kite
+from kitecore.methods import Method, MethodHandling
+from kitecore.protocol.envelope import Authentication
+from kitecore.protocol.errors import (
+    ArgumentError,
+    AuthenticationError,
+    DisconnectError,
+    GenericError,
+    InvalidResponseError,
+    KiteError,
+    KiteTimeoutError,
+    MethodNotFoundError,
+    ProtocolError,
+    RequestLimitError,
+    SendError,
+)
+from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.request import Arguments, Request
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ArgumentError",
+    "Arguments",
+    "Authentication",
+    "AuthenticationError",
+    "Client",
+    "Config",
+    "DialError",
+    "DisconnectError",
+    "GenericError",
+    "InvalidResponseError",
+    "Kite",
+    "KiteError",
+    "KiteIdentity",
+    "KiteTimeoutError",
+    "Method",
+    "MethodHandling",
+    "MethodNotFoundError",
+    "ProtocolError",
+    "Query",
+    "Request",
+    "RequestLimitError",
+    "SendError",
+    "hookimpl",
+]

@@ -1,0 +1,274 @@
+"""The remote end of a connection: :class:`Client`.
+
+A client is either dialed by the local kite (``kite.new_client(url)``) or made by the
+kite for a connection another kite opened to it (``request.client``). Both can ``tell``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from kitecore.backoff import Backoff
+from kitecore.connection import Connection, PendingCall
+from kitecore.protocol import dnode
+from kitecore.protocol.envelope import Authentication
+from kitecore.protocol.errors import SendError
+from kitecore.protocol.identity import KiteIdentity
+from kitecore.transport import DialOptions, PeerInfo
+
+if TYPE_CHECKING:
+    from kitecore.kite import Kite
+
+logger = logging.getLogger(__name__)
+
+#: Marks "use the kite's configured timeout" in :meth:`Client.tell`.
+DEFAULT_TIMEOUT: Any = object()
+
+Hook = Callable[["Client"], Any]
+
+
+class DialError(SendError):
+    """Dialing a kite failed (refused, handshake rejected, timed out)."""
+
+
+class Client:
+    """A connection to another kite, and what we know about that kite."""
+
+    def __init__(
+        self,
+        kite: Kite,
+        url: str | None = None,
+        *,
+        auth: Authentication | None = None,
+        remote_kite: KiteIdentity | None = None,
+        transport: str | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        self.kite = kite
+        self.url = url
+        #: Credentials sent with every call (``None``: ``authentication: null``).
+        self.auth = auth
+        #: The remote kite's identity, if known (from Kontrol, or its first request).
+        self.remote_kite = remote_kite
+        #: The remote username (authenticated on accepted connections).
+        self.username = remote_kite.username if remote_kite else ""
+        self.transport = transport
+        self.connection: Connection | None = connection
+        self.backoff = Backoff()
+        self._connect_hooks: list[Hook] = []
+        self._disconnect_hooks: list[Hook] = []
+        self._reconnect = False
+        self._closed = False
+        self._connected_event_: anyio.Event | None = None
+        self._own_task_group: TaskGroup | None = None
+        self._reconnect_scope: anyio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        who = self.remote_kite.path if self.remote_kite else (self.url or "?")
+        return f"<Client {who}>"
+
+    # ------------------------------------------------------------ state and hooks
+
+    @property
+    def _connected_event(self) -> anyio.Event:
+        # created on first use: a client may be made before the event loop runs
+        if self._connected_event_ is None:
+            self._connected_event_ = anyio.Event()
+        return self._connected_event_
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.closed
+
+    def on_connect(self, hook: Hook) -> Hook:
+        """Call ``hook(client)`` after every successful dial (usable as a decorator)."""
+        self._connect_hooks.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: Hook) -> Hook:
+        """Call ``hook(client)`` whenever the connection drops."""
+        self._disconnect_hooks.append(hook)
+        return hook
+
+    # ------------------------------------------------------------ dialing
+
+    def _task_group(self) -> TaskGroup:
+        if self._own_task_group is not None:
+            return self._own_task_group
+        group = self.kite._task_group
+        if group is None:
+            raise RuntimeError(
+                "dialing needs a running kite or a client context: "
+                "use 'async with kite.new_client(url) as client'"
+            )
+        return group
+
+    async def __aenter__(self) -> Client:
+        self._own_task_group = anyio.create_task_group()
+        await self._own_task_group.__aenter__()
+        try:
+            if self._reconnect:
+                await self.dial_forever()
+            else:
+                await self.dial()
+        except BaseException:
+            group, self._own_task_group = self._own_task_group, None
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+        group, self._own_task_group = self._own_task_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(*exc_info)
+
+    async def dial(self, timeout: float | None = None) -> None:
+        """Connect once; raise :class:`DialError` on failure. Dialing twice is harmless."""
+        if self.connected:
+            return
+        if self.url is None:
+            raise DialError("this client has no URL to dial")
+        group = self._task_group()
+        connection = await self._open(timeout)
+        self.connection = connection  # usable at once; its tasks start with _serve
+        group.start_soon(self._serve, connection)
+
+    async def dial_forever(self) -> None:
+        """Connect, and reconnect with exponential backoff whenever the connection drops.
+
+        Returns once the first connection is up; reconnection goes on until :meth:`close`.
+        """
+        self._reconnect = True
+        if self._reconnect_scope is None:
+            await self._task_group().start(self._reconnect_loop)
+        await self._connected_event.wait()
+
+    async def _reconnect_loop(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.CancelScope() as scope:
+            self._reconnect_scope = scope
+            task_status.started()
+            while not self._closed:
+                try:
+                    connection = await self._open(None)
+                except DialError as exc:
+                    delay = self.backoff.next()
+                    logger.info("%s; retrying in %.2fs", exc, delay)
+                    await anyio.sleep(delay)
+                    continue
+                self.backoff.reset()
+                await self._serve(connection)
+        self._reconnect_scope = None
+
+    async def _open(self, timeout: float | None) -> Connection:
+        assert self.url is not None
+        kite = self.kite
+        transport = kite.transport_for(self.url, self.transport)
+        handshake = kite.config.handshake_timeout if timeout is None else timeout
+        options = DialOptions(
+            handshake_timeout=handshake, max_message_size=kite.config.max_message_size
+        )
+        try:
+            with anyio.fail_after(handshake):
+                stream = await transport.connect(self.url, options)
+        except TimeoutError:
+            raise DialError(
+                f"can't connect to {self.url}: timed out after {handshake:g}s"
+            ) from None
+        except (OSError, SendError, anyio.BrokenResourceError) as exc:
+            raise DialError(f"can't connect to {self.url}: {exc}") from exc
+        except Exception as exc:  # a transport's own handshake errors
+            raise DialError(f"can't connect to {self.url}: {exc}") from exc
+        return Connection(
+            stream,
+            self._dispatch,
+            peer=PeerInfo(transport.name, self.url),
+            dialed=True,
+            max_message_size=kite.config.max_message_size,
+        )
+
+    async def _serve(self, connection: Connection) -> None:
+        """Run ``connection`` to its end, firing the connect/disconnect hooks."""
+        self.connection = connection
+        self._connected_event.set()
+        await self._fire(self._connect_hooks)
+        await self.kite._client_connected(self)
+        try:
+            await connection.run()
+        finally:
+            self._connected_event_ = None
+            with anyio.CancelScope(shield=True):
+                await self._fire(self._disconnect_hooks)
+                await self.kite._client_disconnected(self)
+
+    async def _fire(self, hooks: list[Hook]) -> None:
+        for hook in hooks:
+            try:
+                outcome = hook(self)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("%r: hook %r raised", self, hook)
+
+    async def _dispatch(self, connection: Connection, method: str, arguments: list[Any]) -> None:
+        await self.kite._serve_call(self, connection, method, arguments)
+
+    async def close(self) -> None:
+        """Close the connection and stop reconnecting. Idempotent."""
+        self._closed = True
+        if self._reconnect_scope is not None:
+            self._reconnect_scope.cancel()
+        if self.connection is not None:
+            await self.connection.close("client closed")
+
+    # ------------------------------------------------------------ calling
+
+    async def tell(self, method: str, *args: Any, timeout: Any = DEFAULT_TIMEOUT) -> Any:
+        """Call ``method`` on the remote kite with ``args`` and return its result.
+
+        ``timeout`` defaults to the kite's ``config.timeout``; ``None`` waits for ever (a
+        disconnect still ends the wait). Functions among ``args`` become callbacks the
+        remote side can invoke. Errors arrive as :class:`~kitecore.KiteError` subclasses.
+        """
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.kite.config.timeout
+        connection = self.connection
+        if connection is None or connection.closed:
+            connection = await self._wait_connected(timeout)
+        with_args = list(args)
+        scrubbed, user_callbacks = dnode.scrub(with_args, connection.register_callback)
+        callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
+        auth = self.auth
+        arguments = [
+            {
+                "kite": self.kite.identity_wire,
+                "authentication": None if auth is None else auth.to_wire(),
+                "responseCallback": "[Function]",
+                "withArgs": scrubbed,
+            }
+        ]
+        pending = PendingCall(method)
+        callback_id = connection.call(method, arguments, callbacks, pending)
+        return await connection.wait_response(pending, callback_id, timeout)
+
+    async def _wait_connected(self, timeout: float | None) -> Connection:
+        if self._closed:
+            raise SendError("can't send, client is closed")
+        if not self._reconnect:
+            raise SendError("can't send, session is not established yet")
+        wait = math.inf if timeout is None or timeout <= 0 else timeout
+        with anyio.move_on_after(wait):
+            await self._connected_event.wait()
+        connection = self.connection
+        if connection is None or connection.closed:
+            raise SendError(f"can't send, not connected to {self.url} within {wait:g}s")
+        return connection

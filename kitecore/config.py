@@ -1,0 +1,136 @@
+"""Kite configuration: defaults, ``KITE_*`` environment variables and the kite.key file.
+
+Field names follow Go's ``config.Config`` (protocol.md §9) in snake case. Durations are
+seconds as floats; environment variables accept Go duration strings (``"30s"``,
+``"1m30s"``, ``"500ms"``) as well as plain numbers of seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go duration string (``"1m30s"``) or a number of seconds into seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}: use seconds or a Go duration like '15s'")
+    return total
+
+
+def kite_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The directory holding ``kite.key``: ``$KITE_HOME`` or ``~/.kite``."""
+    env = os.environ if environ is None else environ
+    home = env.get("KITE_HOME")
+    return Path(home) if home else Path.home() / ".kite"
+
+
+@dataclass
+class Config:
+    """Everything a kite needs to know about itself and how to talk to others.
+
+    Build one with :meth:`from_env` to honour ``KITE_*`` variables; ``Config()`` gives
+    the defaults only.
+    """
+
+    username: str = "unknown"
+    environment: str = "unknown"
+    region: str = "unknown"
+    id: str = ""
+    ip: str = "0.0.0.0"
+    port: int = 0
+    kontrol_url: str = ""
+    kontrol_user: str = ""
+    kontrol_key: str = ""
+    kite_key: str = ""
+    #: ``auto`` picks the transport from the URL; or a transport name such as ``websocket``.
+    transport: str = "auto"
+    #: Default timeout of :meth:`Client.tell` and of calls to Kontrol, in seconds.
+    timeout: float = 15.0
+    handshake_timeout: float = 15.0
+    #: When true, methods registered without an explicit ``auth=`` accept unauthenticated calls.
+    disable_authentication: bool = False
+    #: Largest message accepted from a peer, in bytes of text.
+    max_message_size: int = 16 * 1024 * 1024
+    #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
+    verify_ttl: float = 300.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> Config:
+        """A deep copy (Go's ``Config.Copy``)."""
+        return dataclasses.replace(self, extra=dict(self.extra))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Defaults, then the ``KITE_*`` environment variables of protocol.md §9."""
+        env = os.environ if environ is None else environ
+        config = cls()
+        config.read_environment(env)
+        return config
+
+    def read_environment(self, environ: Mapping[str, str]) -> None:
+        """Apply the ``KITE_*`` variables found in ``environ`` to this config."""
+        text_fields = {
+            "KITE_USERNAME": "username",
+            "KITE_ENVIRONMENT": "environment",
+            "KITE_REGION": "region",
+            "KITE_IP": "ip",
+            "KITE_KONTROL_URL": "kontrol_url",
+            "KITE_TRANSPORT": "transport",
+        }
+        for var, name in text_fields.items():
+            value = environ.get(var)
+            if value:
+                setattr(self, name, value)
+        duration_fields = {
+            "KITE_TIMEOUT": "timeout",
+            "KITE_HANDSHAKE_TIMEOUT": "handshake_timeout",
+            "KITE_VERIFY_TTL": "verify_ttl",
+        }
+        for var, name in duration_fields.items():
+            value = environ.get(var)
+            if value:
+                setattr(self, name, _checked(var, parse_duration, value))
+        port = environ.get("KITE_PORT")
+        if port:
+            self.port = _checked("KITE_PORT", int, port)
+        size = environ.get("KITE_MAX_MESSAGE_SIZE")
+        if size:
+            self.max_message_size = _checked("KITE_MAX_MESSAGE_SIZE", int, size)
+
+
+def _checked(var: str, convert, value: str):  # type: ignore[no-untyped-def]
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {var}={value!r} is invalid: {exc}") from None

@@ -1,0 +1,398 @@
+"""The :class:`Kite`: an identity, a set of methods, a server, and a factory of clients."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from kitecore.client import Client
+from kitecore.config import Config
+from kitecore.connection import Connection
+from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
+from kitecore.protocol.envelope import CallOptions, parse_call_options, response_arguments
+from kitecore.protocol.errors import (
+    AuthenticationError,
+    GenericError,
+    KiteError,
+    MethodNotFoundError,
+)
+from kitecore.protocol.identity import KiteIdentity
+from kitecore.request import Arguments, Request
+from kitecore.transport import PeerInfo, Transport
+
+if TYPE_CHECKING:
+    from kitecore.http.server import HTTPServer
+    from kitecore.plugins import PluginRegistry
+
+logger = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=Callable[..., Any])
+ClientHook = Callable[[Client], Any]
+
+
+class Kite:
+    """A kite: serves named methods and calls other kites.
+
+    >>> k = Kite("first", "1.0.0")
+    >>> @k.handle("square")
+    ... async def square(r):
+    ...     return r.args.one(float) ** 2
+
+    ``k.run()`` blocks serving (like Go's ``Run``); inside a program use
+    ``async with k: ...`` (serves until the block ends) or ``await k.serve()``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        *,
+        config: Config | None = None,
+        plugins: PluginRegistry | None = None,
+    ) -> None:
+        self.config = Config.from_env() if config is None else config
+        if not name or "/" in name:
+            raise ValueError(f"invalid kite name {name!r}")
+        if len(version.split(".")) != 3:
+            raise ValueError(f"kite version must have 3 dot-separated parts, not {version!r}")
+        self.name = name
+        self.version = version
+        #: Fresh per process, like Go's ``Kite.Id``.
+        self.id = str(uuid.uuid4())
+        self.hostname = socket.gethostname() or "localhost"
+        if plugins is None:
+            from kitecore.plugins import get_registry
+
+            plugins = get_registry()
+        self.plugins = plugins
+        self.method_handling = MethodHandling.RETURN_METHOD
+        self.middleware = Middleware()
+        self.authenticators: dict[str, Any] = {}
+        self._methods: dict[str, Method] = {}
+        self._connect_hooks: list[ClientHook] = []
+        self._first_request_hooks: list[ClientHook] = []
+        self._disconnect_hooks: list[ClientHook] = []
+        self._task_group: TaskGroup | None = None
+        self._server: HTTPServer | None = None
+        self._clients: set[Client] = set()
+        self.url = ""
+        self.port = 0
+        #: Set once the server listens (created when the kite starts).
+        self.ready: anyio.Event | None = None
+        self._identity_cache: tuple[tuple[str, ...], dict[str, str]] | None = None
+
+        from kitecore.builtins import register_builtins
+
+        register_builtins(self)
+        for auth_type, factory in plugins.authenticators.items():
+            self.authenticators[auth_type] = factory(self)
+        plugins.pm.hook.kite_register_methods(kite=self)
+
+    def __repr__(self) -> str:
+        return f"<Kite {self.identity.path}>"
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def identity(self) -> KiteIdentity:
+        """This kite's 7-field identity (username etc. read from the config now)."""
+        c = self.config
+        return KiteIdentity(
+            username=c.username,
+            environment=c.environment,
+            name=self.name,
+            version=self.version,
+            region=c.region,
+            hostname=self.hostname,
+            id=self.id,
+        )
+
+    @property
+    def identity_wire(self) -> dict[str, str]:
+        """The identity as sent in every request's ``kite`` field (cached while unchanged)."""
+        c = self.config
+        key = (c.username, c.environment, c.region, self.hostname, self.id)
+        cached = self._identity_cache
+        if cached is None or cached[0] != key:
+            cached = (key, self.identity.to_wire())
+            self._identity_cache = cached
+        return cached[1]
+
+    # ------------------------------------------------------------ methods
+
+    def handle(self, name: str, handler: Handler | None = None, *, auth: bool | None = None) -> Any:
+        """Register ``handler`` for ``name``; without ``handler``, a decorator.
+
+        ``auth=None`` follows ``config.disable_authentication`` when a call arrives; pass
+        ``auth=False`` to serve the method to anyone. Returns the :class:`Method` (when
+        called with a handler) for chaining ``.throttle()``, ``.pre_handle()`` etc.
+        """
+        if handler is None:
+
+            def decorator(function: H) -> H:
+                self.handle(name, function, auth=auth)
+                return function
+
+            return decorator
+        method = Method(name, handler, auth=auth)
+        if name in self._methods:
+            logger.debug("method %s replaced", name)
+        self._methods[name] = method
+        return method
+
+    def method(self, name: str) -> Method:
+        """The registered :class:`Method` called ``name`` (KeyError if none)."""
+        return self._methods[name]
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted(self._methods)
+
+    def pre_handle(self, handler: Handler) -> Handler:
+        """Add a kite-wide pre handler (runs after the method's own)."""
+        self.middleware.pre_handlers.append(HandlerFunc(handler))
+        return handler
+
+    def post_handle(self, handler: Handler) -> Handler:
+        self.middleware.post_handlers.append(HandlerFunc(handler))
+        return handler
+
+    def final_func(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        self.middleware.final_funcs.append(HandlerFunc(function))
+        return function
+
+    # ------------------------------------------------------------ hooks
+
+    def on_connect(self, hook: ClientHook) -> ClientHook:
+        """``hook(client)`` for every connection, accepted or dialed."""
+        self._connect_hooks.append(hook)
+        return hook
+
+    def on_first_request(self, hook: ClientHook) -> ClientHook:
+        """``hook(client)`` on the first request of an accepted connection."""
+        self._first_request_hooks.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: ClientHook) -> ClientHook:
+        self._disconnect_hooks.append(hook)
+        return hook
+
+    async def _fire(self, hooks: list[ClientHook], client: Client) -> None:
+        for hook in hooks:
+            try:
+                outcome = hook(client)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("%r: hook %r raised", self, hook)
+
+    async def _client_connected(self, client: Client) -> None:
+        self._clients.add(client)
+        await self._fire(self._connect_hooks, client)
+        self.plugins.pm.hook.kite_connected(kite=self, connection=client)
+
+    async def _client_disconnected(self, client: Client) -> None:
+        self._clients.discard(client)
+        await self._fire(self._disconnect_hooks, client)
+        self.plugins.pm.hook.kite_disconnected(kite=self, connection=client)
+
+    # ------------------------------------------------------------ clients
+
+    def new_client(
+        self, url: str, *, auth: Any = None, transport: str | None = None, reconnect: bool = False
+    ) -> Client:
+        """A client for the kite at ``url``; ``async with`` it to dial and close.
+
+        ``reconnect=True`` makes the context manager use :meth:`Client.dial_forever`.
+        """
+        client = Client(self, url, auth=auth, transport=transport)
+        client._reconnect = reconnect
+        return client
+
+    def transport_for(self, url: str, name: str | None = None) -> Transport:
+        """The transport that dials ``url``: by name, or the best that accepts the URL."""
+        wanted = (name or self.config.transport or "auto").strip()
+        transports = self.plugins.transports
+        if wanted.lower() != "auto":
+            transport = transports.get(wanted) or transports.get(wanted.lower())
+            if transport is None:
+                installed = ", ".join(sorted(transports)) or "none"
+                raise ValueError(f"unknown transport {wanted!r}; installed: {installed}")
+            return transport
+        candidates = [t for t in transports.values() if t.accepts(url)]
+        if not candidates:
+            installed = ", ".join(sorted(transports)) or "none"
+            raise ValueError(f"no installed transport can dial {url!r} (installed: {installed})")
+        return max(candidates, key=lambda t: t.priority)
+
+    # ------------------------------------------------------------ serving calls
+
+    def _needs_auth(self, method: Method) -> bool:
+        if method.auth is not None:
+            return method.auth
+        return not self.config.disable_authentication
+
+    async def _authenticate(self, request: Request, connection: Connection) -> None:
+        if connection.dialed:
+            return  # we dialed this peer: its calls to us are trusted (protocol.md §2.4)
+        auth = request.auth
+        if auth is None:
+            raise AuthenticationError("No authentication information is provided")
+        authenticator = self.authenticators.get(auth.type)
+        if authenticator is None:
+            raise AuthenticationError(f"Unknown authentication type: {auth.type}")
+        try:
+            username = await authenticator.authenticate(request)
+        except AuthenticationError as exc:
+            raise AuthenticationError(f"{auth.type}: {exc.message}") from None
+        request.username = username
+        request.client.username = username
+
+    async def _serve_call(
+        self, client: Client, connection: Connection, name: str, arguments: list[Any]
+    ) -> None:
+        try:
+            options = parse_call_options(arguments)
+        except KiteError as exc:
+            respond = _response_callback_in(arguments)
+            logger.info("%r: bad call of %s: %s", connection, name, exc)
+            _reply(connection, respond, None, exc)
+            return
+        respond = options.response_callback
+        if options.kite is not None and client.remote_kite is None and not connection.dialed:
+            client.remote_kite = options.kite
+            client.username = options.kite.username
+            await self._fire(self._first_request_hooks, client)
+        method = self._methods.get(name)
+        if method is None:
+            _reply(connection, respond, None, MethodNotFoundError(f"Method not found: {name}"))
+            return
+        request = self._new_request(name, options, client)
+        try:
+            if self._needs_auth(method):
+                await self._authenticate(request, connection)
+            method.check_throttle()
+            result = await run_chain(method, self.middleware, request, self.method_handling)
+        except KiteError as exc:
+            if not exc.id:
+                exc.id = request.id
+            _reply(connection, respond, None, exc)
+        except Exception as exc:
+            logger.exception("%r: handler of %s raised (request %s)", self, name, request.id)
+            message = str(exc) or type(exc).__name__
+            _reply(connection, respond, None, GenericError(message, id=request.id))
+        else:
+            _reply(connection, respond, result, None)
+
+    def _new_request(self, name: str, options: CallOptions, client: Client) -> Request:
+        return Request(
+            method=name,
+            args=Arguments(options.with_args),
+            caller=options.kite,
+            auth=options.authentication,
+            client=client,
+            local_kite=self,
+        )
+
+    async def _accept(self, stream: Any, peer: PeerInfo) -> None:
+        """Serve one accepted stream (the transports' accept handler)."""
+        client = Client(self)
+        connection = Connection(
+            stream,
+            client._dispatch,
+            peer=peer,
+            dialed=False,
+            max_message_size=self.config.max_message_size,
+        )
+        await client._serve(connection)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Kite:
+        from kitecore.http.server import HTTPServer
+
+        self.ready = anyio.Event()
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._task_group = group
+        try:
+            server = HTTPServer(max_message_size=self.config.max_message_size)
+            for transport in self.plugins.transports.values():
+                transport.mount(server, "/kite", self._accept)
+            self._server = server
+            host = self.config.ip or "0.0.0.0"
+            self.port = await group.start(server.serve, host, self.config.port)
+            shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            if ":" in shown:
+                shown = f"[{shown}]"
+            self.url = f"http://{shown}:{self.port}/kite"
+            logger.info("%s serving on %s", self.identity.path, self.url)
+            self.plugins.pm.hook.kite_started(kite=self, url=self.url)
+            self.ready.set()
+        except BaseException:
+            self._task_group = None
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+        group, self._task_group = self._task_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(*exc_info)
+        self.plugins.pm.hook.kite_stopped(kite=self)
+
+    async def close(self) -> None:
+        """Close every connection this kite has open. Idempotent."""
+        with anyio.CancelScope(shield=True):
+            for client in list(self._clients):
+                await client.close()
+
+    async def serve(self) -> None:
+        """Serve until cancelled."""
+        async with self:
+            await anyio.sleep_forever()
+
+    def run(self) -> None:
+        """Serve until interrupted (Ctrl-C); the blocking entry point for scripts."""
+        backend = os.environ.get("KITE_ANYIO_BACKEND", "asyncio")
+        options: dict[str, Any] = {}
+        if backend == "asyncio" and os.environ.get("KITE_UVLOOP", "") not in ("", "0"):
+            options["use_uvloop"] = True
+        try:
+            anyio.run(self.serve, backend=backend, backend_options=options)
+        except KeyboardInterrupt:
+            logger.info("%s interrupted", self.identity.path)
+
+
+def _response_callback_in(arguments: list[Any]) -> Any:
+    if arguments and isinstance(arguments[0], dict):
+        callback = arguments[0].get("responseCallback")
+        if callable(callback):
+            return callback
+    return None
+
+
+def _reply(connection: Connection, respond: Any, result: Any, error: KiteError | None) -> None:
+    """Invoke the caller's response callback, if it sent one and is still there."""
+    if respond is None:
+        return
+    if connection.closed:
+        logger.debug("%r: reply dropped, the caller has gone", connection)
+        return
+    try:
+        respond(*response_arguments(result, error))
+    except KiteError as exc:
+        logger.warning("%r: could not send the reply: %s", connection, exc)
+        if error is None and not connection.closed:  # e.g. a result that is not JSON
+            respond(*response_arguments(None, GenericError(f"cannot encode result: {exc}")))
