@@ -3,17 +3,24 @@
 A :class:`Connection` reads whole messages from its stream, decodes them, and
 - resolves pending calls when a response callback comes back (inline, cheap),
 - runs the other callbacks the peer invokes one at a time, in arrival order,
-- hands method calls to the kite's dispatcher, each in its own task, concurrently.
+- hands method calls to a pool of worker tasks, so calls run concurrently.
 
-Outgoing messages go into an outbox that one writer task drains, so many replies that
-become ready together leave in one socket write. The callback table holds only what the
-peer may still invoke: response callbacks leave it on reply, timeout or disconnect.
+The worker pool is what a task per call would be, without creating a task per call: an idle
+worker is woken for new work, and a worker about to run a call wakes another one first when
+more calls are waiting, so a call that blocks never holds up the ones behind it. Workers
+beyond a few idle ones exit.
+
+Sending writes straight through to the stream when nothing is queued ahead (no task switch);
+otherwise messages go into an outbox that one writer task drains, several per write. The
+callback table holds only what the peer may still invoke: response callbacks leave it on
+reply, timeout or disconnect.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,45 +37,37 @@ from kitecore.protocol.errors import (
     SendError,
 )
 from kitecore.transport import MessageStream, PeerInfo
+from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
 
 logger = logging.getLogger(__name__)
 
 #: Receives ``(connection, method, arguments)`` for each incoming method call.
 Dispatcher = Callable[["Connection", str, list[Any]], Awaitable[None]]
 
-_FUNCTION = "[Function]"
 #: Messages waiting in the outbox past which the reader stops reading (backpressure).
 _OUTBOX_HIGH_WATER = 1024
+#: Idle workers kept per connection; more exit when they run out of work.
+_MAX_IDLE_WORKERS = 32
+_STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
 
 
 class PendingCall:
     """A call waiting for its response callback; itself the callback placed in the request."""
 
-    __slots__ = ("_event", "error", "method", "result")
+    __slots__ = ("method", "waiter")
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, waiter: Waiter) -> None:
         self.method = method
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._event = anyio.Event()
+        self.waiter = waiter
 
     def resolve(self, arguments: list[Any]) -> None:
         try:
-            self.result = parse_response(arguments)
+            self.waiter.set_result(parse_response(arguments))
         except KiteError as exc:
-            self.error = exc
-        self._event.set()
+            self.waiter.set_exception(exc)
 
     def fail(self, error: BaseException) -> None:
-        if not self._event.is_set():
-            self.error = error
-            self._event.set()
-
-    async def wait(self) -> Any:
-        await self._event.wait()
-        if self.error is not None:
-            raise self.error
-        return self.result
+        self.waiter.set_exception(error)
 
 
 class RemoteCallback:
@@ -106,7 +105,7 @@ _DONE = _Done()
 
 
 class Connection:
-    """A dnode session. Create it, then ``await run()`` inside a task group."""
+    """A dnode session. Create it inside the event loop, then ``await run()``."""
 
     def __init__(
         self,
@@ -122,19 +121,30 @@ class Connection:
         #: True when the local kite dialed this connection (requests on it are trusted).
         self.dialed = dialed
         self.max_message_size = max_message_size
+        self.close_reason = ""
         self._dispatch = dispatcher
+        self.new_waiter = waiter_factory()
         self._callbacks: dict[int, Any] = {}
         self._next_callback_id = 0
+        # sending
+        # streams that can write without a task switch (the WebSocket one) offer write_nowait
+        self._write_nowait: Callable[[list[str]], bool] | None = getattr(
+            stream, "write_nowait", None
+        )
         self._outbox: list[str] = []
-        self._outbox_ready = anyio.Event()
-        self._drained = anyio.Event()
+        self._writer_waiter: Waiter | None = None
+        self._drained: Waiter | None = None
+        # ordered callbacks
         self._ordered_send, self._ordered_receive = anyio.create_memory_object_stream[
             tuple[Any, list[Any]]
         ](math.inf)
+        # worker pool
+        self._requests: deque[tuple[str, list[Any]]] = deque()
+        self._idle_workers: list[Waiter] = []
+        self._waking = 0
         self._task_group: TaskGroup | None = None
         self._closed = False
         self._finished = anyio.Event()
-        self.close_reason = ""
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.transport} {self.peer.remote_address or '?'}>"
@@ -168,29 +178,43 @@ class Connection:
         self._callbacks.pop(callback_id, None)
 
     def send_call(self, method: str | int, arguments: list[Any]) -> None:
-        """Queue a message calling ``method`` with ``arguments`` (functions become callbacks)."""
+        """Send a message calling ``method`` with ``arguments`` (functions become callbacks)."""
         scrubbed, callbacks = dnode.scrub(arguments, self.register_callback)
         self.send_text(dnode.encode_call(method, scrubbed, callbacks))
 
     def send_text(self, text: str) -> None:
-        """Queue one encoded message for the writer task."""
+        """Send one encoded message: written at once if nothing is queued, else queued."""
         if self._closed:
             raise SendError("can't send, client is closed")
+        if not self._outbox and self._write_nowait is not None:
+            try:
+                if self._write_nowait([text]):
+                    if self.stream.pending_bytes:  # type: ignore[attr-defined]
+                        self._wake_writer()
+                    return
+            except _STREAM_GONE as exc:
+                self._shutdown(DisconnectError("Remote kite has disconnected"))
+                raise SendError(f"can't send, connection lost: {exc}") from None
         self._outbox.append(text)
-        self._outbox_ready.set()
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self._writer_waiter
+        if waiter is not None:
+            waiter.set_result(None)
 
     def call(
         self,
         method: str,
         arguments: list[Any],
         callbacks: dict[str, list[int | str]],
-        pending: PendingCall,
-    ) -> int:
-        """Send a prepared request whose response callback is ``pending``.
+    ) -> tuple[PendingCall, int]:
+        """Send a prepared request and return its pending reply and response-callback id.
 
-        ``arguments`` must already be scrubbed; ``callbacks`` maps the ids the scrubbing
-        assigned, and the response callback's id is returned (to forget it on timeout).
+        ``arguments`` must already be scrubbed and ``callbacks`` map the ids the scrubbing
+        assigned; the response callback goes at ``[0, "responseCallback"]``.
         """
+        pending = PendingCall(method, self.new_waiter())
         callback_id = self.register_callback(pending)
         callbacks[str(callback_id)] = [0, "responseCallback"]
         try:
@@ -198,27 +222,22 @@ class Connection:
         except BaseException:
             self._callbacks.pop(callback_id, None)
             raise
-        return callback_id
+        return pending, callback_id
 
     async def wait_response(
         self, pending: PendingCall, callback_id: int, timeout: float | None
     ) -> Any:
         """Wait for ``pending``; on timeout forget its callback and raise ``timeout``."""
-        if timeout is None or timeout <= 0 or math.isinf(timeout):
-            try:
-                return await pending.wait()
-            finally:
-                self._callbacks.pop(callback_id, None)
-        with anyio.move_on_after(timeout) as scope:
-            try:
-                return await pending.wait()
-            finally:
-                self._callbacks.pop(callback_id, None)
-        if scope.cancelled_caught:
+        if timeout is not None and timeout <= 0:
+            timeout = None
+        try:
+            return await pending.waiter.wait(timeout)
+        except WaitTimeout:
             raise KiteTimeoutError(
-                f'No response to "{pending.method}" method in {_seconds(timeout)}'
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
+                f'No response to "{pending.method}" method in {timeout:g}s'
+            ) from None
+        finally:
+            self._callbacks.pop(callback_id, None)
 
     # ---------------------------------------------------------------- running
 
@@ -241,10 +260,7 @@ class Connection:
             self._task_group = None
             self._shutdown(DisconnectError("Remote kite has disconnected"))
             with anyio.CancelScope(shield=True):
-                try:
-                    await self.stream.aclose()
-                except Exception:
-                    logger.debug("error closing stream of %r", self, exc_info=True)
+                await self._close_stream()
                 self._finished.set()
 
     async def close(self, reason: str = "") -> None:
@@ -254,20 +270,25 @@ class Connection:
         self.close_reason = reason
         self._shutdown(DisconnectError("Remote kite has disconnected"))
         with anyio.CancelScope(shield=True):
-            try:
-                await self.stream.aclose()
-            except Exception:
-                logger.debug("error closing stream of %r", self, exc_info=True)
+            await self._close_stream()
+
+    async def _close_stream(self) -> None:
+        try:
+            await self.stream.aclose()
+        except Exception:  # closing a dead stream may fail in any way
+            logger.debug("error closing stream of %r", self, exc_info=True)
 
     def _shutdown(self, error: KiteError) -> None:
         if not self._closed:
             self._closed = True
-            self._outbox_ready.set()
-            self._drained.set()
+            for waiter in (self._writer_waiter, self._drained):
+                if waiter is not None:
+                    waiter.set_result(None)
         callbacks, self._callbacks = self._callbacks, {}
         for function in callbacks.values():
             if isinstance(function, PendingCall):
                 function.fail(error)
+        self._requests.clear()
         self._ordered_send.close()
 
     async def _read_loop(self) -> None:
@@ -281,9 +302,10 @@ class Connection:
                 logger.info("%r: connection lost: %s", self, exc)
                 return
             self.handle_text(text)
-            if len(self._outbox) > _OUTBOX_HIGH_WATER:
-                self._drained = anyio.Event()
+            if len(self._outbox) > _OUTBOX_HIGH_WATER and not self._closed:
+                self._drained = self.new_waiter()
                 await self._drained.wait()
+                self._drained = None
 
     def handle_text(self, text: str) -> None:
         """Process one received message (public for transports that push messages)."""
@@ -305,9 +327,10 @@ class Connection:
         if message.callbacks:
             dnode.unscrub(arguments, message.callbacks, self._make_proxy)
         if isinstance(method, str):
-            if self._task_group is None:
-                return
-            self._task_group.start_soon(self._dispatch, self, method, arguments)
+            if self._task_group is not None and not self._closed:
+                self._requests.append((method, arguments))
+                if not self._waking:
+                    self._wake_worker()
             return
         function = self._callbacks.get(method)
         if function is None:
@@ -322,6 +345,38 @@ class Connection:
         else:
             self._ordered_send.send_nowait((function, arguments))
 
+    # ---------------------------------------------------------------- worker pool
+
+    def _wake_worker(self) -> None:
+        """Get one more worker onto the request queue: an idle one, or a new one."""
+        self._waking += 1
+        if self._idle_workers:
+            self._idle_workers.pop().set_result(None)
+        else:
+            assert self._task_group is not None
+            self._task_group.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        requests = self._requests
+        while True:
+            self._waking -= 1  # awake: this worker takes from the queue now
+            while requests:
+                method, arguments = requests.popleft()
+                if requests and not self._waking:
+                    # if this call blocks, another worker takes the ones behind it
+                    self._wake_worker()
+                try:
+                    await self._dispatch(self, method, arguments)
+                except Exception:
+                    logger.exception("%r: dispatching %s failed", self, method)
+            if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
+                return
+            waiter = self.new_waiter()
+            self._idle_workers.append(waiter)
+            await waiter.wait()
+
+    # ---------------------------------------------------------------- callbacks, writer
+
     async def _ordered_loop(self) -> None:
         async with self._ordered_receive:
             async for function, arguments in self._ordered_receive:
@@ -335,29 +390,30 @@ class Connection:
     async def _write_loop(self) -> None:
         stream = self.stream
         send_many = getattr(stream, "send_many", None)
-        while True:
-            await self._outbox_ready.wait()
-            self._outbox_ready = anyio.Event()
-            if self._closed:
-                return
+        flush = getattr(stream, "flush", None)
+        while not self._closed:
+            if not self._outbox and not getattr(stream, "pending_bytes", 0):
+                waiter = self._writer_waiter = self.new_waiter()
+                await waiter.wait()
+                self._writer_waiter = None
+                continue
             batch, self._outbox = self._outbox, []
-            self._drained.set()
             try:
-                if send_many is not None and len(batch) > 1:
+                if not batch:
+                    await flush()  # what a direct write left over
+                elif send_many is not None:
                     await send_many(batch)
                 else:
                     for text in batch:
                         await stream.send(text)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            except _STREAM_GONE as exc:
                 logger.debug("%r: send failed: %s", self, exc)
                 self._shutdown(DisconnectError("Remote kite has disconnected"))
                 with anyio.CancelScope(shield=True):
-                    await self.stream.aclose()
+                    await self._close_stream()
                 return
+            if self._drained is not None:
+                self._drained.set_result(None)
 
     def _make_proxy(self, callback_id: int) -> RemoteCallback:
         return RemoteCallback(self, callback_id)
-
-
-def _seconds(timeout: float) -> str:
-    return f"{timeout:g}s"

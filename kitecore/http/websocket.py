@@ -86,6 +86,8 @@ class WebSocketConnection(ObjectStream[str]):
         self._local_closed = False  # aclose() was called
         self._remote_closed = False  # the peer's close frame, EOF or a fatal error was seen
         self._close_sent = False
+        # bytes of a frame that send_nowait could only partly write; sent first by _write
+        self._remainder = b""
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -206,6 +208,52 @@ class WebSocketConnection(ObjectStream[str]):
                 raise self._closed_error()
             await self._write(data)
 
+    def write_nowait(self, items: list[str]) -> bool:
+        """Write ``items`` now, without waiting, if nothing else is being sent.
+
+        Returns False when it did nothing (another send is in progress, the socket can't be
+        written directly, or the kernel took no byte): use :meth:`send_many` then. What
+        the kernel did not take is kept and written first by the next send; call
+        :meth:`flush` when :attr:`pending_bytes` is non-zero. A dead connection raises
+        :class:`anyio.BrokenResourceError` (or ClosedResourceError after a local close).
+        """
+        raw = self._raw_socket
+        if raw is None or self._remainder or self._send_lock.locked():
+            return False
+        if self._close_sent or self._remote_closed or self._local_closed:
+            raise self._closed_error()
+        fd = raw.fileno()
+        if fd < 0:
+            return False
+        mask = self._mask
+        if len(items) == 1:
+            data = encode_text(items[0], mask=mask)
+        else:
+            data = b"".join([encode_text(item, mask=mask) for item in items])
+        try:
+            sent = os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._remote_closed = True
+            if self.close_code is None:
+                self.close_code, self.close_reason = 1006, "connection lost"
+            raise anyio.BrokenResourceError(f"websocket connection lost: {exc}") from exc
+        if sent < len(data):
+            self._remainder = data[sent:]
+        return True
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes :meth:`write_nowait` left for :meth:`flush` to write."""
+        return len(self._remainder)
+
+    async def flush(self) -> None:
+        """Write what :meth:`write_nowait` could not."""
+        async with self._send_lock:
+            if self._remainder:
+                await self._write(b"")
+
     async def send_eof(self) -> None:
         """WebSocket has no half-close: this closes the connection (code 1000)."""
         await self.aclose()
@@ -235,6 +283,8 @@ class WebSocketConnection(ObjectStream[str]):
         """
         if self._stream_closed.is_set():
             raise self._closed_error()
+        if self._remainder:
+            data, self._remainder = self._remainder + data, b""
         raw = self._raw_socket
         try:
             if raw is not None and (fd := raw.fileno()) >= 0:

@@ -163,6 +163,8 @@ def decode(data: str | bytes) -> Message:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"message is not valid UTF-8: {exc}") from None
+        except TypeError:
+            raise ProtocolError(f"message is not text: {type(data).__name__}") from None
     obj = _parse_json(data)
     if type(obj) is not dict:
         raise ProtocolError(f"message is not a JSON object: {_describe(obj)}")
