@@ -6,6 +6,7 @@ kite for a connection another kite opened to it (``request.client``). Both can `
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import math
@@ -16,10 +17,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
-from kitecore.connection import Connection, PendingCall
+from kitecore.connection import Connection
 from kitecore.protocol import dnode
 from kitecore.protocol.envelope import Authentication
-from kitecore.protocol.errors import SendError
+from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.transport import DialOptions, PeerInfo
 
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Any = object()
 
 Hook = Callable[["Client"], Any]
+
+#: True while a call is being retried after a token renewal (so it is retried only once).
+_RETRYING_AFTER_RENEWAL = contextvars.ContextVar("kite_retrying_after_renewal", default=False)
 
 
 class DialError(SendError):
@@ -64,6 +68,7 @@ class Client:
         self.backoff = Backoff()
         self._connect_hooks: list[Hook] = []
         self._disconnect_hooks: list[Hook] = []
+        self._token_expire_hooks: list[Hook] = []
         self._reconnect = False
         self._closed = False
         self._connected_event_: anyio.Event | None = None
@@ -90,6 +95,20 @@ class Client:
     def on_connect(self, hook: Hook) -> Hook:
         """Call ``hook(client)`` after every successful dial (usable as a decorator)."""
         self._connect_hooks.append(hook)
+        return hook
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (the client will not connect again)."""
+        return self._closed
+
+    def on_token_expire(self, hook: Hook) -> Hook:
+        """Call ``hook(client)`` when a call is refused with "token is expired".
+
+        The hook is expected to renew :attr:`auth` (Kontrol clients install one); the call
+        is then made once more. Without hooks the error goes straight to the caller.
+        """
+        self._token_expire_hooks.append(hook)
         return hook
 
     def on_disconnect(self, hook: Hook) -> Hook:
@@ -256,9 +275,27 @@ class Client:
                 "withArgs": scrubbed,
             }
         ]
-        pending = PendingCall(method)
-        callback_id = connection.call(method, arguments, callbacks, pending)
-        return await connection.wait_response(pending, callback_id, timeout)
+        pending, callback_id = connection.call(method, arguments, callbacks)
+        try:
+            return await connection.wait_response(pending, callback_id, timeout)
+        except AuthenticationError as exc:
+            if (
+                not self._token_expire_hooks
+                or "token is expired" not in exc.message
+                or _RETRYING_AFTER_RENEWAL.get()
+            ):
+                raise
+        return await self._retry_with_new_token(method, args, timeout)
+
+    async def _retry_with_new_token(self, method: str, args: tuple[Any, ...], timeout: Any) -> Any:
+        """Run the token-expired hooks, then make the refused call once more."""
+        logger.debug("%r: %s was refused with an expired token; renewing", self, method)
+        await self._fire(self._token_expire_hooks)
+        reset = _RETRYING_AFTER_RENEWAL.set(True)
+        try:
+            return await self.tell(method, *args, timeout=timeout)
+        finally:
+            _RETRYING_AFTER_RENEWAL.reset(reset)
 
     async def _wait_connected(self, timeout: float | None) -> Connection:
         if self._closed:
