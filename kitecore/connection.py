@@ -133,6 +133,10 @@ class Connection:
         )
         self._outbox: list[str] = []
         self._writer_waiter: Waiter | None = None
+        # the writer and the ordered-callback runner start when first needed: most
+        # WebSocket connections never need the writer, many never see a callback
+        self._writer_started = False
+        self._ordered_started = False
         self._drained: Waiter | None = None
         # ordered callbacks
         self._ordered_send, self._ordered_receive = anyio.create_memory_object_stream[
@@ -199,9 +203,13 @@ class Connection:
         self._wake_writer()
 
     def _wake_writer(self) -> None:
+        """Make sure the writer task runs: wake it, or start it on first need."""
         waiter = self._writer_waiter
         if waiter is not None:
             waiter.set_result(None)
+        elif not self._writer_started and self._task_group is not None:
+            self._writer_started = True
+            self._task_group.start_soon(self._write_loop)
 
     def call(
         self,
@@ -252,8 +260,8 @@ class Connection:
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                tg.start_soon(self._write_loop)
-                tg.start_soon(self._ordered_loop)
+                if self._outbox or getattr(self.stream, "pending_bytes", 0):
+                    self._wake_writer()
                 await self._read_loop()
                 tg.cancel_scope.cancel()
         finally:
@@ -344,6 +352,9 @@ class Connection:
             function.resolve(arguments)
         else:
             self._ordered_send.send_nowait((function, arguments))
+            if not self._ordered_started and self._task_group is not None:
+                self._ordered_started = True
+                self._task_group.start_soon(self._ordered_loop)
 
     # ---------------------------------------------------------------- worker pool
 

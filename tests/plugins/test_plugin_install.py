@@ -23,11 +23,27 @@ PROBE = """
 import json
 from kitecore import plugins
 
+import anyio
+from kitecore import Config, Kite
+
 registry = plugins.load_plugins()
+
+
+async def call_plugin_method():
+    # the plugin's method, served by a real kite over the built-in websocket transport
+    with_websocket = plugins.load_plugins(names=["hello", "websocket"])
+    config = Config(ip="127.0.0.1", disable_authentication=True, username="alice")
+    async with Kite("server", "1.0.0", config=config, plugins=with_websocket) as server:
+        caller = Kite("caller", "1.0.0", config=config, plugins=with_websocket)
+        async with caller.new_client(server.url) as client:
+            return await client.tell("hello.greet")
+
+
 print(json.dumps({
     "plugins": registry.describe(),
     "transports": sorted(registry.transports),
     "loader": plugins.__file__,
+    "greeting": anyio.run(call_plugin_method),
 }))
 """
 
@@ -80,3 +96,4 @@ def test_installed_plugin_distribution_is_loaded(tmp_path: Path) -> None:
         }
     ]
     assert report["transports"] == ["hello"]
+    assert report["greeting"] == "hello, alice"
