@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 
@@ -200,28 +199,28 @@ SERVER_SCRIPT = textwrap.dedent(
 
 
 async def test_vanished_peer_fails_pending_calls_with_disconnect(kite_config, kite_plugins):
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        url = await anyio.to_thread.run_sync(process.stdout.readline)
-        caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
-        async with caller.new_client(url.strip()) as client:
-            assert await client.tell("kite.ping") == "pong"
-            async with anyio.create_task_group() as tg:
+    async with await anyio.open_process([sys.executable, "-c", SERVER_SCRIPT]) as process:
+        try:
+            output = b""
+            with anyio.fail_after(30):
+                while not output.endswith(b"\n"):
+                    output += await process.stdout.receive()
+            caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
+            async with caller.new_client(output.decode().strip()) as client:
+                assert await client.tell("kite.ping") == "pong"
                 outcome = []
+                async with anyio.create_task_group() as tg:
 
-                async def call_hang():
-                    try:
-                        await client.tell("hang", timeout=None)
-                    except DisconnectError as exc:
-                        outcome.append(exc)
+                    async def call_hang():
+                        try:
+                            await client.tell("hang", timeout=None)
+                        except DisconnectError as exc:
+                            outcome.append(exc)
 
-                tg.start_soon(call_hang)
-                await anyio.sleep(0.2)
-                process.send_signal(signal.SIGKILL)  # no close frame
-                tg.cancel_scope.deadline = anyio.current_time() + 10
-            assert outcome[0].type == "disconnect"  # the call ended: the task group exited
-    finally:
-        process.kill()
-        process.wait()
+                    tg.start_soon(call_hang)
+                    await anyio.sleep(0.2)
+                    process.send_signal(signal.SIGKILL)  # no close frame
+                    tg.cancel_scope.deadline = anyio.current_time() + 10
+                assert outcome[0].type == "disconnect"  # the call ended: the task group exited
+        finally:
+            process.kill()
