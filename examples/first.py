@@ -1,6 +1,7 @@
 """The first kite: serves ``square`` on port 6000.
 
 Run:  python examples/first.py      (then, in another terminal, python examples/second.py)
+Set KITE_PORT to serve on another port.
 """
 
 import logging
@@ -10,7 +11,7 @@ from kitecore import Kite
 logging.basicConfig(level=logging.INFO)
 
 k = Kite("first", "1.0.0")
-k.config.port = 6000
+k.config.port = k.config.port or 6000  # KITE_PORT, when set, wins
 k.config.disable_authentication = True
 
 
