@@ -1,0 +1,184 @@
+"""Kontrol's RPC methods: register, getKites, getToken, getKey, registerMachine (protocol.md §7.1).
+
+Argument and result shapes, and error texts, are Go Kontrol's: Go clients, kite.js and the kite
+side of this project all speak to these methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from kitecore.protocol.errors import ArgumentError, AuthenticationError, GenericError, KiteError
+from kitecore.protocol.identity import Query
+from kitecore.request import Request
+
+from .auth import KITE_KEY_CONTEXT, VerifiedKiteKey
+from .heartbeat import HeartbeatTracker
+from .machine import MachineDenied
+from .registration import register_kite, url_argument
+from .storage import InvalidInputError, KiteRecord, StorageError
+
+if TYPE_CHECKING:
+    from .server import Kontrol
+
+__all__ = ["KontrolHandlers"]
+
+logger = logging.getLogger(__name__)
+
+
+def _seconds(value: float) -> float:
+    """Whole seconds as an int on the wire (Go sends ``10``), fractions as they are."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _require_kite_key(r: Request) -> VerifiedKiteKey:
+    """The verified kite.key of a kiteKey-authenticated request, else Go's error."""
+    auth_type = r.auth.type if r.auth is not None else ""
+    if auth_type != "kiteKey":
+        raise AuthenticationError(f"Unexpected authentication type: {auth_type}")
+    verified = r.context.get(KITE_KEY_CONTEXT)
+    if verified is None:  # only possible if the method's authentication was turned off
+        raise AuthenticationError("No authentication information is provided")
+    return verified
+
+
+def _query_from(obj: Any) -> Query:
+    try:
+        return Query.from_wire(obj)
+    except ArgumentError as exc:
+        raise GenericError(f"invalid query: {exc.message}") from None
+
+
+class KontrolHandlers:
+    """The method handlers of one :class:`~kitecore.kontrol.server.Kontrol`."""
+
+    def __init__(self, kontrol: Kontrol) -> None:
+        self.kontrol = kontrol
+
+    def install(self) -> None:
+        """Register the methods on Kontrol's kite."""
+        kite = self.kontrol.kite
+        kite.handle("register", self.register, auth=True)
+        kite.handle("getKites", self.get_kites, auth=True)
+        kite.handle("getToken", self.get_token, auth=True)
+        kite.handle("getKey", self.get_key, auth=True)
+        kite.handle("registerMachine", self.register_machine, auth=False)
+
+    async def _get(self, query: Query) -> list[KiteRecord]:
+        try:
+            return await self.kontrol.storage.get(query)
+        except InvalidInputError as exc:
+            raise GenericError(f"invalid query: {exc}") from None
+        except StorageError as exc:
+            logger.error("storage get %s failed: %s", query, exc)
+            raise GenericError("internal error - storage") from None
+
+    # --- register ------------------------------------------------------------------------
+
+    async def register(self, r: Request) -> dict[str, Any]:
+        """``register [{"url": URL}]`` (or kite.js's ``[URL]``) -> ``{"url", "heartbeatInterval"}``.
+
+        Then Kontrol calls ``kite.heartbeat [interval, ping]`` back on the same connection and
+        refreshes the registration as pings arrive.
+        """
+        url = url_argument(r.args[0] if len(r.args) else None)
+        verified = _require_kite_key(r)
+        kontrol = self.kontrol
+        registration = await register_kite(
+            storage=kontrol.storage,
+            keyring=kontrol.keyring,
+            settings=kontrol.settings,
+            claimed=r.client.remote_kite or r.kite,
+            verified=verified,
+            url=url,
+        )
+        connection = r.client.connection
+        if connection is not None:
+            settings = kontrol.settings
+            tracker = HeartbeatTracker(
+                kontrol.storage, registration.kite, registration.value, settings, connection.spawn
+            )
+            try:
+                await r.client.tell(
+                    "kite.heartbeat",
+                    _seconds(settings.heartbeat_interval),
+                    tracker.ping,
+                    timeout=settings.heartbeat_call_timeout,
+                )
+            except KiteError as exc:
+                logger.warning("kite.heartbeat on %s failed: %s", registration.kite, exc)
+                raise
+        # Over RPC Kontrol drives the heartbeat itself, so the kite is told 0 (as Go does).
+        return registration.result(0)
+
+    # --- discovery and tokens ------------------------------------------------------------
+
+    async def get_kites(self, r: Request) -> dict[str, Any]:
+        """``getKites [{"query": {...}}]`` -> ``{"kites": [{"kite", "url", "keyId", "token"}]}``."""
+        args = r.args.mapping(0)
+        raw_query = args.get("query")
+        if not isinstance(raw_query, dict):
+            raise GenericError("invalid query: no query object given")
+        query = _query_from(raw_query)
+        records = await self._get(query)
+        random.shuffle(records)
+        kontrol = self.kontrol
+        kites = [
+            record.to_wire(
+                await kontrol.tokens.token_for(
+                    record, query, subject=r.username, issuer=kontrol.username
+                )
+            )
+            for record in records
+        ]
+        return {"kites": kites}
+
+    async def get_token(self, r: Request) -> str:
+        """``getToken [{query fields..., "force": bool}]`` -> a token for the one matching kite."""
+        args = r.args.mapping(0)
+        query = _query_from(args)
+        records = await self._get(query)
+        if not records:
+            raise GenericError("no kites found")
+        if len(records) > 1:
+            raise GenericError("query matches more than one kite")
+        kontrol = self.kontrol
+        return await kontrol.tokens.token_for(
+            records[0],
+            query,
+            subject=r.username,
+            issuer=kontrol.username,
+            force=args.get("force") is True,
+        )
+
+    async def get_key(self, r: Request) -> str:
+        """``getKey`` -> the public key that verifies tokens for the caller (kiteKey only)."""
+        verified = _require_kite_key(r)
+        if verified.pair.retired:
+            return self.kontrol.keyring.current.public
+        return verified.pair.public
+
+    # --- machines ------------------------------------------------------------------------
+
+    async def register_machine(self, r: Request) -> str:
+        """``registerMachine [{"authType", "username", "secret"}]`` -> a new kite.key JWT."""
+        raw = r.args[0] if len(r.args) else {}
+        if isinstance(raw, str):  # kitectl's bare username
+            raw = {"username": raw}
+        if not isinstance(raw, dict):
+            raise ArgumentError("registerMachine expects an object argument")
+        username = raw.get("username") or (r.kite.username if r.kite is not None else "")
+        if not isinstance(username, str) or not username or "/" in username:
+            raise GenericError(f"cannot authenticate user: invalid username {username!r}")
+        kontrol = self.kontrol
+        policy = kontrol.machine_policy
+        if policy is None:
+            raise GenericError("no valid authentication key found")
+        try:
+            await policy.authorize(r, username, raw)
+        except MachineDenied as exc:
+            raise GenericError(f"cannot authenticate user: {exc}") from None
+        logger.info("registerMachine: issuing a kite.key for %s", username)
+        return kontrol.create_kite_key(username)

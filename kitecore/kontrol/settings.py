@@ -1,0 +1,48 @@
+"""Kontrol's tunables (Go's package variables, protocol.md §9), all in seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["KontrolSettings"]
+
+
+@dataclass
+class KontrolSettings:
+    """Timing and token settings; the defaults are Go Kontrol's. Tests shrink them."""
+
+    #: How long a registration lives after its last write (Go ``KeyTTL``).
+    key_ttl: float = 90.0
+    #: Interval Kontrol asks registered kites to ping at (Go ``HeartbeatInterval``).
+    heartbeat_interval: float = 10.0
+    #: Extra silence tolerated before a heartbeat counts as lost (Go ``HeartbeatDelay``).
+    heartbeat_delay: float = 20.0
+    #: Storage is refreshed at most this often per kite (Go ``UpdateInterval``).
+    update_interval: float = 60.0
+    #: How long ``kite.heartbeat`` on a registering kite may take to answer.
+    heartbeat_call_timeout: float = 4.0
+    #: How often Kontrol refreshes its own registration.
+    self_register_interval: float = 30.0
+    #: Token lifetime and clock-skew leeway (Go ``TokenTTL``, ``TokenLeeway``).
+    token_ttl: float = 48 * 3600.0
+    token_leeway: float = 5 * 60.0
+    #: Omit ``nbf`` from tokens (Go ``TokenNoNBF``).
+    token_no_nbf: bool = False
+    #: How long a trusted (or untrusted) Kontrol key / verified kite.key is remembered.
+    verify_ttl: float = 300.0
+    #: How long an unknown Kontrol key is remembered as untrusted.
+    negative_verify_ttl: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "key_ttl",
+            "heartbeat_interval",
+            "update_interval",
+            "heartbeat_call_timeout",
+            "self_register_interval",
+            "token_ttl",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"KontrolSettings.{name} must be positive")
+        if self.update_interval >= self.key_ttl:
+            raise ValueError("update_interval must be shorter than key_ttl, or kites expire")
