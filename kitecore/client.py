@@ -244,10 +244,11 @@ class Client:
     async def close(self) -> None:
         """Close the connection and stop reconnecting. Idempotent."""
         self._closed = True
-        if self._reconnect_scope is not None:
-            self._reconnect_scope.cancel()
+        # close first: the reconnect task reads the peer's close reply (else we wait it out)
         if self.connection is not None:
             await self.connection.close("client closed")
+        if self._reconnect_scope is not None:
+            self._reconnect_scope.cancel()
 
     # ------------------------------------------------------------ calling
 

@@ -92,11 +92,64 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Defaults, then the ``KITE_*`` environment variables of protocol.md §9."""
+        """Defaults, then the kite.key in :func:`kite_home` (if any), then the ``KITE_*``
+        environment variables of protocol.md §9."""
         env = os.environ if environ is None else environ
         config = cls()
+        config.read_kite_key(kite_home(env) / "kite.key")
         config.read_environment(env)
         return config
+
+    def read_kite_key(self, path: str | os.PathLike[str]) -> bool:
+        """Apply the kite.key file at ``path``; False (logged) if it is missing or unusable.
+
+        A missing file is normal (the kite has not registered with Kontrol); an unreadable or
+        corrupt one is reported as a warning and leaves the config unchanged.
+        """
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            logger.debug("no kite.key at %s", path)
+            return False
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("cannot read the kite.key at %s, ignoring it: %s", path, exc)
+            return False
+        try:
+            self.apply_kite_key(token)
+        except ValueError as exc:
+            logger.warning("the kite.key at %s is corrupt, ignoring it: %s", path, exc)
+            return False
+        logger.debug("read kite.key at %s (user %s)", path, self.username)
+        return True
+
+    def apply_kite_key(self, token: str) -> None:
+        """Take ``kite_key``, ``username`` (``sub``), ``kontrol_user`` (``iss``),
+        ``kontrol_url``, ``kontrol_key`` and ``id`` (``jti``) from the kite.key JWT ``token``.
+
+        The signature is not checked here (kites that receive the key check it); a token
+        that is not a kite.key raises ``ValueError`` and changes nothing.
+        """
+        from kitecore.discovery.claims import unverified_claims
+
+        claims = unverified_claims(token)
+        fields = {
+            "username": claims.get("sub"),
+            "kontrol_user": claims.get("iss"),
+            "kontrol_url": claims.get("kontrolURL"),
+            "kontrol_key": claims.get("kontrolKey"),
+            "id": claims.get("jti"),
+        }
+        for claim, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"kite.key claim for {claim} is not a string: {value!r}")
+        if not fields["username"]:
+            raise ValueError("kite.key has no 'sub' (username) claim")
+        if not fields["kontrol_key"]:
+            raise ValueError("kite.key has no 'kontrolKey' claim")
+        self.kite_key = token.strip()
+        for name, value in fields.items():
+            if value:
+                setattr(self, name, value)
 
     def read_environment(self, environ: Mapping[str, str]) -> None:
         """Apply the ``KITE_*`` variables found in ``environ`` to this config."""

@@ -29,6 +29,7 @@ from kitecore.request import Arguments, Request
 from kitecore.transport import PeerInfo, Transport
 
 if TYPE_CHECKING:
+    from kitecore.discovery import KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
     from kitecore.plugins import PluginRegistry
 
@@ -232,6 +233,40 @@ class Kite:
             installed = ", ".join(sorted(transports)) or "none"
             raise ValueError(f"no installed transport can dial {url!r} (installed: {installed})")
         return max(candidates, key=lambda t: t.priority)
+
+    # ------------------------------------------------------------ kontrol
+
+    _kontrol_client: KontrolClient | None = None
+
+    @property
+    def kontrol_client(self) -> KontrolClient:
+        """This kite's :class:`~kitecore.discovery.KontrolClient` (made on first use)."""
+        if self._kontrol_client is None:
+            from kitecore.discovery import KontrolClient
+
+            self._kontrol_client = KontrolClient(self)
+        return self._kontrol_client
+
+    async def register(self, url: str | None = None) -> RegisterResult:
+        """Register with Kontrol once at ``url`` (default: the URL this kite serves on)."""
+        return await self.kontrol_client.register(url)
+
+    async def register_forever(self, url: str | None = None) -> None:
+        """Stay registered with Kontrol, re-registering after every reconnect (returns at
+        once; ``await kite.kontrol_client.registered.wait()`` for the first success)."""
+        await self.kontrol_client.register_forever(url)
+
+    async def get_kites(self, query: Any = None, /, **fields: str) -> list[Client]:
+        """Undialed clients of the kites matching ``query`` (a Query, a dict or keywords)."""
+        return await self.kontrol_client.get_kites(query, **fields)
+
+    async def get_token(self, kite: Any, *, force: bool = False) -> str:
+        """A Kontrol token to call the kite ``kite`` (an identity or a query) names."""
+        return await self.kontrol_client.get_token(kite, force=force)
+
+    async def get_key(self) -> str:
+        """Kontrol's current public key; it also becomes ``config.kontrol_key``."""
+        return await self.kontrol_client.get_key()
 
     # ------------------------------------------------------------ serving calls
 

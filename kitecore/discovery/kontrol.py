@@ -1,0 +1,305 @@
+"""A kite's connection to Kontrol: registration and discovery (protocol.md §7.1, §7.3).
+
+:class:`KontrolClient` dials ``config.kontrol_url`` with reconnection, authenticating with the
+kite's kite.key (``kiteKey``). Every call it makes is bounded by ``config.timeout``: reaching
+Kontrol and waiting for its answer each take at most that long.
+
+It works inside a running kite (``async with kite:``) or, for a kite that only calls others,
+as its own context (``async with kite.kontrol_client:``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from kitecore.backoff import Backoff
+from kitecore.client import Client
+from kitecore.discovery.messages import (
+    NoKitesError,
+    RegisterResult,
+    get_kites_args,
+    get_token_args,
+    map_kontrol_error,
+    parse_get_kites_result,
+    parse_register_result,
+    register_args,
+    to_query,
+)
+from kitecore.discovery.renewer import RENEW_BEFORE, RETRY_INTERVAL, TokenRenewer
+from kitecore.protocol.envelope import Authentication
+from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
+from kitecore.protocol.identity import KiteIdentity, Query
+
+if TYPE_CHECKING:
+    from kitecore.kite import Kite
+
+__all__ = ["KontrolClient", "RegisterHook"]
+
+logger = logging.getLogger(__name__)
+
+#: ``hook(result)`` after each successful registration; may be async.
+RegisterHook = Callable[[RegisterResult], Any]
+
+QueryLike = Query | KiteIdentity | Mapping[str, str] | None
+
+
+def registration_backoff() -> Backoff:
+    """The waits between failed registrations: 1 s growing to 30 s (Go retries every 10 s)."""
+    return Backoff(initial=1.0, multiplier=1.5, randomization=0.5, maximum=30.0)
+
+
+class KontrolClient:
+    """Registers a kite with Kontrol and finds other kites through it.
+
+    ``url`` defaults to ``kite.config.kontrol_url`` (read when connecting). ``renew_before``
+    and ``retry_interval`` tune the token renewers of the clients :meth:`get_kites` returns.
+    """
+
+    def __init__(
+        self,
+        kite: Kite,
+        *,
+        url: str | None = None,
+        renew_before: float = RENEW_BEFORE,
+        retry_interval: float = RETRY_INTERVAL,
+    ) -> None:
+        self.kite = kite
+        self._url = url
+        self.renew_before = renew_before
+        self.retry_interval = retry_interval
+        #: The URL the kite registered (or is trying to register) last.
+        self.register_url: str | None = None
+        #: Kontrol's answer to the last successful registration.
+        self.last_registration: RegisterResult | None = None
+        self._client: Client | None = None
+        self._client_group: TaskGroup | None = None
+        self._register_hooks: list[RegisterHook] = []
+        self._registered: anyio.Event | None = None
+        self._register_scope: anyio.CancelScope | None = None
+        self._own_group: TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<KontrolClient {self.url or '(no Kontrol URL)'}>"
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def url(self) -> str:
+        """Kontrol's URL: the one given, else ``config.kontrol_url``."""
+        return self._url or self.kite.config.kontrol_url
+
+    @property
+    def client(self) -> Client | None:
+        """The (reconnecting) client of Kontrol, once a call has been made."""
+        return self._client
+
+    def _client_for(self, group: TaskGroup) -> Client:
+        """The client of Kontrol reconnecting in ``group``: a fresh one after :meth:`close` or
+        when the kite was restarted (a new task group)."""
+        client = self._client
+        if client is None or client.closed or self._client_group is not group:
+            client = Client(self.kite, self.url)
+            client._reconnect = True
+            client._own_task_group = group  # its reconnect loop lives as long as we do
+            self._client = client
+            self._client_group = group
+        return client
+
+    @property
+    def registered(self) -> anyio.Event:
+        """Set once a registration has succeeded (Go's ``KontrolReadyNotify``)."""
+        if self._registered is None:
+            self._registered = anyio.Event()
+        return self._registered
+
+    def on_register(self, hook: RegisterHook) -> RegisterHook:
+        """Call ``hook(result)`` after every successful registration (usable as a decorator)."""
+        self._register_hooks.append(hook)
+        return hook
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> KontrolClient:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._own_group = group
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+        group, self._own_group = self._own_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(*exc_info)
+
+    async def close(self) -> None:
+        """Stop registering and close the connection to Kontrol. Idempotent."""
+        if self._register_scope is not None:
+            self._register_scope.cancel()
+            self._register_scope = None
+        if self._client is not None:
+            await self._client.close()
+
+    def _group(self) -> TaskGroup:
+        group = self._own_group or self.kite._task_group
+        if group is None:
+            raise RuntimeError(
+                "talking to Kontrol needs a running kite ('async with kite') "
+                "or 'async with kite.kontrol_client'"
+            )
+        return group
+
+    async def _connect(self, timeout: float) -> Client:
+        if not self.url:
+            raise ValueError(
+                "no Kontrol URL: set KITE_KONTROL_URL or get a kite.key with 'kite register'"
+            )
+        key = self.kite.config.kite_key
+        if not key:
+            raise ValueError(
+                "no kite.key to authenticate to Kontrol with: run 'kite register' "
+                "or set config.kite_key"
+            )
+        client = self._client_for(self._group())
+        if client.auth is None or client.auth.key != key:
+            client.auth = Authentication("kiteKey", key)
+        if client.connected:
+            return client
+        with anyio.move_on_after(timeout):
+            await client.dial_forever()
+        if not client.connected:
+            raise KiteTimeoutError(f"can't connect to Kontrol at {self.url} in {timeout:g}s")
+        return client
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Call ``method`` on Kontrol, bounded by ``config.timeout``; Kontrol's "no kites
+        found" is raised as :class:`NoKitesError`, its other errors as they come."""
+        timeout = self.kite.config.timeout
+        client = await self._connect(timeout)
+        try:
+            return await client.tell(method, *args, timeout=timeout)
+        except KiteError as exc:
+            raise map_kontrol_error(exc) from None
+
+    # ------------------------------------------------------------ registration
+
+    def _own_url(self, url: str | None) -> str:
+        url = url or self.register_url or self.kite.url
+        if not url:
+            raise ValueError("no URL to register: pass one, or register a kite that is serving")
+        return url
+
+    async def register(self, url: str | None = None) -> RegisterResult:
+        """Register the kite at ``url`` (default: the URL it serves on) with Kontrol once.
+
+        If Kontrol answers with a re-signed kite.key and a new public key (it rotated its
+        keys), they replace ``config.kite_key`` and ``config.kontrol_key`` in memory.
+        """
+        url = self._own_url(url)
+        self.register_url = url
+        result = parse_register_result(await self.call("register", register_args(url)))
+        config = self.kite.config
+        if result.kite_key and result.kite_key != config.kite_key:
+            logger.info("Kontrol re-signed our kite.key (key rotation); using the new one")
+            config.kite_key = result.kite_key
+        if result.public_key and result.public_key != config.kontrol_key:
+            logger.info("Kontrol's public key changed; using the new one")
+            config.kontrol_key = result.public_key
+        self.last_registration = result
+        logger.info("registered %s to Kontrol at %s", url, self.url)
+        self.registered.set()
+        for hook in self._register_hooks:
+            try:
+                outcome = hook(result)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("%r: register hook %r raised", self, hook)
+        return result
+
+    async def register_forever(
+        self, url: str | None = None, *, backoff: Backoff | None = None
+    ) -> None:
+        """Keep the kite registered: register now and after every reconnect to Kontrol.
+
+        Returns at once; failures are retried with exponential ``backoff`` in the background
+        until :meth:`close`. Await :attr:`registered` to know the first attempt succeeded.
+        """
+        self.register_url = self._own_url(url)
+        if self._register_scope is not None:
+            return  # the loop already runs; it picks up the new URL on its next attempt
+        scope = anyio.CancelScope()
+        self._register_scope = scope
+        self._group().start_soon(self._register_loop, scope, backoff or registration_backoff())
+
+    async def _register_loop(self, scope: anyio.CancelScope, backoff: Backoff) -> None:
+        with scope:
+            while True:
+                try:
+                    await self.register()
+                except Exception as exc:
+                    delay = backoff.next()
+                    logger.warning(
+                        "registering to Kontrol at %s failed, retrying in %.1fs: %s",
+                        self.url,
+                        delay,
+                        exc,
+                    )
+                    await anyio.sleep(delay)
+                    continue
+                backoff.reset()
+                connection = self._client.connection if self._client else None
+                if connection is not None:
+                    await connection.wait_closed()
+                logger.info("lost Kontrol at %s; registering again once reconnected", self.url)
+
+    # ------------------------------------------------------------ discovery
+
+    async def get_kites(self, query: QueryLike = None, /, **fields: str) -> list[Client]:
+        """The kites matching ``query`` (a :class:`Query`, a mapping, or keyword fields).
+
+        Returns clients not yet dialed (``async with client:`` or ``await client.dial()``),
+        each carrying its kite's identity and a Kontrol token that is renewed while
+        connected. Raises :class:`NoKitesError` when nothing matches.
+        """
+        wanted = to_query(query, **fields)
+        records = parse_get_kites_result(await self.call("getKites", get_kites_args(wanted)))
+        if not records:
+            raise NoKitesError("no kites found")
+        clients = []
+        for record in records:
+            auth = Authentication("token", record.token) if record.token else None
+            client = Client(self.kite, record.url, auth=auth, remote_kite=record.kite)
+            if auth is not None:
+                TokenRenewer(
+                    self,
+                    client,
+                    renew_before=self.renew_before,
+                    retry_interval=self.retry_interval,
+                ).install()
+            clients.append(client)
+        return clients
+
+    async def get_token(self, kite: QueryLike, *, force: bool = False) -> str:
+        """A token to call the one kite ``kite`` names (an identity, a query or a mapping).
+
+        ``force`` makes Kontrol sign a fresh token instead of its cached one.
+        """
+        result = await self.call("getToken", get_token_args(to_query(kite), force=force))
+        if not isinstance(result, str) or not result:
+            raise InvalidResponseError(f"getToken answered {result!r}, not a token")
+        return result
+
+    async def get_key(self) -> str:
+        """Kontrol's current public key (PEM); it also becomes ``config.kontrol_key``."""
+        result = await self.call("getKey")
+        if not isinstance(result, str) or not result.strip():
+            raise InvalidResponseError(f"getKey answered {result!r}, not a public key")
+        self.kite.config.kontrol_key = result
+        return result
