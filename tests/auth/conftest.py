@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-try:
-    import kite_auth_token  # noqa: F401
-except ImportError:  # the plugin is not installed into this environment: test its source tree
-    _SRC = Path(__file__).resolve().parents[2] / "plugins" / "kite-auth-token" / "src"
-    sys.path.insert(0, str(_SRC))
-
 from auth_forge import NOW
 from kite_auth_token import KeyPair
 

@@ -2,7 +2,8 @@
 
 This package holds the pure, socket-free layer: RSA key pairs, kite.key creation/verification and
 file handling, RS256 token minting/verification with Go-compatible reasons, audiences, Kontrol's
-token cache and the client's renewal schedule. The authenticator plugin module comes later.
+token cache and the client's renewal schedule. The authenticators kites run live in
+:mod:`kite_auth_token.authenticators`, registered by the plugin :mod:`kite_auth_token.plugin`.
 """
 
 from __future__ import annotations
