@@ -47,8 +47,8 @@ def test_config_from_environment():
     assert config.handshake_timeout == 60.0
 
 
-def test_config_defaults_and_bad_values():
-    config = Config.from_env({})
+def test_config_defaults_and_bad_values(tmp_path):
+    config = Config.from_env({"KITE_HOME": str(tmp_path)})  # no kite.key there
     assert (config.username, config.environment, config.region) == ("unknown",) * 3
     assert config.timeout == 15.0 and config.port == 0 and config.transport == "auto"
     with pytest.raises(ValueError, match="KITE_PORT='sixty'"):
