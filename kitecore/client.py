@@ -149,7 +149,8 @@ class Client:
         group, self._own_task_group = self._own_task_group, None
         if group is not None:
             group.cancel_scope.cancel()
-            await group.__aexit__(*exc_info)
+            # the body's own exception (if any) propagates as it is, not wrapped in a group
+            await group.__aexit__(None, None, None)
 
     async def dial(self, timeout: float | None = None) -> None:
         """Connect once; raise :class:`DialError` on failure. Dialing twice is harmless."""

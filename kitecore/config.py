@@ -49,10 +49,35 @@ def parse_duration(text: str) -> float:
 
 
 def kite_home(environ: Mapping[str, str] | None = None) -> Path:
-    """The directory holding ``kite.key``: ``$KITE_HOME`` or ``~/.kite``."""
+    """The directory holding ``kite.key``: ``$KITE_HOME`` if set and non-empty, else ``~/.kite``."""
     env = os.environ if environ is None else environ
     home = env.get("KITE_HOME")
     return Path(home) if home else Path.home() / ".kite"
+
+
+def kite_key_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the kite.key lives: ``kite_home() / "kite.key"``."""
+    return kite_home(environ) / "kite.key"
+
+
+def write_kite_key(token: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``token`` as the kite.key (default :func:`kite_key_path`) and return the path.
+
+    As Go's ``kitekey.Write``: missing directories are created with mode 0700, the previous
+    file is removed (a 0400 file cannot be overwritten in place), the new one is created with
+    mode 0400 (owner read-only).
+    """
+    token = token.strip()
+    if not token:
+        raise ValueError("refusing to write an empty kite.key")
+    key_path = Path(path) if path is not None else kite_key_path()
+    key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_path.unlink(missing_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token)
+    logger.info("wrote kite.key to %s", key_path)
+    return key_path
 
 
 @dataclass
@@ -96,7 +121,7 @@ class Config:
         environment variables of protocol.md §9."""
         env = os.environ if environ is None else environ
         config = cls()
-        config.read_kite_key(kite_home(env) / "kite.key")
+        config.read_kite_key(kite_key_path(env))
         config.read_environment(env)
         return config
 

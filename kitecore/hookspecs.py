@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import pluggy
 
 if TYPE_CHECKING:
+    from kitecore.auth import Authenticator
+    from kitecore.kite import Kite
+    from kitecore.kontrol.storage import Storage
     from kitecore.plugins import CommandRegistry
     from kitecore.transport import Transport
 
@@ -27,12 +30,11 @@ hookimpl = pluggy.HookimplMarker("kite")
 #: ``factory(kite) -> authenticator``: builds the authenticator for one auth type.
 #: The authenticator has ``async def authenticate(request) -> str`` returning the caller's
 #: username, or raising :class:`kitecore.protocol.errors.AuthenticationError`.
-#: (Typed loosely until the Kite and Request types settle.)
-AuthenticatorFactory: TypeAlias = Callable[[Any], Any]
+AuthenticatorFactory: TypeAlias = "Callable[[Kite], Authenticator]"
 
 #: ``factory(url) -> storage``: opens the Kontrol storage a URL such as ``etcd://host:2379``
-#: names. (Typed loosely until the Kontrol ``Storage`` interface exists.)
-StorageFactory: TypeAlias = Callable[[str], Any]
+#: names (:class:`kitecore.kontrol.storage.Storage`).
+StorageFactory: TypeAlias = "Callable[[str], Storage]"
 
 #: ``factory(**options) -> picker``: builds a peer picker that chooses one kite among several
 #: matching a query. (Typed loosely until the picker interface exists.)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection
@@ -76,7 +77,7 @@ class Kite:
         self.plugins = plugins
         self.method_handling = MethodHandling.RETURN_METHOD
         self.middleware = Middleware()
-        self.authenticators: dict[str, Any] = {}
+        self.authenticators: dict[str, Authenticator] = {}
         self._methods: dict[str, Method] = {}
         self._connect_hooks: list[ClientHook] = []
         self._first_request_hooks: list[ClientHook] = []
@@ -84,6 +85,7 @@ class Kite:
         self._task_group: TaskGroup | None = None
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
+        self._http_routes: list[tuple[Any, Any, Any]] = []
         self.url = ""
         self.port = 0
         #: Set once the server listens (created when the kite starts).
@@ -148,6 +150,18 @@ class Kite:
             logger.debug("method %s replaced", name)
         self._methods[name] = method
         return method
+
+    def handle_http(self, path: Any, handler: Any, *, methods: Any = None) -> None:
+        """Serve plain HTTP at ``path`` (an exact path or a compiled regex) on this kite's
+        server, beside the kite's own routes (Go's ``HandleHTTP``).
+
+        ``handler`` is ``async def handler(request, response)`` of :mod:`kitecore.http`;
+        ``methods`` limits the accepted HTTP methods. Routes added while the kite serves are
+        live at once.
+        """
+        self._http_routes.append((path, handler, methods))
+        if self._server is not None:
+            self._server.add_route(path, handler, methods=methods)
 
     def method(self, name: str) -> Method:
         """The registered :class:`Method` called ``name`` (KeyError if none)."""
@@ -362,6 +376,8 @@ class Kite:
             server = HTTPServer(max_message_size=self.config.max_message_size)
             for transport in self.plugins.transports.values():
                 transport.mount(server, "/kite", self._accept)
+            for path, handler, methods in self._http_routes:
+                server.add_route(path, handler, methods=methods)
             self._server = server
             host = self.config.ip or "0.0.0.0"
             self.port = await group.start(server.serve, host, self.config.port)
@@ -384,7 +400,8 @@ class Kite:
         group, self._task_group = self._task_group, None
         if group is not None:
             group.cancel_scope.cancel()
-            await group.__aexit__(*exc_info)
+            # the body's own exception (if any) propagates as it is, not wrapped in a group
+            await group.__aexit__(None, None, None)
         self.plugins.pm.hook.kite_stopped(kite=self)
 
     async def close(self) -> None:

@@ -136,7 +136,8 @@ class KontrolClient:
         group, self._own_group = self._own_group, None
         if group is not None:
             group.cancel_scope.cancel()
-            await group.__aexit__(*exc_info)
+            # the body's own exception (if any) propagates as it is, not wrapped in a group
+            await group.__aexit__(None, None, None)
 
     async def close(self) -> None:
         """Stop registering and close the connection to Kontrol. Idempotent."""

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kitecore.http.server import HTTPRequest, HTTPResponse, HTTPServer
+from kitecore.http.server import HTTPRequest, HTTPResponse
 from kitecore.protocol.errors import ArgumentError, GenericError
 from kitecore.protocol.identity import KiteIdentity
 
@@ -21,6 +21,8 @@ from .registration import register_kite, url_argument
 from .storage import InvalidInputError, StorageError
 
 if TYPE_CHECKING:
+    from kitecore.kite import Kite
+
     from .server import Kontrol
 
 __all__ = ["HTTPEndpoints"]
@@ -48,10 +50,10 @@ class HTTPEndpoints:
         self.kontrol = kontrol
         self.heartbeats = HTTPHeartbeats(kontrol.storage, kontrol.settings)
 
-    def mount(self, server: HTTPServer) -> None:
-        """Add ``/register`` and ``/heartbeat`` to Kontrol's HTTP server."""
-        server.add_route("/register", self.register, methods=["POST"])
-        server.add_route("/heartbeat", self.heartbeat, methods=["GET"])
+    def mount(self, kite: Kite) -> None:
+        """Serve ``/register`` and ``/heartbeat`` on Kontrol's kite."""
+        kite.handle_http("/register", self.register, methods=["POST"])
+        kite.handle_http("/heartbeat", self.heartbeat, methods=["GET"])
 
     async def register(self, request: HTTPRequest, response: HTTPResponse) -> None:
         """``POST /register`` ``{"url", "kite", "auth": {"type": "kiteKey", "key"}}``."""

@@ -182,11 +182,9 @@ class Kontrol:
                 self.keyring, lambda: self.username, lambda: self.kite.identity
             )
             self._sync_kite_config()
-            await stack.enter_async_context(self.kite)
             self.http = HTTPEndpoints(self)
-            server = self.kite._server  # see the report: Kite needs a public HTTP hook
-            assert server is not None
-            self.http.mount(server)
+            self.http.mount(self.kite)
+            await stack.enter_async_context(self.kite)
             await self._register_self()
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(self._keep_registered)
@@ -200,7 +198,7 @@ class Kontrol:
     async def __aexit__(self, *exc_info: Any) -> None:
         stack, self._stack = self._stack, None
         if stack is not None:
-            await stack.__aexit__(*exc_info)
+            await stack.aclose()  # the body's exception propagates unwrapped
 
     async def _open_storage(self, stack: contextlib.AsyncExitStack) -> None:
         spec = self._storage_spec

@@ -52,9 +52,14 @@ def test_plugins_lists_loaded_plugins_as_json():
     assert data["transports"] == ["loopback", "websocket"]
 
 
-def test_demo_runs_the_walk_through():
+def test_direct_demo_runs_the_walk_through():
     done = subprocess.run(
-        [*KITE, "demo"], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
+        [*KITE, "demo", "--direct"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "square(4) = 16" in done.stdout

@@ -463,3 +463,13 @@ async def test_dial_forever_reconnects(kite_config, kite_plugins):
                 await connected[1].wait()
             await anyio.sleep(0.1)
     assert count == 2
+
+
+async def test_body_exceptions_propagate_unwrapped(kite_server, kite_config, kite_plugins):
+    caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
+    with pytest.raises(MethodNotFoundError):
+        async with caller.new_client(kite_server.url) as client:
+            await client.tell("missing")
+    with pytest.raises(KeyError):
+        async with Kite("other", "1.0.0", config=kite_config, plugins=kite_plugins):
+            raise KeyError("mine")
