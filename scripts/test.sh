@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Debian packages, e.g. etcd-server postgresql chromium.
 APT_PACKAGES=()
 # npm packages, installed into build/node (NODE_PATH points there), e.g. kite.js.
-NPM_PACKAGES=()
+NPM_PACKAGES=(kite.js@1.0.13)
 # -----------------------------------------------------------------------------------------------
 
 [ "${#APT_PACKAGES[@]}" -eq 0 ] || ensure_apt_packages "${APT_PACKAGES[@]}"

@@ -1,16 +1,28 @@
 """Test setup for the SockJS plugin.
 
-The plugin is importable when installed (hatch workspace, ``pip install -e``); from a bare
-checkout its ``src`` directory is put on ``sys.path`` so these sans-IO tests still run. (Installing
-it editable before its ``plugin`` module exists would register a broken entry point.)
+The plugin is installed (hatch workspace, ``pip install -e``). The I/O tests serve the plugin's
+conformance app (:mod:`kite_transport_sockjs.conformance`) on a free port.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import AsyncIterator
+from typing import Any
 
-if importlib.util.find_spec("kite_transport_sockjs") is None:
-    _SRC = Path(__file__).resolve().parents[2] / "plugins" / "kite-transport-sockjs" / "src"
-    sys.path.insert(0, str(_SRC))
+import pytest
+
+# -- live servers (the I/O tests) --------------------------------------------------------------
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[Any]:
+    """The conformance app with a 5 s heartbeat and a 1 s disconnect delay."""
+    from sockjs_helpers import serve_app
+
+    async with serve_app(heartbeat_delay=5.0, disconnect_delay=1.0) as served:
+        yield served

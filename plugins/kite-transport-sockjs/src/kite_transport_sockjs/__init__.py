@@ -1,8 +1,10 @@
 """SockJS transport for kite for Python.
 
-This release holds the sans-IO layer only: frames, payload decoding, per-transport framing,
-the fixed HTTP answers, URL routing and the session state machine. The anyio wiring onto
-kitecore's HTTP server (module ``kite_transport_sockjs.plugin``) comes later.
+The sans-IO layer (frames, payload decoding, per-transport framing, the fixed HTTP answers, URL
+routing, the session state machine) is exported here. The anyio parts live in their own modules:
+``server`` (the SockJS server on kitecore's HTTP server), ``channels`` (the kite-side streams),
+``client`` (the SockJS client), ``plugin`` (the ``sockjs`` transport and its entry point) and
+``conformance`` (the official suite's test application).
 """
 
 from __future__ import annotations

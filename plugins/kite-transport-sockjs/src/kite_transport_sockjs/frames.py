@@ -43,6 +43,9 @@ _ESCAPABLE = re.compile(
 )
 
 
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
 def _escape_char(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
@@ -53,6 +56,8 @@ def quote(text: str) -> str:
     Like ``JSON.stringify`` (non-ASCII kept as is), except that the code points SockJS treats as
     unsafe are written as lowercase ``\\uXXXX`` escapes, so the result is always valid UTF-8.
     """
+    if text.isascii():  # the common case: json.dumps already escapes every ASCII control
+        return _dumps(text)
     return _ESCAPABLE.sub(_escape_char, json.dumps(text, ensure_ascii=False))
 
 
@@ -71,8 +76,10 @@ ANOTHER_CONNECTION_FRAME = close_frame(2010, "Another connection still open")
 
 
 def encode_client_messages(messages: Iterable[str]) -> str:
-    """A client-to-server payload: a JSON array of strings (websocket frame or xhr_send body)."""
-    return "[" + ",".join(quote(m) for m in messages) + "]"
+    """A client-to-server payload: a JSON array of strings (websocket frame or xhr_send body).
+
+    Non-ASCII characters are sent as ``\\uXXXX`` escapes, which every server decodes."""
+    return _dumps(list(messages))
 
 
 # ---------------------------------------------------------------------------------------------

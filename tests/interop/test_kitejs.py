@@ -1,0 +1,152 @@
+"""A Python kite and the real kite.js 1.0.13 calling each other over SockJS and raw WebSocket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from interop_helpers import free_port, script
+
+from kitecore.config import Config
+from kitecore.kite import Kite
+from kitecore.plugins import load_plugins
+from kitecore.protocol.errors import KiteError
+
+pytestmark = pytest.mark.anyio
+
+PLUGINS = ("websocket", "sockjs")
+
+
+def make_config() -> Config:
+    config = Config()
+    config.ip = "127.0.0.1"
+    config.port = 0
+    config.disable_authentication = True
+    config.timeout = 10.0
+    return config
+
+
+@pytest.fixture
+async def python_kite(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kite]:
+    monkeypatch.setenv("KITE_HOME", str(tmp_path))
+    kite = Kite("pymath", "1.0.0", config=make_config(), plugins=load_plugins(names=PLUGINS))
+
+    @kite.handle("square")
+    async def square(r: Any) -> float:
+        a = r.args.one(float)
+        return a * a
+
+    @kite.handle("countdown")
+    async def countdown(r: Any) -> str:
+        n, callback = r.args.integer(0), r.args.function(1)
+        for i in range(n, 0, -1):
+            await callback(i)
+        return "done"
+
+    @kite.handle("fail")
+    async def fail(r: Any) -> None:
+        raise ValueError(r.args.string(0))
+
+    @kite.handle("length")
+    async def length(r: Any) -> int:
+        return len(r.args.string(0))
+
+    async with kite:
+        yield kite
+
+
+@pytest.mark.parametrize("mode", ["sockjs-websocket", "sockjs-xhr-polling", "websocket"])
+async def test_kitejs_client_calls_python_kite(
+    python_kite: Kite, node_env: dict[str, str], mode: str
+) -> None:
+    url = python_kite.url
+    if mode == "websocket":
+        url = url.replace("http://", "ws://")
+    with anyio.fail_after(90):
+        done = await anyio.run_process(
+            ["node", script("kitejs_client.js"), url, mode], env=node_env, check=False
+        )
+    lines = done.stdout.decode().strip().splitlines()
+    assert done.returncode == 0, (done.stdout, done.stderr.decode()[-2000:])
+    results = json.loads(lines[-1])
+    assert results["ping"] == {"result": "pong"}
+    assert results["square"] == {"result": 16}
+    assert results["squareScalar"] == {"result": 25}
+    assert results["countdown"] == {"result": "done"}
+    assert results["seen"] == [5, 4, 3, 2, 1]
+    assert results["missing"]["error"]["type"] == "methodNotFound"
+    assert results["failing"]["error"] == {"type": "genericError", "message": "boom"}
+    assert results["concurrentOk"] is True
+    assert results["bigLength"] == {"result": 1 << 20}
+
+
+@pytest.fixture
+async def kitejs_server(
+    request: pytest.FixtureRequest, node_env: dict[str, str]
+) -> AsyncIterator[tuple[str, str]]:
+    """A kite.js KiteServer on a free port: (mode, URL)."""
+    port = free_port()
+    mode = request.param
+    command = ["node", script("kitejs_server.js"), str(port), mode]
+    async with await anyio.open_process(command, env=node_env) as process:
+        try:
+            assert process.stdout is not None
+            with anyio.fail_after(20):
+                assert (await process.stdout.receive()).strip() == b"ready"
+                while True:  # kite.js starts listening right after it prints
+                    try:
+                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.05)
+            scheme = "http" if mode == "sockjs" else "ws"
+            yield mode, f"{scheme}://127.0.0.1:{port}/kite"
+        finally:
+            process.terminate()
+
+
+@pytest.mark.parametrize(
+    ("kitejs_server", "transport"),
+    [("sockjs", None), ("sockjs", "XHRPolling"), ("websocket", None)],
+    indirect=["kitejs_server"],
+)
+async def test_python_client_calls_kitejs_server(
+    kitejs_server: tuple[str, str],
+    transport: str | None,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mode, url = kitejs_server
+    monkeypatch.setenv("KITE_HOME", str(tmp_path))
+    kite = Kite("caller", "1.0.0", config=make_config(), plugins=load_plugins(names=PLUGINS))
+    expected = {"sockjs": transport or "sockjs", "websocket": "websocket"}[mode]
+    assert (transport or kite.transport_for(url).name) == expected
+    seen: list[int] = []
+    with anyio.fail_after(60):
+        async with kite.new_client(url, transport=transport) as client:
+            assert await client.tell("square", 7) == 49
+            assert await client.tell("concat", "a", "b") == "ab"
+            assert await client.tell("callMeBack", 3, seen.append) == 3
+            results = [0] * 200
+
+            async def call(i: int) -> None:
+                results[i] = await client.tell("square", i)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(200):
+                    tg.start_soon(call, i)
+            assert results == [i * i for i in range(200)]
+            assert await client.tell("length", "y" * (1 << 20)) == 1 << 20
+            with pytest.raises(KiteError) as info:
+                await client.tell("fail", "bad")
+            assert info.value.type == "genericError"
+            # kite.js never answers unknown methods: our timeout must fire
+            with pytest.raises(KiteError) as info:
+                await client.tell("noSuchMethod", timeout=0.5)
+            assert info.value.type == "timeout"
+            assert await client.tell("square", 3) == 9  # the connection is still fine
+    # kite.js wraps every callback invocation it sends as one {"error": a0, "result": a1}
+    assert seen == [{"error": 0}, {"error": 1}, {"error": 2}]
