@@ -10,7 +10,7 @@ import contextvars
 import inspect
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,6 +38,14 @@ Hook = Callable[["Client"], Any]
 _RETRYING_AFTER_RENEWAL = contextvars.ContextVar("kite_retrying_after_renewal", default=False)
 
 
+def split_urls(url: str | Sequence[str] | None) -> list[str]:
+    """``"a,b"``, ``["a", "b"]`` or ``None`` as a list of URLs."""
+    if url is None:
+        return []
+    parts = url.split(",") if isinstance(url, str) else list(url)
+    return [part.strip() for part in parts if part.strip()]
+
+
 class DialError(SendError):
     """Dialing a kite failed (refused, handshake rejected, timed out)."""
 
@@ -48,7 +56,7 @@ class Client:
     def __init__(
         self,
         kite: Kite,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         *,
         auth: Authentication | None = None,
         remote_kite: KiteIdentity | None = None,
@@ -56,7 +64,9 @@ class Client:
         connection: Connection | None = None,
     ) -> None:
         self.kite = kite
-        self.url = url
+        #: Where the kite is: several URLs (or one comma-separated string) are alternatives
+        #: that :meth:`dial_forever` fails over between, in turn.
+        self.urls: list[str] = split_urls(url)
         #: Credentials sent with every call (``None``: ``authentication: null``).
         self.auth = auth
         #: The remote kite's identity, if known (from Kontrol, or its first request).
@@ -80,6 +90,20 @@ class Client:
         return f"<Client {who}>"
 
     # ------------------------------------------------------------ state and hooks
+
+    @property
+    def url(self) -> str | None:
+        """The URL dialed now (the first of :attr:`urls` until a failover)."""
+        return self.urls[0] if self.urls else None
+
+    @url.setter
+    def url(self, value: str | Sequence[str] | None) -> None:
+        self.urls = split_urls(value)
+
+    def _fail_over(self) -> None:
+        """Make the next URL current (after a failed dial or a drop)."""
+        if len(self.urls) > 1:
+            self.urls.append(self.urls.pop(0))
 
     @property
     def _connected_event(self) -> anyio.Event:
@@ -181,12 +205,14 @@ class Client:
                 try:
                     connection = await self._open(None)
                 except DialError as exc:
+                    self._fail_over()
                     delay = self.backoff.next()
-                    logger.info("%s; retrying in %.2fs", exc, delay)
+                    logger.info("%s; retrying %s in %.2fs", exc, self.url, delay)
                     await anyio.sleep(delay)
                     continue
                 self.backoff.reset()
                 await self._serve(connection)
+                self._fail_over()  # the peer went away: try the next URL first
         self._reconnect_scope = None
 
     async def _open(self, timeout: float | None) -> Connection:

@@ -473,3 +473,19 @@ async def test_body_exceptions_propagate_unwrapped(kite_server, kite_config, kit
     with pytest.raises(KeyError):
         async with Kite("other", "1.0.0", config=kite_config, plugins=kite_plugins):
             raise KeyError("mine")
+
+
+async def test_dial_forever_fails_over_between_urls(make_kite, kite_config, kite_plugins):
+    dead = Kite("dead", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
+    async with dead:
+        dead_url = dead.url  # nothing listens there any more
+    alive = await make_kite("alive")
+    caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
+    client = caller.new_client(f"{dead_url},{alive.url}", reconnect=True)
+    client.backoff.initial = 0.02
+    client.backoff.reset()
+    assert client.urls == [dead_url, alive.url]
+    with anyio.fail_after(10):
+        async with client:
+            assert client.url == alive.url
+            assert await client.tell("kite.ping") == "pong"
