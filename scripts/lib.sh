@@ -32,8 +32,9 @@ ensure_npm_packages() {
     [ -d "$prefix/node_modules/$name" ] || missing+=("$package")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing npm packages into $prefix: ${missing[*]}" >&2
-    npm install --no-save --no-audit --no-fund --prefix "$prefix" "${missing[@]}"
+    # all of them in one call: `npm install --no-save` removes the packages a call does not name
+    echo "installing npm packages into $prefix: $* (missing: ${missing[*]})" >&2
+    npm install --no-save --no-audit --no-fund --prefix "$prefix" "$@"
   fi
   export NODE_PATH="$prefix/node_modules${NODE_PATH:+:$NODE_PATH}"
 }

@@ -13,8 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- What the tests need from outside Python: add to these lists, nothing else to change. ----
 # Debian packages, e.g. etcd-server postgresql chromium.
 APT_PACKAGES=(etcd-server postgresql chromium)
-# npm packages, installed into build/node (NODE_PATH points there), e.g. kite.js.
-NPM_PACKAGES=(kite.js@1.0.13)
+# npm packages, installed into build/node (NODE_PATH points there): tests/node-packages.txt.
+mapfile -t NPM_PACKAGES < <(grep -v '^#' tests/node-packages.txt | grep .)
 # -----------------------------------------------------------------------------------------------
 
 [ "${#APT_PACKAGES[@]}" -eq 0 ] || ensure_apt_packages "${APT_PACKAGES[@]}"
