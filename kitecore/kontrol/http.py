@@ -51,9 +51,10 @@ class HTTPEndpoints:
         self.heartbeats = HTTPHeartbeats(kontrol.storage, kontrol.settings)
 
     def mount(self, kite: Kite) -> None:
-        """Serve ``/register`` and ``/heartbeat`` on Kontrol's kite."""
+        """Serve ``/register``, ``/heartbeat`` and ``/health`` on Kontrol's kite."""
         kite.handle_http("/register", self.register, methods=["POST"])
         kite.handle_http("/heartbeat", self.heartbeat, methods=["GET"])
+        kite.handle_http("/health", self.health, methods=["GET"])
 
     async def register(self, request: HTTPRequest, response: HTTPResponse) -> None:
         """``POST /register`` ``{"url", "kite", "auth": {"type": "kiteKey", "key"}}``."""
@@ -112,3 +113,11 @@ class HTTPEndpoints:
             await _send_json(response, 500, {"err": "internal error - heartbeat"})
             return
         await response.send(200, _TEXT, answer.encode())
+
+    async def health(self, request: HTTPRequest, response: HTTPResponse) -> None:
+        """``GET /health`` -> 200 ``ok``, or 503 ``{"err": ...}`` while the storage fails."""
+        error = self.kontrol.storage_error
+        if self.kontrol.healthy:
+            await response.send(200, _TEXT, b"ok")
+        else:
+            await _send_json(response, 503, {"err": f"storage unavailable: {error or 'starting'}"})

@@ -90,6 +90,9 @@ class Kontrol:
         self.tokens: TokenIssuer = None  # type: ignore[assignment]
         self.kite_key_authenticator: KiteKeyAuthenticator = None  # type: ignore[assignment]
         self.http: HTTPEndpoints = None  # type: ignore[assignment]
+        #: The last storage failure of Kontrol's own writes; ``None`` while healthy.
+        self.storage_error: str | None = None
+        self._pending_retired: list[KeyPairRecord] | None = None
 
     def __repr__(self) -> str:
         return f"<Kontrol {self.kite.url or 'not started'}>"
@@ -172,7 +175,8 @@ class Kontrol:
             await self._open_storage(stack)
             current, retired = self._load_keys()
             self.keyring = Keyring(self.storage, current, self.settings)
-            await self.keyring.setup(retired)
+            self._pending_retired = list(retired)
+            await self._setup_keys()
             self.tokens = TokenIssuer(self.keyring, self.settings)
             self.kite_key_authenticator = KiteKeyAuthenticator(
                 self.keyring, verify_ttl=self.settings.verify_ttl
@@ -211,17 +215,44 @@ class Kontrol:
             self.storage = self.plugins.storage_for_url(spec)
         stack.push_async_callback(self.storage.aclose)
 
+    @property
+    def healthy(self) -> bool:
+        """False while the storage fails Kontrol's own writes (see :attr:`storage_error`)."""
+        return self.storage_error is None and self._pending_retired is None
+
+    async def _setup_keys(self) -> None:
+        """Store the key pairs; a storage that is down is retried by :meth:`_keep_registered`
+        instead of stopping Kontrol from starting."""
+        try:
+            await self.keyring.setup(self._pending_retired or ())
+        except StorageError as exc:
+            self.storage_error = str(exc)
+            logger.error("Kontrol could not store its key pairs (will retry): %s", exc)
+            return
+        self._pending_retired = None
+
     async def _register_self(self) -> None:
         url = self._register_url or self.kontrol_url
         value = RegisterValue(url, self.keyring.current.id)
         try:
             await self.storage.upsert(self.kite.identity, value, ttl=self.settings.key_ttl)
         except StorageError as exc:
+            self.storage_error = str(exc)
             logger.error("Kontrol could not register itself: %s", exc)
+            return
+        if self.storage_error is not None:
+            logger.info("Kontrol's storage works again")
+        self.storage_error = None
 
     async def _keep_registered(self) -> None:
         while True:
-            await anyio.sleep(self.settings.self_register_interval)
+            interval = self.settings.self_register_interval
+            # unhealthy: check the storage again soon, to report recovery quickly
+            await anyio.sleep(interval if self.healthy else min(interval, 1.0))
+            if self._pending_retired is not None:
+                await self._setup_keys()
+                if self._pending_retired is not None:
+                    continue
             await self._register_self()
 
     async def serve(self) -> None:
