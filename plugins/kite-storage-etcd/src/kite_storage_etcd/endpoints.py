@@ -1,0 +1,153 @@
+"""Calls to an etcd cluster through aetcd, failing over between endpoints, with errors mapped.
+
+One :class:`aetcd.Client` (one gRPC channel) per endpoint, made on first use. A call goes to the
+current endpoint; when it cannot be reached, times out or has no leader, the next endpoint is
+tried (and stays current), with a short pause after each full round, until the operation's
+deadline. Every failure reaches the caller as a :class:`~kitecore.kontrol.storage.StorageError`
+(:class:`EtcdUnavailableError` when no endpoint answered), never as a gRPC or aetcd exception.
+
+aetcd and ``grpc.aio`` run on asyncio only: :func:`require_asyncio` turns a call from trio into
+a clear :class:`AsyncioRequiredError` instead of a confusing failure deep inside gRPC.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aetcd
+import aetcd.exceptions
+import anyio
+import grpc
+import sniffio
+
+from kitecore.kontrol.storage import StorageError
+
+from .url import EtcdURL
+
+__all__ = ["AsyncioRequiredError", "Endpoints", "EtcdUnavailableError", "require_asyncio"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: gRPC channel options: come back quickly after an endpoint restarts (gRPC's default reconnect
+#: backoff grows to two minutes), and accept large range answers (a scan of every kite).
+CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.max_receive_message_length": 256 * 1024 * 1024,
+}
+
+#: Errors that mean "this endpoint can't serve now", worth trying another one.
+_TRANSIENT = (
+    aetcd.exceptions.ConnectionFailedError,  # UNAVAILABLE: refused, no leader, leader changed
+    aetcd.exceptions.ConnectionTimeoutError,  # DEADLINE_EXCEEDED
+    TimeoutError,  # aetcd's wait for a concurrent connect
+)
+
+
+class EtcdUnavailableError(StorageError):
+    """No etcd endpoint answered within the operation's timeout."""
+
+
+class AsyncioRequiredError(RuntimeError):
+    """The etcd storage was used outside asyncio (aetcd and grpc.aio are asyncio-only)."""
+
+
+def require_asyncio() -> None:
+    """Raise :class:`AsyncioRequiredError` when running under an event loop other than asyncio."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return  # not in an event loop yet: checked again on the first call
+    if library != "asyncio":
+        raise AsyncioRequiredError(
+            f"the etcd storage needs asyncio (aetcd and grpc.aio are asyncio-only), not "
+            f"{library}; run Kontrol on asyncio (KITE_ANYIO_BACKEND=asyncio)"
+        )
+
+
+class Endpoints:
+    """The etcd endpoints of one storage URL, and the clients that talk to them."""
+
+    def __init__(self, url: EtcdURL) -> None:
+        self.url = url
+        self._clients: list[aetcd.Client | None] = [None] * len(url.endpoints)
+        self._current = 0
+        self._closed = False
+        # one slow endpoint must leave time to try another
+        many = len(url.endpoints) > 1
+        self._attempt_timeout = max(1.0, url.timeout / 2) if many else url.timeout
+
+    def describe(self) -> str:
+        """The endpoints as ``host:port,...`` for messages."""
+        return ",".join(f"{host}:{port}" for host, port in self.url.endpoints)
+
+    def _client(self, index: int) -> aetcd.Client:
+        client = self._clients[index]
+        if client is None:
+            host, port = self.url.endpoints[index]
+            client = aetcd.Client(
+                host=host, port=port, timeout=self._attempt_timeout, options=CHANNEL_OPTIONS
+            )
+            self._clients[index] = client
+        return client
+
+    def _fail_over(self, index: int) -> None:
+        if self._current == index and len(self._clients) > 1:
+            self._current = (index + 1) % len(self._clients)
+            host, port = self.url.endpoints[self._current]
+            logger.info("etcd: failing over to %s:%d", host, port)
+
+    async def call(self, what: str, operation: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """Run ``operation(client)``, failing over between endpoints until the URL's timeout.
+
+        ``what`` names the operation in errors. Raises :class:`EtcdUnavailableError` when no
+        endpoint could serve, :class:`StorageError` for any other etcd error.
+        """
+        if self._closed:
+            raise StorageError("the etcd storage is closed")
+        require_asyncio()
+        deadline = time.monotonic() + self.url.timeout
+        pause = 0.05
+        tried = 0
+        last_error = "no attempt"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EtcdUnavailableError(
+                    f"etcd at {self.describe()} did not answer ({what}) within "
+                    f"{self.url.timeout:g}s: {last_error}"
+                )
+            index = self._current
+            try:
+                with anyio.fail_after(min(remaining, self._attempt_timeout + 0.5)):
+                    return await operation(self._client(index))
+            except _TRANSIENT as exc:
+                last_error = str(exc) or type(exc).__name__
+            except aetcd.exceptions.ClientError as exc:
+                raise StorageError(f"etcd {what} failed: {exc}") from None
+            except (grpc.RpcError, OSError) as exc:  # not wrapped by aetcd (channel set-up)
+                raise StorageError(f"etcd {what} failed: {exc}") from None
+            logger.debug("etcd %s on endpoint %d failed: %s", what, index, last_error)
+            self._fail_over(index)
+            tried += 1
+            if tried % len(self._clients) == 0:  # a full round failed: let the cluster settle
+                await anyio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 0.5)
+
+    async def aclose(self) -> None:
+        """Close every channel; later calls raise :class:`StorageError`."""
+        self._closed = True
+        clients, self._clients = self._clients, [None] * len(self._clients)
+        for client in clients:
+            if client is not None:
+                with anyio.move_on_after(2, shield=True):
+                    try:
+                        await client.close()
+                    except Exception as exc:  # closing must not fail the caller
+                        logger.debug("closing an etcd channel: %s", exc)

@@ -1,0 +1,355 @@
+"""``etcd://``: Kontrol storage on the etcd v3 API (asyncio only).
+
+Key layout: :mod:`kite_storage_etcd.layout`. TTLs are etcd leases, one per registration:
+
+* :meth:`EtcdStorage.upsert` grants a lease of ``ceil(ttl)`` seconds and, in one transaction,
+  puts the registration's four keys on it, provided the id is free or already owned by the same
+  username (a nested transaction, so 200 writers racing for one id need no retries). The lease
+  the keys had before is then revoked, which also removes keys of an older identity of the same
+  id (another version, say).
+* :meth:`EtcdStorage.update` reads the id index. If nothing but the TTL needs refreshing, it
+  sends a lease keep-alive; a lease that already expired answers TTL 0 and ``update`` returns
+  ``False``, so the caller re-creates the entry with ``upsert`` (a heartbeat racing its own expiry
+  re-registers instead of being lost). A changed URL, key id, identity or TTL is written under a
+  new lease, guarded by the id key's revision.
+* :meth:`EtcdStorage.delete` revokes the lease, which removes every key on it at once.
+
+etcd leases count whole seconds and etcd raises short ones to its minimum (1.5 election
+timeouts, 2 s by default), so an entry lives at least ``ttl`` and disappears within about a
+second after its lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import aetcd
+import anyio
+
+from kitecore.kontrol.storage import (
+    IdConflictError,
+    InvalidInputError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyPairRecord,
+    KiteRecord,
+    RegisterValue,
+    Storage,
+    StorageError,
+    validate_key_pair,
+    validate_kite,
+    validate_query,
+    validate_ttl,
+    validate_value,
+)
+from kitecore.protocol.identity import KiteIdentity, Query
+
+from .endpoints import Endpoints, require_asyncio
+from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
+from .url import EtcdURL, parse_etcd_url
+
+__all__ = ["EtcdStorage", "lease_ttl"]
+
+logger = logging.getLogger(__name__)
+
+#: How often a conditional write is retried when another writer changed the key in between.
+_RETRIES = 8
+
+
+def lease_ttl(ttl: float) -> int:
+    """The lease TTL for a registration TTL: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(ttl))
+
+
+class EtcdStorage(Storage):
+    """Kites and key pairs in etcd, under the URL's key prefix. Asyncio only.
+
+    Nothing is contacted until the first call, so Kontrol starts even when etcd is down; each
+    call then fails within the URL's ``timeout`` with a :class:`StorageError`.
+    """
+
+    def __init__(self, url: EtcdURL | str) -> None:
+        self.url = parse_etcd_url(url) if isinstance(url, str) else url
+        self.layout = KeyLayout(self.url.prefix)
+        self._etcd = Endpoints(self.url)
+
+    @classmethod
+    def from_url(cls, url: str) -> EtcdStorage:
+        """The storage factory for ``etcd://host:2379[,host:port...]/prefix[?timeout=5]``."""
+        require_asyncio()
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"<EtcdStorage {self.url}>"
+
+    # --- kites ---------------------------------------------------------------------------------
+
+    async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
+        validate_kite(kite)
+        validate_value(value)
+        validate_ttl(ttl)
+        stored = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
+        lease = await self._grant(stored.ttl)
+        try:
+            response = await self._etcd.call("upsert", lambda c: self._claim_txn(c, stored, lease))
+        except BaseException:
+            await self._revoke_quietly(lease)
+            raise
+        owned, previous_lease, owner = response
+        if not owned:
+            await self._revoke_quietly(lease)
+            raise IdConflictError(f"kite id {kite.id} is registered by another user ({owner})")
+        if previous_lease and previous_lease != lease:
+            await self._revoke_quietly(previous_lease)
+
+    async def _claim_txn(
+        self, client: aetcd.Client, stored: StoredKite, lease: int
+    ) -> tuple[bool, int, str]:
+        """Put ``stored`` on ``lease`` if its id is free or ours; (owned, previous lease, owner)."""
+        t = client.transactions
+        kite = stored.record.kite
+        owner = self.layout.owner_key(kite.id)
+        puts = self._puts(client, stored, lease)
+        succeeded, responses = await client.transaction(
+            compare=[t.value(owner) == kite.username.encode()],
+            success=puts,
+            failure=[
+                t.txn(
+                    compare=[t.create(owner) == 0],
+                    success=puts,
+                    failure=[t.get(owner)],
+                )
+            ],
+        )
+        if succeeded:
+            return True, responses[0].response_put.prev_kv.lease, kite.username
+        nested = responses[0].response_txn
+        if nested.succeeded:
+            return True, nested.responses[0].response_put.prev_kv.lease, kite.username
+        kvs = nested.responses[0].response_range.kvs
+        return False, 0, kvs[0].value.decode(errors="replace") if kvs else "?"
+
+    def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
+        """The owner key first (with its previous value, to learn the old lease), then the
+        three record keys, all on ``lease``."""
+        t = client.transactions
+        kite = stored.record.kite
+        data = stored.encode()
+        owner = t.put(self.layout.owner_key(kite.id), kite.username.encode(), lease, True)
+        return [owner, *(t.put(key, data, lease) for key in self.layout.record_keys(kite))]
+
+    async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
+        validate_kite(kite)
+        validate_value(value)
+        validate_ttl(ttl)
+        wanted = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
+        id_key = self.layout.id_key(kite.id)
+        for _ in range(_RETRIES):
+            kv = await self._etcd.call("update", lambda c: c.get(id_key))
+            if kv is None:
+                return False
+            current = StoredKite.decode(kv.value)
+            if current.record.kite.username != kite.username:
+                return False
+            if current == wanted:  # only the TTL needs refreshing: keep the lease alive
+                lease = kv.lease
+                reply = await self._etcd.call(
+                    "keep-alive", lambda c, lease=lease: c.refresh_lease(lease)
+                )
+                alive = reply is not None and reply.TTL > 0
+                if not alive:
+                    logger.debug("lease of %s expired before its refresh", kite)
+                return alive
+            if await self._replace(wanted, id_key, kv.mod_revision, kv.lease):
+                return True
+        raise StorageError(f"update of {kite} kept racing other writers; try again")
+
+    async def _replace(
+        self, wanted: StoredKite, id_key: bytes, revision: int, old_lease: int
+    ) -> bool:
+        """Write ``wanted`` under a new lease if the id key is still at ``revision``."""
+        lease = await self._grant(wanted.ttl)
+
+        async def txn(client: aetcd.Client) -> bool:
+            t = client.transactions
+            succeeded, _ = await client.transaction(
+                compare=[t.mod(id_key) == revision],
+                success=self._puts(client, wanted, lease),
+                failure=[],
+            )
+            return bool(succeeded)
+
+        try:
+            replaced = await self._etcd.call("update", txn)
+        except BaseException:
+            await self._revoke_quietly(lease)
+            raise
+        await self._revoke_quietly(old_lease if replaced else lease)
+        return replaced
+
+    async def delete(self, kite: KiteIdentity) -> None:
+        if not isinstance(kite, KiteIdentity) or not kite.id or "/" in kite.id:
+            return
+        id_key = self.layout.id_key(kite.id)
+        kv = await self._etcd.call("delete", lambda c: c.get(id_key))
+        if kv is None or StoredKite.decode(kv.value).record.kite.username != kite.username:
+            return
+        await self._revoke(kv.lease)
+
+    async def get(self, query: Query) -> list[KiteRecord]:
+        validate_query(query)
+        plan = self.layout.plan(query)
+        if plan.prefix:
+            found = await self._etcd.call("get", lambda c: c.get_prefix(plan.key))
+            kvs = list(found.kvs)
+        else:
+            kv = await self._etcd.call("get", lambda c: c.get(plan.key))
+            kvs = [] if kv is None else [kv]
+        # During a re-registration under another identity, the old keys live until their
+        # lease is revoked a moment later: keep the newest record of each id.
+        newest: dict[str, tuple[int, KiteRecord]] = {}
+        for kv in kvs:
+            try:
+                record = StoredKite.decode(kv.value).record
+            except StorageError as exc:
+                logger.warning("skipping %r: %s", kv.key, exc)
+                continue
+            if not query.matches(record.kite):
+                continue
+            seen = newest.get(record.kite.id)
+            if seen is None or seen[0] < kv.mod_revision:
+                newest[record.kite.id] = (kv.mod_revision, record)
+        return [record for _, record in newest.values()]
+
+    # --- leases --------------------------------------------------------------------------------
+
+    async def _grant(self, ttl: int) -> int:
+        lease = await self._etcd.call("lease grant", lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def _revoke(self, lease: int) -> None:
+        try:
+            await self._etcd.call("lease revoke", lambda c: c.revoke_lease(lease))
+        except StorageError as exc:
+            if "not found" not in str(exc):  # already expired or revoked: nothing to do
+                raise
+
+    async def _revoke_quietly(self, lease: int) -> None:
+        """Revoke ``lease`` if possible; a lease left behind only lives out its TTL."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._revoke(lease)
+            except StorageError as exc:
+                logger.warning("could not revoke etcd lease %x (it will expire): %s", lease, exc)
+
+    # --- key pairs -----------------------------------------------------------------------------
+
+    async def add_key(self, pair: KeyPairRecord) -> None:
+        validate_key_pair(pair)
+        public = pair.public.strip()
+        stored = KeyPairRecord(pair.id, public, pair.private.strip(), None)
+        id_key = self.layout.key_pair_key(pair.id)
+        public_key = self.layout.public_key_key(public)
+
+        async def txn(client: aetcd.Client) -> tuple[bool, list[Any]]:
+            t = client.transactions
+            result: tuple[bool, list[Any]] = await client.transaction(
+                compare=[t.create(id_key) == 0, t.create(public_key) == 0],
+                success=[
+                    t.put(id_key, encode_key_pair(stored)),
+                    t.put(public_key, pair.id.encode()),
+                ],
+                failure=[t.get(id_key), t.get(public_key)],
+            )
+            return result
+
+        succeeded, responses = await self._etcd.call("add key", txn)
+        if succeeded:
+            return
+        by_id, by_public = responses
+        if by_id:
+            if decode_key_pair(by_id[0][0]).public != public:
+                raise InvalidInputError(f"key pair id {pair.id} is taken by another key")
+            return  # the same pair again (possibly retired): nothing to do
+        if by_public:
+            raise InvalidInputError("this public key is already stored under another id")
+        raise StorageError("key pair storage is inconsistent: a public key index without a pair")
+
+    async def delete_key(self, id_or_public: str) -> None:
+        for _ in range(_RETRIES):
+            record, key, revision = await self._find_key(id_or_public)
+            if record.retired:
+                return
+            retired = KeyPairRecord(record.id, record.public, record.private, time.time())
+
+            async def txn(
+                client: aetcd.Client,
+                key: bytes = key,
+                revision: int = revision,
+                data: bytes = encode_key_pair(retired),
+            ) -> bool:
+                t = client.transactions
+                succeeded, _ = await client.transaction(
+                    compare=[t.mod(key) == revision],
+                    success=[t.put(key, data)],
+                    failure=[],
+                )
+                return bool(succeeded)
+
+            if await self._etcd.call("delete key", txn):
+                return
+        raise StorageError("retiring the key pair kept racing other writers; try again")
+
+    async def get_key_by_id(self, key_id: str) -> KeyPairRecord:
+        if not isinstance(key_id, str) or not key_id:
+            raise KeyNotFoundError()
+        return _active(await self._key_by_id(key_id))
+
+    async def get_key_by_public(self, public: str) -> KeyPairRecord:
+        if not isinstance(public, str) or not public.strip():
+            raise KeyNotFoundError()
+        index = self.layout.public_key_key(public)
+        kv = await self._etcd.call("get key", lambda c: c.get(index))
+        if kv is None:
+            raise KeyNotFoundError()
+        return _active(await self._key_by_id(kv.value.decode()))
+
+    async def _key_by_id(self, key_id: str) -> KeyPairRecord | None:
+        key = self.layout.key_pair_key(key_id)
+        kv = await self._etcd.call("get key", lambda c: c.get(key))
+        return None if kv is None else decode_key_pair(kv.value)
+
+    async def _find_key(self, id_or_public: str) -> tuple[KeyPairRecord, bytes, int]:
+        """The pair named by id or public PEM, its key and revision; KeyNotFoundError if none."""
+        if not isinstance(id_or_public, str) or not id_or_public.strip():
+            raise KeyNotFoundError()
+        key_id = id_or_public
+        if "/" not in id_or_public:
+            kv = await self._etcd.call("get key", lambda c: c.get(self.layout.key_pair_key(key_id)))
+            if kv is not None:
+                return decode_key_pair(kv.value), kv.key, kv.mod_revision
+        index = self.layout.public_key_key(id_or_public)
+        found = await self._etcd.call("get key", lambda c: c.get(index))
+        if found is None:
+            raise KeyNotFoundError()
+        key = self.layout.key_pair_key(found.value.decode())
+        kv = await self._etcd.call("get key", lambda c: c.get(key))
+        if kv is None:
+            raise KeyNotFoundError()
+        return decode_key_pair(kv.value), kv.key, kv.mod_revision
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._etcd.aclose()
+
+
+def _active(record: KeyPairRecord | None) -> KeyPairRecord:
+    if record is None:
+        raise KeyNotFoundError()
+    if record.deleted_at is not None:
+        raise KeyDeletedError(record)
+    return record

@@ -1,0 +1,262 @@
+"""What only the etcd storage has: URLs, key layout, leases, the id index, faults, asyncio only."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import aetcd
+import anyio
+import pytest
+from kite_storage_etcd import (
+    AsyncioRequiredError,
+    EtcdStorage,
+    EtcdUnavailableError,
+    lease_ttl,
+    parse_etcd_url,
+)
+from kite_storage_etcd.layout import KeyLayout, StoredKite
+from kite_storage_etcd.testing import EtcdCluster, free_port
+
+from kitecore.contracts.storage import LONG_TTL, make_identity
+from kitecore.kontrol.storage import InvalidInputError, KiteRecord, RegisterValue, StorageError
+from kitecore.plugins import load_plugins
+from kitecore.protocol.identity import Query
+
+VALUE = RegisterValue("http://10.0.0.5:6000/kite", "key-1")
+
+
+def raw_client(etcd_server: EtcdCluster) -> aetcd.Client:
+    member = etcd_server.members[0]
+    return aetcd.Client(host="127.0.0.1", port=member.client_port, timeout=5)
+
+
+async def keys_under(etcd_server: EtcdCluster, prefix: str) -> dict[bytes, int]:
+    """Every key under ``prefix`` and the lease it is on, read with a separate client."""
+    async with raw_client(etcd_server) as client:
+        found = await client.get_prefix(prefix.encode() + b"/")
+    return {kv.key: kv.lease for kv in found.kvs}
+
+
+# --- URLs and layout (no server) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoints", "prefix", "timeout"),
+    [
+        ("etcd://127.0.0.1:2379/kite", [("127.0.0.1", 2379)], "/kite", 5.0),
+        ("etcd://etcd1", [("etcd1", 2379)], "/kite", 5.0),
+        ("etcd://a:1,b:2,c/reg/prod/", [("a", 1), ("b", 2), ("c", 2379)], "/reg/prod", 5.0),
+        (
+            "etcd://[::1]:2380,[fe80::1]/x?timeout=0.5",
+            [("::1", 2380), ("fe80::1", 2379)],
+            "/x",
+            0.5,
+        ),
+    ],
+)
+def test_parse_url(url, endpoints, prefix, timeout):
+    parsed = parse_etcd_url(url)
+    assert list(parsed.endpoints) == endpoints
+    assert parsed.prefix == prefix
+    assert parsed.timeout == timeout
+    assert parse_etcd_url(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("memory://", "not an etcd storage URL"),
+        ("etcd:///kite", "no etcd endpoint"),
+        ("etcd://a:99999/kite", "bad etcd port"),
+        ("etcd://a:b/kite", "bad etcd port"),
+        ("etcd://a:1,,b/kite", "empty etcd host"),
+        ("etcd://u:p@a/kite", "not supported"),
+        ("etcd://a/kite?timeout=0", "timeout"),
+        ("etcd://a/kite?timeout=soon", "timeout"),
+        ("etcd://a/kite?tls=1", "unknown etcd URL option"),
+        ("etcd://a/x//y", "empty segment"),
+    ],
+)
+def test_bad_url_is_refused(url, message):
+    with pytest.raises(InvalidInputError, match=message):
+        parse_etcd_url(url)
+
+
+def test_lease_ttl_rounds_up_to_whole_seconds():
+    assert [lease_ttl(t) for t in (0.2, 1, 1.01, 90)] == [1, 1, 2, 90]
+
+
+def test_query_plans_use_the_narrowest_prefix():
+    layout = KeyLayout("/p")
+    assert layout.plan(Query(id="x", name="n")).key == b"/p/ids/x"
+    assert not layout.plan(Query(id="x")).prefix
+    assert layout.plan(Query(username="u", environment="e", name="n", version="1")).key == (
+        b"/p/kites/u/e/n/"
+    )
+    assert layout.plan(Query(username="u", name="n")).key == b"/p/kites/u/"  # a gap stops it
+    assert layout.plan(Query(name="n", region="r")).key == b"/p/names/n/"
+    assert layout.plan(Query(region="r")).key == b"/p/kites/"
+
+
+def test_stored_record_round_trip_and_broken_data():
+    record = StoredKite(KiteRecord(make_identity(), "http://a/kite", "k"), 90)
+    assert StoredKite.decode(record.encode()) == record
+    for broken in (b"{", b"[]", b'{"kite": {}, "url": 1, "key_id": "k"}'):
+        with pytest.raises(StorageError):
+            StoredKite.decode(broken)
+
+
+def test_plugin_registers_the_etcd_scheme():
+    registry = load_plugins(names=["etcd"], strict=True)
+    storage = registry.storage_for_url("etcd://127.0.0.1:2379/kite")
+    assert isinstance(storage, EtcdStorage)
+    assert storage.url.prefix == "/kite"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_gets_a_clear_error(etcd_url):
+    with pytest.raises(AsyncioRequiredError, match="needs asyncio"):
+        EtcdStorage.from_url(etcd_url)
+    storage = EtcdStorage(etcd_url)  # made outside a loop, then used under trio
+    with pytest.raises(AsyncioRequiredError, match="KITE_ANYIO_BACKEND=asyncio"):
+        await storage.get(Query(username="alice"))
+
+
+# --- against the server ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_lease_holds_all_keys_and_they_expire_together(etcd_storage, etcd_server):
+    kite = make_identity()
+    await etcd_storage.upsert(kite, VALUE, ttl=1)
+    keys = await keys_under(etcd_server, etcd_storage.url.prefix)
+    layout = etcd_storage.layout
+    assert set(keys) == {*layout.record_keys(kite), layout.owner_key(kite.id)}
+    assert len(set(keys.values())) == 1 and 0 not in keys.values()
+    await anyio.sleep(2.5)
+    assert await keys_under(etcd_server, etcd_storage.url.prefix) == {}
+
+
+@pytest.mark.anyio
+async def test_id_index_follows_reregistration_and_old_keys_go(etcd_storage, etcd_server):
+    old = make_identity(version="1.0.0")
+    new = make_identity(version="2.0.0", id=old.id)
+    await etcd_storage.upsert(old, VALUE, ttl=LONG_TTL)
+    first = await keys_under(etcd_server, etcd_storage.url.prefix)
+    await etcd_storage.upsert(new, RegisterValue("http://new/kite", "k2"), ttl=LONG_TTL)
+    keys = await keys_under(etcd_server, etcd_storage.url.prefix)
+    assert etcd_storage.layout.kite_key(old) not in keys  # revoked with the old lease
+    assert etcd_storage.layout.kite_key(new) in keys
+    assert set(keys.values()).isdisjoint(first.values())  # a new lease
+    assert await etcd_storage.get(Query(id=old.id)) == [KiteRecord(new, "http://new/kite", "k2")]
+    assert await etcd_storage.get(Query(username="alice", version="1.0.0")) == []
+
+
+@pytest.mark.anyio
+async def test_refresh_keeps_the_lease_and_a_change_replaces_it(etcd_storage, etcd_server):
+    kite = make_identity()
+    prefix = etcd_storage.url.prefix
+    await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
+    (lease,) = set((await keys_under(etcd_server, prefix)).values())
+    assert await etcd_storage.update(kite, VALUE, ttl=LONG_TTL)  # keep-alive only
+    assert set((await keys_under(etcd_server, prefix)).values()) == {lease}
+    moved = RegisterValue("http://moved/kite", "key-1")
+    assert await etcd_storage.update(kite, moved, ttl=LONG_TTL)
+    (new_lease,) = set((await keys_under(etcd_server, prefix)).values())
+    assert new_lease != lease
+    async with raw_client(etcd_server) as client:
+        assert (await client.get_lease_info(lease)).TTL == -1  # revoked
+    assert [r.url for r in await etcd_storage.get(Query(id=kite.id))] == ["http://moved/kite"]
+
+
+@pytest.mark.anyio
+async def test_refresh_racing_expiry_returns_false_then_upsert_restores(
+    etcd_storage, etcd_server, monkeypatch
+):
+    """The lease runs out between update's read and its keep-alive: the registration is not
+    lost, because update says False and the caller (HeartbeatTracker) upserts."""
+    kite = make_identity()
+    await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
+    (lease,) = set((await keys_under(etcd_server, etcd_storage.url.prefix)).values())
+    real_call = etcd_storage._etcd.call
+
+    async def expire_just_before_keep_alive(what, operation):
+        if what == "keep-alive":
+            async with raw_client(etcd_server) as client:
+                await client.revoke_lease(lease)
+        return await real_call(what, operation)
+
+    monkeypatch.setattr(etcd_storage._etcd, "call", expire_just_before_keep_alive)
+    assert await etcd_storage.update(kite, VALUE, ttl=LONG_TTL) is False
+    monkeypatch.setattr(etcd_storage._etcd, "call", real_call)
+    await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
+    assert [r.kite for r in await etcd_storage.get(Query(id=kite.id))] == [kite]
+
+
+@pytest.mark.anyio
+async def test_heartbeats_racing_expiry_never_lose_a_registration(etcd_storage):
+    """Many kites refresh (update, else upsert) at random moments around their 1 s expiry;
+    right after each refresh the kite must be found."""
+    random.seed(7)
+    kites = [make_identity() for _ in range(30)]
+    lost = []
+
+    async def heartbeat(kite, delays):
+        await etcd_storage.upsert(kite, VALUE, ttl=1)
+        for delay in delays:
+            await anyio.sleep(delay)
+            if not await etcd_storage.update(kite, VALUE, ttl=1):
+                await etcd_storage.upsert(kite, VALUE, ttl=1)
+            if not await etcd_storage.get(Query(id=kite.id)):
+                lost.append((kite.id, delay))
+
+    async with anyio.create_task_group() as tg:
+        for kite in kites:
+            tg.start_soon(heartbeat, kite, [random.uniform(0.6, 2.2) for _ in range(2)])
+    assert lost == []
+
+
+@pytest.mark.anyio
+async def test_broken_record_is_skipped_not_fatal(etcd_storage, etcd_server):
+    good = make_identity()
+    await etcd_storage.upsert(good, VALUE, ttl=LONG_TTL)
+    async with raw_client(etcd_server) as client:
+        await client.put(etcd_storage.url.prefix.encode() + b"/kites/alice/x/y/z", b"not json")
+    assert [r.kite for r in await etcd_storage.get(Query(username="alice"))] == [good]
+
+
+@pytest.mark.anyio
+async def test_unreachable_etcd_fails_fast_with_storage_error():
+    storage = EtcdStorage(f"etcd://127.0.0.1:{free_port()}/kite?timeout=1")
+    async with storage:
+        for call in (
+            storage.get(Query(username="alice")),
+            storage.upsert(make_identity(), VALUE, ttl=LONG_TTL),
+            storage.get_key_by_id("k"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(EtcdUnavailableError, match="did not answer"):
+                await call
+            assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.anyio
+async def test_dead_endpoint_is_skipped(etcd_server):
+    dead = f"127.0.0.1:{free_port()}"
+    url = f"etcd://{dead},{etcd_server.endpoints}/t-{random.getrandbits(32):x}?timeout=3"
+    async with EtcdStorage(url) as storage:
+        kite = make_identity()
+        started = time.monotonic()
+        await storage.upsert(kite, VALUE, ttl=LONG_TTL)
+        assert [r.kite for r in await storage.get(Query(id=kite.id))] == [kite]
+        assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.anyio
+async def test_closed_storage_refuses_calls(etcd_url):
+    storage = EtcdStorage(etcd_url)
+    await storage.aclose()
+    with pytest.raises(StorageError, match="closed"):
+        await storage.get(Query(username="alice"))
