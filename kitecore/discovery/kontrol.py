@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.client import Client
+from kitecore.discovery.keys import KEY_REFRESH_INTERVAL, KEY_RENEW_INTERVAL, KeyRenewer
 from kitecore.discovery.messages import (
     NoKitesError,
     RegisterResult,
@@ -59,6 +60,10 @@ class KontrolClient:
 
     ``url`` defaults to ``kite.config.kontrol_url`` (read when connecting). ``renew_before``
     and ``retry_interval`` tune the token renewers of the clients :meth:`get_kites` returns.
+    While :meth:`register_forever` keeps the kite registered, :attr:`key_renewer` keeps
+    ``config.kontrol_key`` current across Kontrol key rotations (:mod:`kitecore.discovery.keys`):
+    it polls ``getKey`` every ``key_renew_interval`` seconds, and when the kite refuses a token
+    of its Kontrol it asks at once (at most every ``key_refresh_interval`` seconds).
     """
 
     def __init__(
@@ -68,6 +73,8 @@ class KontrolClient:
         url: str | None = None,
         renew_before: float = RENEW_BEFORE,
         retry_interval: float = RETRY_INTERVAL,
+        key_renew_interval: float = KEY_RENEW_INTERVAL,
+        key_refresh_interval: float = KEY_REFRESH_INTERVAL,
     ) -> None:
         self.kite = kite
         self._url = url
@@ -83,6 +90,10 @@ class KontrolClient:
         self._registered: anyio.Event | None = None
         self._register_scope: anyio.CancelScope | None = None
         self._own_group: TaskGroup | None = None
+        #: Keeps ``config.kontrol_key`` current while the kite stays registered.
+        self.key_renewer = KeyRenewer(
+            self, interval=key_renew_interval, refresh_interval=key_refresh_interval
+        )
 
     def __repr__(self) -> str:
         return f"<KontrolClient {self.url or '(no Kontrol URL)'}>"
@@ -235,30 +246,59 @@ class KontrolClient:
         self.register_url = self._own_url(url)
         if self._register_scope is not None:
             return  # the loop already runs; it picks up the new URL on its next attempt
+        group = self._group()
         scope = anyio.CancelScope()
         self._register_scope = scope
-        self._group().start_soon(self._register_loop, scope, backoff or registration_backoff())
+        self.key_renewer.install()
+        group.start_soon(self._stay_registered, scope, backoff or registration_backoff())
 
-    async def _register_loop(self, scope: anyio.CancelScope, backoff: Backoff) -> None:
-        with scope:
-            while True:
-                try:
-                    await self.register()
-                except Exception as exc:
-                    delay = backoff.next()
-                    logger.warning(
-                        "registering to Kontrol at %s failed, retrying in %.1fs: %s",
-                        self.url,
-                        delay,
-                        exc,
-                    )
-                    await anyio.sleep(delay)
-                    continue
-                backoff.reset()
-                connection = self._client.connection if self._client else None
-                if connection is not None:
-                    await connection.wait_closed()
-                logger.info("lost Kontrol at %s; registering again once reconnected", self.url)
+    def _stopping(self, used: Client | None) -> bool:
+        """True when the kite (or this client) is shutting down: no group left to run in, or
+        the client ``used`` by the last registration was closed on purpose (not just lost)."""
+        if (self._own_group or self.kite._task_group) is None:
+            return True
+        return used is not None and used.closed
+
+    async def _stay_registered(self, scope: anyio.CancelScope, backoff: Backoff) -> None:
+        """The registration loop and the key renewer's polling, both ended by ``scope``."""
+        try:
+            with scope:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self.key_renewer.run)
+                    await self._register_loop(backoff)
+                    group.cancel_scope.cancel()
+        finally:
+            if self._register_scope is scope:
+                self._register_scope = None  # a later register_forever starts afresh
+
+    async def _register_loop(self, backoff: Backoff) -> None:
+        """Register, wait for the connection to drop, register again; returns on shutdown."""
+        used: Client | None = None
+        while True:
+            try:
+                await self.register()
+            except Exception as exc:
+                if self._stopping(used):
+                    logger.debug("registration to Kontrol ended: the kite is stopping (%s)", exc)
+                    return
+                delay = backoff.next()
+                logger.warning(
+                    "registering to Kontrol at %s failed, retrying in %.1fs: %s",
+                    self.url,
+                    delay,
+                    exc,
+                )
+                await anyio.sleep(delay)
+                continue
+            backoff.reset()
+            used = self._client
+            connection = used.connection if used is not None else None
+            if connection is not None:
+                await connection.wait_closed()
+            if self._stopping(used):
+                logger.debug("registration to Kontrol ended: the kite closed the connection")
+                return
+            logger.info("lost Kontrol at %s; registering again once reconnected", self.url)
 
     # ------------------------------------------------------------ discovery
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ __all__ = ["Registration", "check_register_url", "register_kite", "url_argument"
 logger = logging.getLogger(__name__)
 
 _SCHEMES = frozenset({"http", "https", "ws", "wss"})
+_WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ def check_register_url(url: str) -> None:
         raise GenericError(f"invalid register URL: {url}: scheme must be http, https, ws or wss")
     if not parts.hostname:
         raise GenericError(f"invalid register URL: {url}: no host")
-    if port == 0 or any(c.isspace() for c in url):
+    if port == 0 or _WHITESPACE.search(url):
         raise GenericError(f"invalid register URL: {url}: bad port or whitespace")
 
 
