@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import anyio
 
 from kitecore.config import Config
+from kitecore.kontrol.storage import StorageError
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         anyio.run(_serve, args, config, backend=backend)
     except KeyboardInterrupt:
         return 0
-    except (ImportError, OSError, ValueError) as exc:
+    except (ImportError, OSError, ValueError, RuntimeError, StorageError) as exc:
         print(f"kontrol: {exc}", file=sys.stderr)
         return 1
     return 0
