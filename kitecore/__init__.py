@@ -9,6 +9,8 @@ from kitecore.config import Config
 from kitecore.hookspecs import hookimpl
 from kitecore.kite import Kite
 from kitecore.methods import Method, MethodHandling
+from kitecore.pickers import Candidate, Picker, PickerBase
+from kitecore.pool import AllKitesFailedError, Pool
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import (
     ArgumentError,
@@ -30,10 +32,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AllKitesFailedError",
     "ArgumentError",
     "Arguments",
     "Authentication",
     "AuthenticationError",
+    "Candidate",
     "Client",
     "Config",
     "DialError",
@@ -47,6 +51,9 @@ __all__ = [
     "Method",
     "MethodHandling",
     "MethodNotFoundError",
+    "Picker",
+    "PickerBase",
+    "Pool",
     "ProtocolError",
     "Query",
     "Request",

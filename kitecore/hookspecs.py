@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kitecore.auth import Authenticator
     from kitecore.kite import Kite
     from kitecore.kontrol.storage import Storage
+    from kitecore.pickers import Picker
     from kitecore.plugins import CommandRegistry
     from kitecore.transport import Transport
 
@@ -36,9 +37,9 @@ AuthenticatorFactory: TypeAlias = "Callable[[Kite], Authenticator]"
 #: names (:class:`kitecore.kontrol.storage.Storage`).
 StorageFactory: TypeAlias = "Callable[[str], Storage]"
 
-#: ``factory(**options) -> picker``: builds a peer picker that chooses one kite among several
-#: matching a query. (Typed loosely until the picker interface exists.)
-PickerFactory: TypeAlias = Callable[..., Any]
+#: ``factory(**options) -> picker``: builds a peer picker (:class:`kitecore.pickers.Picker`)
+#: that chooses one kite among several matching a query.
+PickerFactory: TypeAlias = "Callable[..., Picker]"
 
 
 # --- Registration: called once per process, when the plugins are loaded ----------------------

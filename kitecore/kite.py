@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kitecore.discovery import KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
     from kitecore.plugins import PluginRegistry
+    from kitecore.pool import Pool
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +274,14 @@ class Kite:
     async def get_kites(self, query: Any = None, /, **fields: str) -> list[Client]:
         """Undialed clients of the kites matching ``query`` (a Query, a dict or keywords)."""
         return await self.kontrol_client.get_kites(query, **fields)
+
+    def pool(self, query: Any = None, /, *, picker: Any = "round_robin", **options: Any) -> Pool:
+        """A :class:`~kitecore.pool.Pool` that calls any kite matching ``query`` (a Query, a
+        dict or a ``username/environment/name[/version]`` path), chosen by ``picker`` (a
+        registered picker name or a picker object); ``options`` go to the pool."""
+        from kitecore.pool import Pool
+
+        return Pool(self, query, picker=picker, **options)
 
     async def get_token(self, kite: Any, *, force: bool = False) -> str:
         """A Kontrol token to call the kite ``kite`` (an identity or a query) names."""
