@@ -18,7 +18,12 @@ from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
-from kitecore.protocol.envelope import CallOptions, parse_call_options, response_arguments
+from kitecore.protocol.envelope import (
+    CallOptions,
+    CallOptionsError,
+    parse_call_options,
+    response_arguments,
+)
 from kitecore.protocol.errors import (
     AuthenticationError,
     GenericError,
@@ -319,10 +324,9 @@ class Kite:
     ) -> None:
         try:
             options = parse_call_options(arguments)
-        except KiteError as exc:
-            respond = _response_callback_in(arguments)
+        except CallOptionsError as exc:  # it found the response callback if there was one
             logger.info("%r: bad call of %s: %s", connection, name, exc)
-            _reply(connection, respond, None, exc)
+            _reply(connection, exc.response_callback, None, exc)
             return
         respond = options.response_callback
         if options.kite is not None and client.remote_kite is None and not connection.dialed:
@@ -434,14 +438,6 @@ class Kite:
             anyio.run(self.serve, backend=backend, backend_options=options)
         except KeyboardInterrupt:
             logger.info("%s interrupted", self.identity.path)
-
-
-def _response_callback_in(arguments: list[Any]) -> Any:
-    if arguments and isinstance(arguments[0], dict):
-        callback = arguments[0].get("responseCallback")
-        if callable(callback):
-            return callback
-    return None
 
 
 def _reply(connection: Connection, respond: Any, result: Any, error: KiteError | None) -> None:
