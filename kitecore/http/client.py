@@ -14,6 +14,7 @@ timeout :class:`TimeoutError`, a malformed or cut answer :class:`HTTPProtocolErr
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import ssl
@@ -28,9 +29,15 @@ from anyio.abc import ByteStream
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import next_event
+from kitecore.http.asyncio_stream import websocket_connection
 from kitecore.http.errors import HandshakeError, HTTPProtocolError
 from kitecore.http.headers import Headers
 from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
+
+try:  # the running backend's own connect (anyio internals; anyio.connect_tcp without it)
+    from anyio._core._eventloop import get_async_backend
+except ImportError:  # pragma: no cover
+    get_async_backend = None  # type: ignore[assignment]
 
 __all__ = ["HTTPClient", "HTTPResult", "StreamingResponse", "connect_websocket"]
 
@@ -93,7 +100,20 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> B
             ssl_context=ssl_context or ssl.create_default_context(),
             tls_standard_compatible=False,
         )
+    if get_async_backend is not None and _is_ip_address(target.host):
+        # An address needs no resolution and no Happy Eyeballs race: the backend's own
+        # connect skips the task group, task and timer anyio.connect_tcp sets up for that
+        # (about 0.1 ms of the ~1 ms a connect + handshake costs on asyncio).
+        return await get_async_backend().connect_tcp(target.host, target.port)
     return await anyio.connect_tcp(target.host, target.port)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -189,7 +209,7 @@ async def _client_handshake(
     if answer.get("sec-websocket-extensions"):
         raise HandshakeError(101, b"", "server chose an extension that was not offered")
     trailing, _ = conn.trailing_data
-    return WebSocketConnection(
+    return websocket_connection(
         stream,
         client=True,
         max_message_size=max_message_size,

@@ -32,6 +32,7 @@ from anyio.streams.tls import TLSListener
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
+from kitecore.http.asyncio_stream import websocket_connection
 from kitecore.http.headers import Headers
 from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
 
@@ -485,7 +486,7 @@ class HTTPServer:
         )
         await stream.send(conn.send(accept))
         trailing, _ = conn.trailing_data
-        ws = WebSocketConnection(
+        ws = websocket_connection(
             stream,
             client=False,
             max_message_size=self.max_message_size,

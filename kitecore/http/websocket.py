@@ -8,6 +8,11 @@ Performance notes (this is the hot path of every RPC): one socket read of up to 
 completely and every message in it is buffered, so successive :meth:`receive` calls return
 without touching the socket or yielding; a send builds the whole frame and writes it with one
 call; :meth:`send_many` writes several messages with one call.
+
+This class works on any anyio byte stream (trio, TLS). On asyncio, a plain TCP connection gets
+the faster :class:`~kitecore.http.asyncio_stream.AsyncioWebSocketConnection` subclass instead,
+which drives the socket with an asyncio Protocol; :func:`kitecore.http.asyncio_stream.
+websocket_connection` picks the implementation after a handshake.
 """
 
 from __future__ import annotations
@@ -68,26 +73,33 @@ class WebSocketConnection(ObjectStream[str]):
         initial_data: bytes = b"",
         close_timeout: float = 2.0,
     ) -> None:
-        self._stream = stream
+        self._init_state(stream, client, max_message_size, close_timeout)
         # Only a plain socket stream may be written to directly (never a TLS stream).
         self._raw_socket: Any = (
             stream.extra(SocketAttribute.raw_socket, None)
             if _DIRECT_WRITES and isinstance(stream, anyio.abc.SocketStream)
             else None
         )
-        self._mask = client
-        self._decoder = FrameDecoder(expect_masked=not client, max_message_size=max_message_size)
-        self._messages = self._decoder.messages
-        self._close_timeout = close_timeout
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._stream_closed = anyio.Event()
         self._initial = initial_data
         self._receiving = False
+        # bytes of a frame that send_nowait could only partly write; sent first by _write
+        self._remainder = b""
+
+    def _init_state(
+        self, stream: ByteStream, client: bool, max_message_size: int, close_timeout: float
+    ) -> None:
+        """The protocol state every implementation shares (subclasses with their own I/O call
+        this instead of ``__init__``)."""
+        self._stream = stream
+        self._mask = client
+        self._decoder = FrameDecoder(expect_masked=not client, max_message_size=max_message_size)
+        self._messages = self._decoder.messages
+        self._close_timeout = close_timeout
         self._local_closed = False  # aclose() was called
         self._remote_closed = False  # the peer's close frame, EOF or a fatal error was seen
         self._close_sent = False
-        # bytes of a frame that send_nowait could only partly write; sent first by _write
-        self._remainder = b""
         self.close_code: int | None = None
         self.close_reason = ""
 

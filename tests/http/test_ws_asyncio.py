@@ -1,0 +1,291 @@
+"""The asyncio Protocol implementation of the WebSocket data phase (kitecore.http.asyncio_stream).
+
+Most behaviour is shared with the portable implementation and covered by
+test_ws_connection.py on both backends; these tests pin what is specific: which
+implementation is chosen, descriptors, cancellation, read-ahead, flow control.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anyio
+import pytest
+from anyio import wait_all_tasks_blocked
+from anyio.abc import SocketAttribute
+from anyio.lowlevel import checkpoint
+from http_helpers import serving
+
+from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
+from kitecore.http.asyncio_stream import AsyncioWebSocketConnection, websocket_connection
+from kitecore.http.frames import OP_TEXT, encode_frame
+
+pytestmark = pytest.mark.anyio
+
+_BACKENDS: list[Any] = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param("trio", id="trio"),
+]
+
+
+@pytest.fixture(params=_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    if request.param[0] == "asyncio" and isinstance(request.param, tuple):
+        pytest.importorskip("uvloop")
+    return request.param
+
+
+def _on_asyncio(backend: Any) -> bool:
+    return (backend if isinstance(backend, str) else backend[0]) == "asyncio"
+
+
+#: For tests of the asyncio Protocol implementation itself: asyncio and uvloop, not trio.
+ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", _BACKENDS[:2], indirect=True)
+
+
+async def echo(ws: WebSocketConnection, request: HTTPRequest) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def echo_server() -> HTTPServer:
+    server = HTTPServer()
+    server.add_websocket_route("/ws", echo)
+    return server
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_protocol_implementation_on_asyncio_only(anyio_backend: Any) -> None:
+    server = HTTPServer()
+    seen: list[type] = []
+
+    async def record(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        seen.append(type(ws))
+        await echo(ws, request)
+
+    server.add_websocket_route("/ws", record)
+    async with serving(server) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        await ws.send("x")
+        with anyio.fail_after(5):
+            assert await ws.receive() == "x"
+        assert ws.extra(SocketAttribute.remote_port) == port
+        await ws.aclose()
+    expected = AsyncioWebSocketConnection if _on_asyncio(anyio_backend) else WebSocketConnection
+    assert seen == [expected] and type(ws) is expected
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+async def test_no_descriptor_leaks_over_200_connections() -> None:
+    server = echo_server()
+
+    async def echo_once(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        await ws.send(await ws.receive())
+
+    server.add_websocket_route("/once", echo_once)
+    async with serving(server) as port:
+        # one connection first, so lazily created descriptors (selectors, ...) exist
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        await ws.aclose()
+        for _ in range(20):
+            await checkpoint()
+        baseline = _open_fds()
+        with anyio.fail_after(30):
+            for i in range(200):
+                if i % 2:  # the client closes
+                    ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+                    await ws.send_many([str(i), "b"])
+                    assert await ws.receive() == str(i)
+                    await ws.aclose(4000, "bye")
+                else:  # the server closes
+                    ws = await connect_websocket(f"ws://127.0.0.1:{port}/once")
+                    await ws.send(str(i))
+                    assert await ws.receive() == str(i)
+                    with pytest.raises(anyio.EndOfStream):
+                        await ws.receive()
+                    await ws.aclose()
+            # the server's side of the last connection may still be closing
+            for _ in range(500):
+                if _open_fds() <= baseline:
+                    break
+                await anyio.sleep(0.01)
+        assert _open_fds() == baseline
+
+
+async def test_cancelled_receive_loses_no_message(anyio_backend: Any) -> None:
+    server = HTTPServer()
+    go = anyio.Event()
+
+    async def send_later(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        await go.wait()
+        await ws.send("late")
+        await ws.receive()  # until the client closes
+
+    server.add_websocket_route("/ws", send_later)
+    async with serving(server) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        with anyio.move_on_after(0.05) as scope:
+            await ws.receive()
+        assert scope.cancelled_caught
+        go.set()
+        with anyio.fail_after(5):
+            assert await ws.receive() == "late"
+        await ws.aclose()
+
+
+@ASYNCIO_ONLY
+async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: Any) -> None:
+    """The message that wakes a receive being cancelled is returned now or by the next one."""
+    async with serving(echo_server()) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        assert isinstance(ws, AsyncioWebSocketConnection)
+        got: list[str] = []
+        scope = anyio.CancelScope()
+
+        async def receiver() -> None:
+            with scope:
+                got.append(await ws.receive())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receiver)
+            await wait_all_tasks_blocked()
+            ws.data_received(encode_frame(OP_TEXT, b"wake", mask=False))
+            scope.cancel()
+        with anyio.fail_after(5):
+            if not got:
+                got.append(await ws.receive())
+            assert got == ["wake"]
+            await ws.send("next")
+            assert await ws.receive() == "next"
+        await ws.aclose()
+
+
+@ASYNCIO_ONLY
+async def test_bytes_anyio_read_ahead_are_not_lost(anyio_backend: Any) -> None:
+    """Bytes anyio's stream had buffered past the handshake come first, in order."""
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    port = listener.extra(SocketAttribute.local_port)
+    async with listener:
+        client = await anyio.connect_tcp("127.0.0.1", port)
+        server = await listener.accept()
+        await server.send(encode_frame(OP_TEXT, b"one", mask=False))
+        read_queue = getattr(getattr(client, "_protocol", None), "read_queue", None)
+        assert read_queue is not None
+        # as if anyio had read "two" ahead of the handshake bytes h11 consumed
+        read_queue.append(encode_frame(OP_TEXT, b"two", mask=False))
+        ws = websocket_connection(
+            client, client=True, initial_data=encode_frame(OP_TEXT, b"zero", mask=False)
+        )
+        assert isinstance(ws, AsyncioWebSocketConnection)
+        with anyio.fail_after(5):
+            assert [await ws.receive() for _ in range(3)] == ["zero", "two", "one"]
+        await server.aclose()
+        with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+            await ws.receive()
+        assert ws.close_code == 1006
+        await ws.aclose()
+
+
+@ASYNCIO_ONLY
+async def test_reading_pauses_while_many_messages_wait(anyio_backend: Any) -> None:
+    count = 3000
+    server = HTTPServer()
+
+    async def flood(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        await ws.send_many([str(i) for i in range(count)])
+        await ws.receive()
+
+    server.add_websocket_route("/ws", flood)
+    async with serving(server) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        assert isinstance(ws, AsyncioWebSocketConnection)
+        transport = ws._transport
+        with anyio.fail_after(5):
+            for _ in range(1000):
+                if not transport.is_reading():
+                    break
+                await anyio.sleep(0.005)
+            assert not transport.is_reading()
+            assert [await ws.receive() for _ in range(count)] == [str(i) for i in range(count)]
+        assert transport.is_reading()
+        await ws.aclose()
+
+
+@ASYNCIO_ONLY
+async def test_senders_wait_while_the_peer_does_not_read(anyio_backend: Any) -> None:
+    """Cancelling a send that waits for the transport to drain leaves no partial frame.
+
+    (The portable implementation finishes a partly written frame under a shield instead.)
+    """
+    server = HTTPServer()
+    start_reading = anyio.Event()
+    total = 0
+
+    async def slow(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        nonlocal total
+        await start_reading.wait()
+        async for message in ws:
+            total += len(message)
+            if message == "end":
+                await ws.send("done")
+
+    server.add_websocket_route("/ws", slow)
+    async with serving(server) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        chunk = "x" * 65536
+        sent = 0
+        with anyio.move_on_after(1):
+            while sent < 400:  # 25 MiB: far more than the kernel buffers hold
+                await ws.send(chunk)
+                sent += 1
+        assert sent < 400
+        if isinstance(ws, AsyncioWebSocketConnection):
+            assert ws.write_nowait(["refused while paused"]) is False
+            assert ws.pending_bytes == 0
+        start_reading.set()
+        with anyio.fail_after(10):
+            await ws.send_many(["end"])
+            assert await ws.receive() == "done"
+        assert total == sent * len(chunk) + 3
+        await ws.aclose()
+
+
+async def test_aclose_ends_a_waiting_receive(anyio_backend: Any) -> None:
+    async with serving(echo_server()) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        outcome: list[type] = []
+
+        async def receiver() -> None:
+            try:
+                await ws.receive()
+            except Exception as exc:
+                outcome.append(type(exc))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receiver)
+                await wait_all_tasks_blocked()
+                await ws.aclose()
+        assert outcome == [anyio.ClosedResourceError]
+        assert ws.close_code == 1000
+        if isinstance(ws, AsyncioWebSocketConnection):
+            with pytest.raises(anyio.ClosedResourceError):
+                ws.write_nowait(["x"])
+
+
+@ASYNCIO_ONLY
+async def test_second_receiver_is_refused(anyio_backend: Any) -> None:
+    async with serving(echo_server()) as port:
+        ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ws.receive)
+            await wait_all_tasks_blocked()
+            with pytest.raises(anyio.BusyResourceError):
+                await ws.receive()
+            await ws.send("unblock")
+        await ws.aclose()
