@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,36 +178,29 @@ class Config:
 
     def read_environment(self, environ: Mapping[str, str]) -> None:
         """Apply the ``KITE_*`` variables found in ``environ`` to this config."""
-        text_fields = {
-            "KITE_USERNAME": "username",
-            "KITE_ENVIRONMENT": "environment",
-            "KITE_REGION": "region",
-            "KITE_IP": "ip",
-            "KITE_KONTROL_URL": "kontrol_url",
-            "KITE_TRANSPORT": "transport",
-        }
-        for var, name in text_fields.items():
+        for var, (name, convert) in _ENVIRONMENT.items():
             value = environ.get(var)
             if value:
-                setattr(self, name, value)
-        duration_fields = {
-            "KITE_TIMEOUT": "timeout",
-            "KITE_HANDSHAKE_TIMEOUT": "handshake_timeout",
-            "KITE_VERIFY_TTL": "verify_ttl",
-        }
-        for var, name in duration_fields.items():
-            value = environ.get(var)
-            if value:
-                setattr(self, name, _checked(var, parse_duration, value))
-        port = environ.get("KITE_PORT")
-        if port:
-            self.port = _checked("KITE_PORT", int, port)
-        size = environ.get("KITE_MAX_MESSAGE_SIZE")
-        if size:
-            self.max_message_size = _checked("KITE_MAX_MESSAGE_SIZE", int, size)
+                setattr(self, name, _checked(var, convert, value))
 
 
-def _checked(var: str, convert, value: str):  # type: ignore[no-untyped-def]
+#: ``KITE_*`` variable -> (config field, conversion); protocol.md §9 plus our own limits.
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "KITE_USERNAME": ("username", str),
+    "KITE_ENVIRONMENT": ("environment", str),
+    "KITE_REGION": ("region", str),
+    "KITE_IP": ("ip", str),
+    "KITE_KONTROL_URL": ("kontrol_url", str),
+    "KITE_TRANSPORT": ("transport", str),
+    "KITE_PORT": ("port", int),
+    "KITE_TIMEOUT": ("timeout", parse_duration),
+    "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", parse_duration),
+    "KITE_VERIFY_TTL": ("verify_ttl", parse_duration),
+    "KITE_MAX_MESSAGE_SIZE": ("max_message_size", int),
+}
+
+
+def _checked(var: str, convert: Callable[[str], object], value: str) -> object:
     try:
         return convert(value)
     except ValueError as exc:
