@@ -17,10 +17,11 @@ The async fixtures need an anyio test (``@pytest.mark.anyio``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.abc
 import pytest
 
 from kitecore.client import Client
@@ -64,8 +65,18 @@ async def echo(r: Any) -> list[Any]:
 
 @pytest.fixture
 async def make_kite(kite_config: Config, kite_plugins: PluginRegistry) -> AsyncIterator[MakeKite]:
-    """Start kites on free loopback ports; they stop when the test ends."""
-    async with contextlib.AsyncExitStack() as stack:
+    """Start kites on free loopback ports; they stop when the test ends.
+
+    Each kite serves in a task of its own (owned by this fixture), so kites started in a test
+    body never nest their task groups inside other fixtures' contexts.
+    """
+
+    async def serve(kite: Kite, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with kite:
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as group:
 
         async def factory(
             name: str = "test",
@@ -77,10 +88,11 @@ async def make_kite(kite_config: Config, kite_plugins: PluginRegistry) -> AsyncI
             kite = Kite(name, version, config=config or kite_config.copy(), plugins=kite_plugins)
             for method_name, handler in (methods or {}).items():
                 kite.handle(method_name, handler)
-            await stack.enter_async_context(kite)
+            await group.start(serve, kite)
             return kite
 
         yield factory
+        group.cancel_scope.cancel()
 
 
 @pytest.fixture
