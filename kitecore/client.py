@@ -82,6 +82,7 @@ class Client:
         self._reconnect = False
         self._closed = False
         self._connected_event_: anyio.Event | None = None
+        self._serving = False  # _serve runs: the connected event is (or would be) set
         self._own_task_group: TaskGroup | None = None
         self._reconnect_scope: anyio.CancelScope | None = None
 
@@ -107,9 +108,12 @@ class Client:
 
     @property
     def _connected_event(self) -> anyio.Event:
-        # created on first use: a client may be made before the event loop runs
+        # created on first use (a client may be made before the event loop runs, and most
+        # are never waited for): set at once if made while _serve runs
         if self._connected_event_ is None:
             self._connected_event_ = anyio.Event()
+            if self._serving:
+                self._connected_event_.set()
         return self._connected_event_
 
     @property
@@ -224,8 +228,13 @@ class Client:
             handshake_timeout=handshake, max_message_size=kite.config.max_message_size
         )
         try:
-            with anyio.fail_after(handshake):
+            if getattr(transport, "enforces_handshake_timeout", False):
+                # the transport bounds its dial by options.handshake_timeout (raising
+                # TimeoutError) itself: a second timer here would only cost time
                 stream = await transport.connect(self.url, options)
+            else:
+                with anyio.fail_after(handshake):
+                    stream = await transport.connect(self.url, options)
         except TimeoutError:
             raise DialError(
                 f"can't connect to {self.url}: timed out after {handshake:g}s"
@@ -245,15 +254,22 @@ class Client:
     async def _serve(self, connection: Connection) -> None:
         """Run ``connection`` to its end, firing the connect/disconnect hooks."""
         self.connection = connection
-        self._connected_event.set()
+        self._serving = True
+        if self._connected_event_ is not None:
+            self._connected_event_.set()
         await self._fire(self._connect_hooks)
         await self.kite._client_connected(self)
         try:
             await connection.run()
         finally:
+            self._serving = False
             self._connected_event_ = None
-            with anyio.CancelScope(shield=True):
-                await self._fire(self._disconnect_hooks)
+            if self._disconnect_hooks or self.kite._disconnect_hooks:
+                with anyio.CancelScope(shield=True):
+                    await self._fire(self._disconnect_hooks)
+                    await self.kite._client_disconnected(self)
+            else:
+                # No hook that could wait: nothing here can be cancelled, no shield needed.
                 await self.kite._client_disconnected(self)
 
     async def _fire(self, hooks: list[Hook]) -> None:

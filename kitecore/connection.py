@@ -25,7 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from kitecore.protocol import dnode
 from kitecore.protocol.envelope import parse_response
@@ -138,17 +140,18 @@ class Connection:
         self._writer_started = False
         self._ordered_started = False
         self._drained: Waiter | None = None
-        # ordered callbacks
-        self._ordered_send, self._ordered_receive = anyio.create_memory_object_stream[
-            tuple[Any, list[Any]]
-        ](math.inf)
+        # ordered callbacks: the queue is made on the first callback the peer invokes
+        self._ordered_send: MemoryObjectSendStream[tuple[Any, list[Any]]] | None = None
+        self._ordered_receive: MemoryObjectReceiveStream[tuple[Any, list[Any]]] | None = None
         # worker pool
         self._requests: deque[tuple[str, list[Any]]] = deque()
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._task_group: TaskGroup | None = None
         self._closed = False
-        self._finished = anyio.Event()
+        # run() finished; the event is made only if someone waits (most never do)
+        self._run_done = False
+        self._finished: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.transport} {self.peer.remote_address or '?'}>"
@@ -167,6 +170,11 @@ class Connection:
 
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
+        if self._run_done:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._finished is None:
+            self._finished = anyio.Event()
         await self._finished.wait()
 
     # ---------------------------------------------------------------- sending
@@ -267,8 +275,9 @@ class Connection:
         finally:
             self._task_group = None
             self._shutdown(DisconnectError("Remote kite has disconnected"))
-            with anyio.CancelScope(shield=True):
-                await self._close_stream()
+            await self._close_stream()
+            self._run_done = True
+            if self._finished is not None:
                 self._finished.set()
 
     async def close(self, reason: str = "") -> None:
@@ -277,10 +286,18 @@ class Connection:
             return
         self.close_reason = reason
         self._shutdown(DisconnectError("Remote kite has disconnected"))
-        with anyio.CancelScope(shield=True):
-            await self._close_stream()
+        await self._close_stream()
 
     async def _close_stream(self) -> None:
+        """Close the stream, shielded from cancellation (by the stream itself if it says so:
+        a cancel scope costs several microseconds per connection)."""
+        if getattr(self.stream, "aclose_shielded", False):
+            await self._aclose_stream()
+        else:
+            with anyio.CancelScope(shield=True):
+                await self._aclose_stream()
+
+    async def _aclose_stream(self) -> None:
         try:
             await self.stream.aclose()
         except Exception:  # closing a dead stream may fail in any way
@@ -297,7 +314,8 @@ class Connection:
             if isinstance(function, PendingCall):
                 function.fail(error)
         self._requests.clear()
-        self._ordered_send.close()
+        if self._ordered_send is not None:
+            self._ordered_send.close()
 
     async def _read_loop(self) -> None:
         stream = self.stream
@@ -351,6 +369,12 @@ class Connection:
             del self._callbacks[method]
             function.resolve(arguments)
         else:
+            if self._ordered_send is None:
+                self._ordered_send, self._ordered_receive = anyio.create_memory_object_stream[
+                    tuple[Any, list[Any]]
+                ](math.inf)
+                if self._closed:
+                    self._ordered_send.close()
             self._ordered_send.send_nowait((function, arguments))
             if not self._ordered_started and self._task_group is not None:
                 self._ordered_started = True
@@ -389,8 +413,10 @@ class Connection:
     # ---------------------------------------------------------------- callbacks, writer
 
     async def _ordered_loop(self) -> None:
-        async with self._ordered_receive:
-            async for function, arguments in self._ordered_receive:
+        receive = self._ordered_receive
+        assert receive is not None
+        async with receive:
+            async for function, arguments in receive:
                 try:
                     outcome = function(*arguments)
                     if hasattr(outcome, "__await__"):
@@ -420,8 +446,7 @@ class Connection:
             except _STREAM_GONE as exc:
                 logger.debug("%r: send failed: %s", self, exc)
                 self._shutdown(DisconnectError("Remote kite has disconnected"))
-                with anyio.CancelScope(shield=True):
-                    await self._close_stream()
+                await self._close_stream()
                 return
             if self._drained is not None:
                 self._drained.set_result(None)

@@ -51,7 +51,7 @@ try:  # the stream class whose transport can be taken over (anyio internals, che
 except ImportError:  # pragma: no cover - a future anyio without it: portable path only
     _AsyncioSocketStream = None  # type: ignore[assignment,misc]
 
-__all__ = ["AsyncioWebSocketConnection", "websocket_connection"]
+__all__ = ["AsyncioWebSocketConnection", "closes_at_once", "websocket_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,15 @@ def websocket_connection(
     )
 
 
+def closes_at_once(stream: ByteStream) -> bool:
+    """Whether ``stream.aclose()`` closes the socket before its first checkpoint.
+
+    True for anyio's asyncio TCP stream (its ``aclose`` aborts the transport, then yields
+    once), so a caller needs no shield around it to be sure the socket gets closed.
+    """
+    return _AsyncioSocketStream is not None and type(stream) is _AsyncioSocketStream
+
+
 def _adoptable_transport(stream: ByteStream) -> Any:
     """The asyncio transport under ``stream`` if it can be taken over, else None."""
     if _AsyncioSocketStream is None or type(stream) is not _AsyncioSocketStream:
@@ -127,6 +136,10 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     high-water mark, so :attr:`pending_bytes` is always 0. Create it with
     :func:`websocket_connection`, inside the event loop.
     """
+
+    #: :meth:`aclose` cannot be interrupted by cancellation (it shields every wait itself),
+    #: so callers need no shield of their own around it.
+    aclose_shielded = True
 
     def __init__(
         self,
@@ -367,23 +380,32 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         self._local_closed = True
         self._messages.clear()
         self._wake_receiver()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._close_timeout):
-            if not self._remote_closed and not self._close_sent:
-                if self.close_code is None:
-                    self.close_code, self.close_reason = code, reason
-                self._send_close_now(code, reason)
-                while not self._remote_closed:
-                    await self._state_change()
-            self._transport.close()
+        transport = self._transport
+        if not self._remote_closed and not self._close_sent:
+            if self.close_code is None:
+                self.close_code, self.close_reason = code, reason
+            self._send_close_now(code, reason)
+        else:
+            # No close reply to wait for (the common case on the side that did not close
+            # first: the peer's close frame was answered already). Unless the transport still
+            # buffers data to send, there is nothing to wait for at all: no cancel scope.
+            if not self._lost:
+                transport.close()
+            if self._lost or not transport.get_write_buffer_size():
+                return
+        with anyio.CancelScope(shield=True, deadline=self._loop.time() + self._close_timeout):
+            while not self._remote_closed:
+                await self._state_change()
+            transport.close()
             # close() sends what it buffers first, then calls connection_lost: wait for that
             # (anyio's aclose of the stream, which may follow, would discard the buffer).
-            if self._transport.get_write_buffer_size():
+            if transport.get_write_buffer_size():
                 while not self._lost:
                     await self._state_change()
         if not self._lost:
-            self._transport.close()  # (again, if the timeout came before)
-            if self._transport.get_write_buffer_size():
-                self._transport.abort()  # the peer took nothing for the whole close timeout
+            transport.close()  # (again, if the timeout came before)
+            if transport.get_write_buffer_size():
+                transport.abort()  # the peer took nothing for the whole close timeout
 
     async def _state_change(self) -> None:
         """Wait until the close handshake ends or the transport is lost."""

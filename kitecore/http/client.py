@@ -17,6 +17,7 @@ import base64
 import ipaddress
 import logging
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ import h11
 from anyio.abc import ByteStream
 from wsproto.utilities import generate_accept_token
 
-from kitecore.http._h11io import next_event
+from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_stream import websocket_connection
 from kitecore.http.errors import HandshakeError, HTTPProtocolError
 from kitecore.http.headers import Headers
@@ -45,6 +46,14 @@ logger = logging.getLogger(__name__)
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _MAX_ERROR_BODY = 64 * 1024
+#: A response head longer than this is left to h11 (which has its own limit).
+_MAX_FAST_HEAD = 16 * 1024
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_STATUS_101 = re.compile(rb"HTTP/1\.1 101(?: [\t \x21-\x7e\x80-\xff]*)?")
+#: Request headers that change the message framing: such requests are left to h11.
+_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,31 +184,56 @@ async def _client_handshake(
     if "origin" not in given:
         request_headers.append(("origin", target.origin))
     request_headers += [(n, v) for n, v in headers if n.lower() not in ("host", "connection")]
-    conn = h11.Connection(h11.CLIENT)
+    raw_headers = _encode_headers(request_headers)
+
+    def h11_client() -> tuple[h11.Connection, bytes]:
+        """An h11 connection that has sent the request, and the request's bytes."""
+        conn = h11.Connection(h11.CLIENT)
+        request = h11.Request(method="GET", target=target.target, headers=raw_headers)
+        return conn, conn.send(request) + conn.send(h11.EndOfMessage())
+
+    # The common handshake (plain headers, a "101" answer in one piece) is written and read
+    # by hand, which costs a fraction of h11's general machinery; anything else goes
+    # through h11, fed with whatever was read so far.
+    conn: h11.Connection | None = None
     try:
-        data = conn.send(
-            h11.Request(
-                method="GET", target=target.target, headers=_encode_headers(request_headers)
-            )
-        )
-        data += conn.send(h11.EndOfMessage())
-        await stream.send(data)
-        while True:
-            event = await next_event(conn, stream)
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    break
-                continue  # 100 Continue and friends
-            if isinstance(event, h11.Response):
-                body = await _read_error_body(conn, stream)
-                raise HandshakeError(event.status_code, body)
-            raise HTTPProtocolError("connection closed during the websocket handshake")
+        plain = _plain_request(target.target, raw_headers)
+        if plain is None:
+            conn, plain = h11_client()
+        await stream.send(plain)
+        raw_answer: list[tuple[bytes, bytes]] | None = None
+        trailing = b""
+        if conn is None:
+            end, read, eof = await _read_head(stream)
+            if end >= 0:
+                raw_answer = _parse_101(read[:end])
+            if raw_answer is not None:
+                trailing = read[end + 4 :]
+            else:  # hand the bytes to h11, in the state it would be in after the request
+                conn, _ = h11_client()
+                conn.receive_data(read)
+                if eof:
+                    conn.receive_data(b"")
+        if raw_answer is None:
+            assert conn is not None
+            while True:
+                event = await next_event(conn, stream)
+                if isinstance(event, h11.InformationalResponse):
+                    if event.status_code == 101:
+                        break
+                    continue  # 100 Continue and friends
+                if isinstance(event, h11.Response):
+                    body = await _read_error_body(conn, stream)
+                    raise HandshakeError(event.status_code, body)
+                raise HTTPProtocolError("connection closed during the websocket handshake")
+            raw_answer = list(event.headers)
+            trailing, _ = conn.trailing_data
     except h11.RemoteProtocolError as exc:
         raise HTTPProtocolError(f"invalid answer to the websocket handshake: {exc}") from exc
     except _STREAM_ERRORS as exc:
         raise HTTPProtocolError("connection lost during the websocket handshake") from exc
 
-    answer = Headers.from_raw(event.headers)
+    answer = Headers.from_raw(raw_answer)
     if not answer.has_token("upgrade", "websocket") or not answer.has_token(
         "connection", "upgrade"
     ):
@@ -208,7 +242,6 @@ async def _client_handshake(
         raise HandshakeError(101, b"", "wrong Sec-WebSocket-Accept")
     if answer.get("sec-websocket-extensions"):
         raise HandshakeError(101, b"", "server chose an extension that was not offered")
-    trailing, _ = conn.trailing_data
     return websocket_connection(
         stream,
         client=True,
@@ -216,6 +249,58 @@ async def _client_handshake(
         initial_data=trailing,
         close_timeout=close_timeout,
     )
+
+
+def _plain_request(target: str, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The bytes of a ``GET`` upgrade request, or None unless every part is plainly valid
+    (then h11 writes it, or reports what is wrong)."""
+    raw_target = target.encode("latin-1")
+    if not _TARGET.fullmatch(raw_target):
+        return None
+    lines = [b"GET " + raw_target + b" HTTP/1.1"]
+    for name, value in headers:
+        if (
+            not _TOKEN.fullmatch(name)
+            or not _FIELD_VALUE.fullmatch(value)
+            or name.lower() in _FRAMING_HEADERS
+        ):
+            return None
+        lines.append(name + b": " + value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+async def _read_head(stream: ByteStream) -> tuple[int, bytes, bool]:
+    """Read until the end of a response head: ``(where its blank line starts, everything
+    read, False)``; when the head is too large or the stream ends first, ``(-1, everything
+    read, whether the stream ended)``."""
+    data = b""
+    while True:
+        try:
+            data += await stream.receive(READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            return -1, data, True
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            return end, data, False
+        if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:  # (bare LF line ends: h11's job)
+            return -1, data, False
+
+
+def _parse_101(head: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The headers of a plain ``HTTP/1.1 101`` head (names lowercased), or None for anything
+    else (another status, line folding, odd bytes), which h11 then parses."""
+    status, *lines = head.split(b"\r\n")
+    if not _STATUS_101.fullmatch(status):
+        return None
+    headers = []
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        value = value.strip(b" \t")
+        if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            return None
+        headers.append((name.lower(), value))
+    return headers
 
 
 async def _read_error_body(conn: h11.Connection, stream: ByteStream) -> bytes:

@@ -32,7 +32,7 @@ from anyio.streams.tls import TLSListener
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
-from kitecore.http.asyncio_stream import websocket_connection
+from kitecore.http.asyncio_stream import closes_at_once, websocket_connection
 from kitecore.http.headers import Headers
 from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
 
@@ -335,11 +335,11 @@ class HTTPServer:
         except Exception:
             logger.exception("error serving connection from %s", remote_address)
         finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await stream.aclose()
-                except (anyio.BrokenResourceError, OSError):
-                    pass
+            if closes_at_once(stream):  # nothing to shield: the socket is closed at once
+                await _aclose_quietly(stream)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await _aclose_quietly(stream)
 
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str
@@ -504,6 +504,13 @@ class HTTPServer:
             await ws.aclose(1011, "internal error")
         finally:
             await ws.aclose(1000)
+
+
+async def _aclose_quietly(stream: ByteStream) -> None:
+    try:
+        await stream.aclose()
+    except (anyio.BrokenResourceError, OSError):
+        pass
 
 
 def _format_address(address: object) -> str:

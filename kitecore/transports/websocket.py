@@ -30,6 +30,8 @@ class WebSocketTransport:
 
     name = "websocket"
     priority = 10
+    #: connect_websocket bounds the handshake by options.handshake_timeout itself
+    enforces_handshake_timeout = True
 
     def accepts(self, url: str) -> bool:
         """True for ``ws``, ``wss``, ``http`` and ``https`` URLs."""
