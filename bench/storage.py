@@ -14,7 +14,7 @@ Throw-away servers: ``--etcd`` starts an etcd member on a free loopback port in 
 directory (``/usr/bin/etcd`` or ``$ETCD_BIN``) and benchmarks ``etcd://``; ``--postgres`` does the
 same for PostgreSQL through ``bench/_postgres_server.py``, which must define
 ``start_postgres(work_dir: pathlib.Path) -> ContextManager[str]`` yielding a ``postgres://``
-storage URL. With no storage named, it runs ``memory://`` and ``--etcd``.
+storage URL. With no storage named, it runs ``memory://``, ``--etcd`` and ``--postgres``.
 
 Targets (the issue's, for every storage): getKites p99 < 20 ms with 10,000 kites, >= 500
 registrations/s. The exit status is 1 when a storage misses one. Runs are seeded.
@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
@@ -168,13 +169,23 @@ def postgres_server(work_dir: Path) -> Iterator[str]:
         yield url
 
 
+def shown(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (secrets are never printed)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def print_table(results: list[Result], kites: int) -> None:
     print(f"\nKontrol storages with {kites} kites (ms: p50 / p99)")
     header = f"{'storage':<34} {'reg/s':>8} {'refresh/s':>10} {'get id':>15} {'get u/e/n':>15}"
     print(header)
     print("-" * len(header))
     for r in results:
-        name = r.url if len(r.url) <= 34 else r.url[:31] + "..."
+        url = shown(r.url)
+        name = url if len(url) <= 34 else url[:31] + "..."
         print(
             f"{name:<34} {r.registrations_per_s:>8.0f} {r.refreshes_per_s:>10.0f} "
             f"{r.by_id[0]:>6.2f} / {r.by_id[1]:<6.2f} {r.by_name[0]:>6.2f} / {r.by_name[1]:<6.2f}"
@@ -185,7 +196,7 @@ def print_table(results: list[Result], kites: int) -> None:
     )
     for r in results:
         missed = r.missed()
-        print(f"  {r.url}: {'MISSED ' + ', '.join(missed) if missed else 'ok'}")
+        print(f"  {shown(r.url)}: {'MISSED ' + ', '.join(missed) if missed else 'ok'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds per storage")
     args = parser.parse_args(argv)
     if not (args.storage or args.etcd or args.postgres):
-        args.storage, args.etcd = ["memory://"], True
+        args.storage, args.etcd, args.postgres = ["memory://"], True, True
 
     results = []
     with tempfile.TemporaryDirectory(prefix="kite-bench-") as tmp, contextlib.ExitStack() as stack:
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.postgres:
             urls.append(stack.enter_context(postgres_server(Path(tmp))))
         for url in urls:
-            print(f"benchmarking {url} ...", flush=True)
+            print(f"benchmarking {shown(url)} ...", flush=True)
             results.append(anyio.run(bench_storage, url, args, backend="asyncio"))
     print_table(results, args.kites)
     return 1 if any(r.missed() for r in results) else 0
