@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from faults_helpers import KontrolProcess, free_port
+from faults_helpers import KontrolProcess, free_port, memory_kontrol
 from kite_auth_token import plugin as token_plugin
 
 from kitecore import Config
@@ -41,7 +41,7 @@ def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 @pytest.fixture
 async def kontrol_process(tmp_path: Path, anyio_backend: str) -> AsyncIterator[KontrolProcess]:
     """A Kontrol process (same anyio backend as the test), stopped at the end of the test."""
-    process = KontrolProcess(tmp_path, port=free_port(), backend=anyio_backend)
+    process = memory_kontrol(tmp_path, port=free_port(), backend=anyio_backend)
     try:
         await process.start()
         yield process

@@ -17,12 +17,13 @@ from pathlib import Path
 import aetcd
 import anyio
 import pytest
-from etcd_kontrol_process import SECRET, KontrolProcess
+from etcd_kontrol_process import SECRET, etcd_kontrol
 from kite_auth_token import plugin as token_plugin
 from kite_storage_etcd.testing import EtcdCluster, free_port
 
 from kitecore import Authentication, Config, Kite
 from kitecore.backoff import Backoff
+from kitecore.kontrol.testing import KontrolProcess
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.testing import CORE_PLUGINS
 
@@ -74,7 +75,7 @@ async def registry(tmp_path: Path, etcd_cluster: EtcdCluster) -> AsyncIterator[R
     """Kontrol ``i`` lists etcd member ``i`` first, so each prefers another member."""
     endpoints = etcd_cluster.endpoints.split(",")
     kontrols = [
-        KontrolProcess(
+        etcd_kontrol(
             tmp_path / f"kontrol{i}",
             port=free_port(),
             storage_url=f"etcd://{','.join(rotated(endpoints, i))}/kite?timeout=2",
