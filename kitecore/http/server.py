@@ -47,6 +47,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: The first request head the upgrade fast path reads at most before leaving it to h11.
+_MAX_FAST_HEAD = 8192
+_PLAIN_REQUEST_LINE = re.compile(rb"GET ([\x21-\x7e]+) HTTP/1\.1")
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+#: Request headers that change the message framing: such requests are left to h11.
+_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
 _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
@@ -308,13 +315,17 @@ class HTTPServer:
             logger.exception("server task %r failed", func)
 
     async def _on_accept(self, stream: ByteStream) -> None:
-        raw_socket = stream.extra(SocketAttribute.raw_socket, None)
+        # one look at the attribute table (``extra()`` builds it anew on every call)
+        attributes = stream.extra_attributes
+        get_socket = attributes.get(SocketAttribute.raw_socket)
+        raw_socket = get_socket() if get_socket is not None else None
         if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        remote = stream.extra(SocketAttribute.remote_address, None)
+        get_remote = attributes.get(SocketAttribute.remote_address)
+        remote = get_remote() if get_remote is not None else None
         await self.handle_connection(stream, _format_address(remote))
 
     async def handle_connection(self, stream: ByteStream, remote_address: str = "") -> None:
@@ -344,6 +355,12 @@ class HTTPServer:
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str
     ) -> None:
+        with anyio.fail_after(self.handshake_timeout):
+            fast = await self._read_plain_upgrade(conn, stream, remote_address)
+        if fast is not None:
+            request, handler, key, trailing = fast
+            await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
+            return
         timeout = self.handshake_timeout
         while True:
             with anyio.fail_after(timeout):
@@ -456,6 +473,80 @@ class HTTPServer:
             if len(conn.trailing_data[0]) > self.max_header_size:
                 await anyio.sleep_forever()
 
+    async def _read_plain_upgrade(
+        self, conn: h11.Connection, stream: ByteStream, remote_address: str
+    ) -> tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None:
+        """Read a connection's first request head and take the common case by hand.
+
+        For a plainly valid WebSocket upgrade to a mounted route (``GET``, CRLF line ends, no
+        body, version 13, a valid key) this returns ``(request, handler, key, bytes after the
+        head)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding, odd
+        bytes, a body, another method, an error to answer) returns None after feeding h11
+        everything read, so h11 parses it (and answers errors) as if it had read it itself.
+        """
+        data = b""
+        end = -1
+        eof = False
+        while True:
+            try:
+                data += await stream.receive(READ_SIZE)
+            except _PEER_GONE:
+                eof = True
+                break
+            end = data.find(b"\r\n\r\n")
+            if end >= 0 or not data.startswith(b"GET "[: len(data)]):
+                break
+            if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:
+                break
+        if end >= 0:
+            fast = self._parse_plain_upgrade(data[:end], remote_address)
+            if fast is not None:
+                request, handler, key = fast
+                return request, handler, key, data[end + 4 :]
+        conn.receive_data(data)
+        if eof:
+            conn.receive_data(b"")
+        return None
+
+    def _parse_plain_upgrade(
+        self, head: bytes, remote_address: str
+    ) -> tuple[HTTPRequest, Callable[..., Awaitable[None]], str] | None:
+        """``(request, handler, key)`` for a plainly valid upgrade head, else None."""
+        request_line, *lines = head.split(b"\r\n")
+        line_match = _PLAIN_REQUEST_LINE.fullmatch(request_line)
+        if line_match is None:
+            return None
+        raw: list[tuple[bytes, bytes]] = []
+        hosts = 0
+        for line in lines:
+            name, sep, value = line.partition(b":")
+            value = value.strip(b" \t")
+            if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                return None
+            name = name.lower()
+            if name in _FRAMING_HEADERS:
+                return None
+            hosts += name == b"host"
+            raw.append((name, value))
+        if hosts != 1:
+            return None
+        target = line_match.group(1).decode("ascii")
+        try:
+            request = _request_from("GET", target, Headers.from_raw(raw), "1.1", remote_address)
+        except _BadRequest:
+            return None
+        if not request.is_websocket_upgrade:
+            return None
+        candidates = self._ws_routes.find(request.path)
+        if not candidates:
+            return None
+        try:
+            key = _upgrade_key(request)
+        except _BadRequest:
+            return None  # h11's path answers it
+        route, request.match = candidates[0]
+        return request, route.handler, key
+
     async def _run_websocket(
         self,
         conn: h11.Connection,
@@ -463,18 +554,7 @@ class HTTPServer:
         request: HTTPRequest,
         handler: Callable[..., Awaitable[None]],
     ) -> None:
-        version = request.headers.get("sec-websocket-version")
-        if version != "13":
-            raise _BadRequest(
-                426, "unsupported websocket version", [("sec-websocket-version", "13")]
-            )
-        key = request.headers.get("sec-websocket-key", "") or ""
-        try:
-            valid_key = len(base64.b64decode(key, validate=True)) == 16
-        except (binascii.Error, ValueError):
-            valid_key = False
-        if not valid_key:
-            raise _BadRequest(400, "missing or invalid Sec-WebSocket-Key")
+        key = _upgrade_key(request)
         # permessage-deflate and subprotocols are declined by not naming them.
         accept = h11.InformationalResponse(
             status_code=101,
@@ -484,8 +564,19 @@ class HTTPServer:
                 (b"sec-websocket-accept", generate_accept_token(key.encode("ascii"))),
             ],
         )
-        await stream.send(conn.send(accept))
         trailing, _ = conn.trailing_data
+        await self._serve_websocket(stream, request, handler, conn.send(accept), trailing)
+
+    async def _serve_websocket(
+        self,
+        stream: ByteStream,
+        request: HTTPRequest,
+        handler: Callable[..., Awaitable[None]],
+        accept: bytes,
+        trailing: bytes,
+    ) -> None:
+        """Send the ``101`` answer ``accept`` and run ``handler`` on the upgraded stream."""
+        await stream.send(accept)
         ws = websocket_connection(
             stream,
             client=False,
@@ -521,7 +612,18 @@ def _format_address(address: object) -> str:
 
 
 def _make_request(event: h11.Request, remote_address: str) -> HTTPRequest:
-    target = event.target.decode("latin-1")
+    return _request_from(
+        event.method.decode("ascii"),
+        event.target.decode("latin-1"),
+        Headers.from_raw(event.headers),
+        event.http_version.decode("ascii"),
+        remote_address,
+    )
+
+
+def _request_from(
+    method: str, target: str, headers: Headers, http_version: str, remote_address: str
+) -> HTTPRequest:
     raw_path, _, query = target.partition("?")
     try:
         path = unquote(raw_path, errors="strict")
@@ -531,13 +633,37 @@ def _make_request(event: h11.Request, remote_address: str) -> HTTPRequest:
     if not path.startswith("/"):
         raise _BadRequest(400, "only origin-form request targets are supported")
     return HTTPRequest(
-        method=event.method.decode("ascii"),
+        method=method,
         path=path,
         query=parsed_query,
-        headers=Headers.from_raw(event.headers),
+        headers=headers,
         remote_address=remote_address,
         target=target,
-        http_version=event.http_version.decode("ascii"),
+        http_version=http_version,
+    )
+
+
+def _upgrade_key(request: HTTPRequest) -> str:
+    """The request's ``Sec-WebSocket-Key``; :class:`_BadRequest` (426 or 400) when the
+    version is not 13 or the key is not 16 bytes in base64."""
+    version = request.headers.get("sec-websocket-version")
+    if version != "13":
+        raise _BadRequest(426, "unsupported websocket version", [("sec-websocket-version", "13")])
+    key = request.headers.get("sec-websocket-key", "") or ""
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        valid_key = False
+    if not valid_key:
+        raise _BadRequest(400, "missing or invalid Sec-WebSocket-Key")
+    return key
+
+
+def _accept_head(key: str) -> bytes:
+    """The ``101`` answer to an upgrade with ``key`` (no extension, no subprotocol)."""
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        b"sec-websocket-accept: " + generate_accept_token(key.encode("ascii")) + b"\r\n\r\n"
     )
 
 
