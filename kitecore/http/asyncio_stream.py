@@ -343,6 +343,18 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
             self._write(b"".join([encode_text(item, mask=mask) for item in items]))
         return True
 
+    def write_buffered(self, items: list[str]) -> None:
+        """Hand ``items`` to the transport now even over its high-water mark (it buffers them;
+        :meth:`send` callers wait for the drain). For callers that cannot wait, such as a loop
+        callback. A dead connection raises as :meth:`write_nowait` does."""
+        mask = self._mask
+        self._write(b"".join([encode_text(item, mask=mask) for item in items]))
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this connection runs on."""
+        return self._loop
+
     @property
     def pending_bytes(self) -> int:
         """Always 0: the transport keeps what the kernel did not take."""

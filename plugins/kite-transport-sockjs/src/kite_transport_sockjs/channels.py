@@ -22,6 +22,7 @@ from anyio.abc import ObjectStream
 
 from kitecore.http.websocket import WebSocketConnection
 
+from .coalesce import FrameWriter
 from .errors import PayloadError
 from .frames import HEARTBEAT_FRAME, close_frame, message_frame
 from .payload import decode_websocket_message
@@ -147,6 +148,7 @@ class WebSocketChannel(ObjectStream[str]):
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
+        self._writer = FrameWriter(ws, message_frame)
         self._messages: deque[str] = deque()
         self._closed = False
         #: set on every write; the heartbeat task sends ``h`` only after a quiet period
@@ -168,6 +170,7 @@ class WebSocketChannel(ObjectStream[str]):
             await anyio.sleep(delay)
             if not self.wrote:
                 try:
+                    self._writer.flush_pending()
                     await self.ws.send(HEARTBEAT_FRAME)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     return
@@ -188,11 +191,12 @@ class WebSocketChannel(ObjectStream[str]):
         return self._messages.popleft()
 
     def write_nowait(self, items: list[str]) -> bool:
-        """Write ``items`` as one ``a[...]`` frame without waiting, if the socket allows."""
+        """Write ``items`` without waiting, if the socket allows; on asyncio, messages written
+        in the same loop pass share one ``a[...]`` frame (see :mod:`.coalesce`)."""
         if self._closed:
             raise anyio.ClosedResourceError
         self.wrote = True
-        return self.ws.write_nowait([message_frame(items)])
+        return self._writer.write_nowait(items)
 
     @property
     def pending_bytes(self) -> int:
@@ -201,6 +205,7 @@ class WebSocketChannel(ObjectStream[str]):
 
     async def flush(self) -> None:
         """Write what :meth:`write_nowait` could not."""
+        self._writer.flush_pending()
         await self.ws.flush()
 
     async def send(self, item: str) -> None:
@@ -212,6 +217,7 @@ class WebSocketChannel(ObjectStream[str]):
         if self._closed:
             raise anyio.ClosedResourceError
         self.wrote = True
+        self._writer.flush_pending()
         await self.ws.send(message_frame(items))
 
     async def send_eof(self) -> None:
@@ -226,6 +232,7 @@ class WebSocketChannel(ObjectStream[str]):
         with anyio.CancelScope(shield=True):
             if not self.ws.closed:
                 try:
+                    self._writer.flush_pending()
                     await self.ws.send(close_frame(code, reason))
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     pass

@@ -186,7 +186,11 @@ class WebSocketClient(ObjectStream[str]):
         return messages.popleft()
 
     def write_nowait(self, items: list[str]) -> bool:
-        """Write ``items`` as one client frame without waiting, if the socket allows."""
+        """Write ``items`` as one client frame without waiting, if the socket allows.
+
+        Unlike the server side, the client does not coalesce writes (:mod:`.coalesce`): with
+        both ends batching, request and reply batches alternate in lock step and the two
+        processes stop overlapping (measured: about 40% fewer calls/s with 64 in flight)."""
         return self.ws.write_nowait([encode_client_messages(items)])
 
     @property
