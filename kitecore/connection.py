@@ -230,14 +230,14 @@ class Connection:
         ``arguments`` must already be scrubbed and ``callbacks`` map the ids the scrubbing
         assigned; the response callback goes at ``[0, "responseCallback"]``.
         """
-        pending = PendingCall(method, self.new_waiter())
-        callback_id = self.register_callback(pending)
+        callback_id = self._next_callback_id
+        self._next_callback_id = callback_id + 1
         callbacks[str(callback_id)] = [0, "responseCallback"]
-        try:
-            self.send_text(dnode.encode_call(method, arguments, callbacks))
-        except BaseException:
-            self._callbacks.pop(callback_id, None)
-            raise
+        self.send_text(dnode.encode_call(method, arguments, callbacks))
+        # registered only once sent (no reply can arrive before we yield): a send that fails,
+        # and shuts the connection down on the way, leaves no pending call nobody waits for
+        pending = PendingCall(method, self.new_waiter())
+        self._callbacks[callback_id] = pending
         return pending, callback_id
 
     async def wait_response(
