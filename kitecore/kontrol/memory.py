@@ -30,10 +30,8 @@ from .storage import (
     Storage,
     StorageError,
     validate_key_pair,
-    validate_kite,
     validate_query,
-    validate_ttl,
-    validate_value,
+    validate_write,
 )
 
 __all__ = ["MemoryStorage"]
@@ -79,9 +77,7 @@ class MemoryStorage(Storage):
 
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
         self._check_open()
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         self._purge()
         old = self._by_id.get(kite.id)
         if old is not None and old.record.kite.username != kite.username:
@@ -92,9 +88,7 @@ class MemoryStorage(Storage):
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
         self._check_open()
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         self._purge()
         old = self._by_id.get(kite.id)
         if old is None or old.record.kite.username != kite.username:

@@ -64,6 +64,7 @@ __all__ = [
     "validate_query",
     "validate_ttl",
     "validate_value",
+    "validate_write",
 ]
 
 logger = logging.getLogger(__name__)
@@ -186,6 +187,13 @@ def validate_ttl(ttl: float) -> None:
     """Raise :class:`InvalidInputError` unless ``ttl`` is a positive number of seconds."""
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
         raise InvalidInputError(f"ttl must be a positive number of seconds, not {ttl!r}")
+
+
+def validate_write(kite: KiteIdentity, value: RegisterValue, ttl: float) -> None:
+    """The checks of every ``upsert`` and ``update``: identity, value and TTL."""
+    validate_kite(kite)
+    validate_value(value)
+    validate_ttl(ttl)
 
 
 def validate_query(query: Query) -> None:

@@ -40,10 +40,8 @@ from kitecore.kontrol.storage import (
     Storage,
     StorageError,
     validate_key_pair,
-    validate_kite,
     validate_query,
-    validate_ttl,
-    validate_value,
+    validate_write,
 )
 from kitecore.protocol.identity import KiteIdentity, Query
 
@@ -88,9 +86,7 @@ class EtcdStorage(Storage):
     # --- kites ---------------------------------------------------------------------------------
 
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         stored = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
         lease = await self._grant(stored.ttl)
         try:
@@ -142,9 +138,7 @@ class EtcdStorage(Storage):
         return [owner, *(t.put(key, data, lease) for key in self.layout.record_keys(kite))]
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         wanted = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
         id_key = self.layout.id_key(kite.id)
         for _ in range(_RETRIES):

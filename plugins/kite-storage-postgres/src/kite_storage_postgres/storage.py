@@ -40,10 +40,8 @@ from kitecore.kontrol.storage import (
     Storage,
     StorageError,
     validate_key_pair,
-    validate_kite,
     validate_query,
-    validate_ttl,
-    validate_value,
+    validate_write,
 )
 from kitecore.protocol.identity import KiteIdentity, Query
 
@@ -183,9 +181,7 @@ class PostgresStorage(Storage):
     # --- kites ---------------------------------------------------------------------------------
 
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         row = await self._run(
             "upsert",
             lambda c: c.fetchval(self._sql["upsert"], *_kite_args(kite, value), float(ttl)),
@@ -194,9 +190,7 @@ class PostgresStorage(Storage):
             raise IdConflictError(f"kite id {kite.id} is registered by another user")
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
-        validate_kite(kite)
-        validate_value(value)
-        validate_ttl(ttl)
+        validate_write(kite, value, ttl)
         row = await self._run(
             "update",
             lambda c: c.fetchval(self._sql["update"], *_kite_args(kite, value), float(ttl)),
