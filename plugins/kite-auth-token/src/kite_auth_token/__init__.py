@@ -2,8 +2,9 @@
 
 This package holds the pure, socket-free layer: RSA key pairs, kite.key creation/verification and
 file handling, RS256 token minting/verification with Go-compatible reasons, audiences, Kontrol's
-token cache and the client's renewal schedule. The authenticators kites run live in
-:mod:`kite_auth_token.authenticators`, registered by the plugin :mod:`kite_auth_token.plugin`.
+token cache. The authenticators kites run live in :mod:`kite_auth_token.authenticators`,
+registered by the plugin :mod:`kite_auth_token.plugin`. (The client's renewal schedule is the
+core's :class:`kitecore.discovery.TokenRenewer`.)
 """
 
 from __future__ import annotations
@@ -34,22 +35,11 @@ from .kitekey import (
     verify_kite_key,
 )
 from .minting import TokenMinter
-from .renewal import (
-    RENEW_BEFORE,
-    RETRY_INTERVAL,
-    is_token_expired_error,
-    renew_at,
-    renew_delay,
-    retry_delay,
-    token_expiry,
-)
 from .tokens import TOKEN_LEEWAY, TOKEN_TTL, TokenClaims, mint_token, verify_token
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RENEW_BEFORE",
-    "RETRY_INTERVAL",
     "ROOT_AUDIENCE",
     "TOKEN_LEEWAY",
     "TOKEN_TTL",
@@ -68,7 +58,6 @@ __all__ = [
     "check_key_pair",
     "create_kite_key",
     "generate_key_pair",
-    "is_token_expired_error",
     "key_fingerprint",
     "kite_home",
     "kite_key_path",
@@ -76,11 +65,7 @@ __all__ = [
     "load_public_key",
     "mint_token",
     "read_kite_key",
-    "renew_at",
-    "renew_delay",
-    "retry_delay",
     "same_public_key",
-    "token_expiry",
     "unverified_kontrol_key",
     "verify_kite_key",
     "verify_token",

@@ -18,6 +18,7 @@ __all__ = ["kite_home", "kite_key_path", "read_kite_key", "write_kite_key"]
 
 logger = logging.getLogger(__name__)
 
+
 def read_kite_key(path: str | os.PathLike[str] | None = None) -> str:
     """Return the kite.key JWT from ``path`` (default :func:`kite_key_path`), whitespace trimmed.
 
