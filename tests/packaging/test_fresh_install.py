@@ -112,7 +112,7 @@ def test_core_alone_imports_serves_and_answers_square(
     assert kite(fresh, "--version", home=home).strip() == f"kitecore {core.version}"
     usage = kite(fresh, "--help", home=home)
     assert usage.startswith("usage: kite")
-    for command in ("tell", "query", "plugins", "kontrol"):
+    for command in ("tell", "query", "plugins"):
         assert command in usage
 
     server = subprocess.Popen(
