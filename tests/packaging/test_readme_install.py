@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from built_wheels import PLUGIN_FOLDERS
 from venvs import REPO, run
 
@@ -65,6 +66,7 @@ def copy_checkout(target: Path) -> Path:
     return target
 
 
+@pytest.mark.timeout(1800)  # builds every distribution several times, with pip's isolation
 def test_readme_install_commands_work_verbatim(tmp_path: Path) -> None:
     lines = shell_lines(install_section((REPO / "README.md").read_text()))
     (make_venv,) = [line for line in lines if " -m venv " in line]
