@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Run the whole test suite: the core and every plugin, then the core alone with no plugins.
+# Lint, then run the whole test suite: the core and every plugin, then the core alone.
 #
 #   bash scripts/test.sh [PYTEST ARGS...]
 #
 # On a fresh Debian machine (Python >= 3.10, Node 20, root or sudo) it first installs what is
 # missing. The environments are rebuilt every run because entry points are read at install time.
-# Exit status: pytest's (non-zero if either run fails, including "no tests collected").
+# Exit status: pytest's (non-zero if either run fails, including "no tests collected"), or 1
+# when the suites pass but lint (ruff check, ruff format --check) failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -32,7 +33,13 @@ run_suite() {
   return "$status"
 }
 
+lint=0
+"$HATCH" run lint || lint=1
+
 full=0 core=0
 run_suite test "$@" || full=$?
 run_suite core "$@" || core=$?
-exit $((full != 0 ? full : core))
+if [ "$lint" -ne 0 ]; then
+  echo "lint failed: see ruff's output above (scripts/hatch run lint; ruff format fixes layout)" >&2
+fi
+exit $((full != 0 ? full : core != 0 ? core : lint))

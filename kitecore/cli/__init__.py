@@ -7,6 +7,7 @@ Built-in commands: ``tell``, ``query``, ``register``, ``showkey``, ``kontrol``, 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -37,12 +38,23 @@ BUILTIN_COMMANDS: dict[str, Command] = {
 }
 
 
+def installed_version() -> str:
+    """kitecore's version from its installed metadata (the source's when not installed)."""
+    try:
+        return importlib.metadata.version("kitecore")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        from kitecore import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with the built-in commands and every plugin's."""
     parser = argparse.ArgumentParser(prog="kite", description="Kite for Python")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
+    parser.add_argument("--version", action="version", version=f"kitecore {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, run) in BUILTIN_COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import sysconfig
-import venv
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from venvs import REPO, Venv, run
+
 HELLO = Path(__file__).resolve().parent / "data" / "kite-hello-plugin"
 
 PROBE = """
@@ -48,23 +47,10 @@ print(json.dumps({
 """
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 def test_installed_plugin_distribution_is_loaded(tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=False)
-    python = env_dir / "bin" / "python"
-    site = Path(
-        run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path
-        ).strip()
-    )
+    fresh = Venv(tmp_path / "venv")
+    python = fresh.python
+    site = fresh.site_packages()
     parent_paths = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
     (site / "_kite_test_parent_env.pth").write_text("\n".join(parent_paths) + "\n")
 
