@@ -122,12 +122,16 @@ def fail(command: str, message: object, code: int = 1) -> int:
 def refusal(exc: BaseException) -> OSError | None:
     """The connection error (refused, unreachable, unknown host) behind ``exc``, if any."""
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         if isinstance(current, ConnectionRefusedError):
             return current
-        current = current.__cause__ or current.__context__
+        todo.extend(getattr(current, "exceptions", ()))  # exception groups
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return None
 
 
@@ -160,7 +164,7 @@ async def check_kontrol_reachable(urls: str, timeout: float) -> None:
                 await stream.aclose()
             return  # reachable, or at least not refused within the timeout
         except OSError as exc:
-            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else exc
+            reason = "connection refused" if refusal(exc) is not None else exc
             problems.append(f"{url.strip()}: {reason}")
     raise KontrolUnreachableError(
         f"can't connect to Kontrol at {'; '.join(problems)} (is Kontrol running there?)"
