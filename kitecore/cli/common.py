@@ -143,10 +143,15 @@ def describe_dial_failure(url: str, exc: BaseException) -> str:
     return str(exc)
 
 
+class KontrolUnreachableError(Exception):
+    """No Kontrol URL accepted a connection (see :func:`check_kontrol_reachable`)."""
+
+
 async def check_kontrol_reachable(urls: str, timeout: float) -> None:
-    """Fail at once, with :class:`UsageError`-like clarity, when no Kontrol in ``urls``
+    """Raise :class:`KontrolUnreachableError` at once when no Kontrol in ``urls``
     (comma-separated) accepts a TCP connection: a refused connection or an unknown host is
-    known in milliseconds, whereas the Kontrol client would retry until its timeout.
+    known in milliseconds, whereas the Kontrol client keeps retrying until its timeout (right
+    for a kite that waits for Kontrol to come back, not for a command the user waits on).
 
     Only the TCP connection is tried (then closed); a Kontrol that accepts but answers
     slowly is left to the caller's own deadline.
@@ -169,7 +174,3 @@ async def check_kontrol_reachable(urls: str, timeout: float) -> None:
     raise KontrolUnreachableError(
         f"can't connect to Kontrol at {'; '.join(problems)} (is Kontrol running there?)"
     )
-
-
-class KontrolUnreachableError(Exception):
-    """No Kontrol URL accepted a connection (see :func:`check_kontrol_reachable`)."""
