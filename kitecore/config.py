@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -46,6 +47,44 @@ def parse_duration(text: str) -> float:
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {text!r}: use seconds or a Go duration like '15s'")
     return total
+
+
+class ConfigError(ValueError):
+    """A ``KITE_*`` environment variable has a value that cannot be used; the message is one
+    line naming the variable and the value."""
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError("expected a port number from 0 (any free port) to 65535")
+    return port
+
+
+def _positive_duration(text: str) -> float:
+    """A duration above zero: seconds (``15``, ``0.5``) or a Go duration (``15s``, ``1m30s``)."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError("expected a duration above zero, in seconds (15) or like 15s or 1m30s")
+    return seconds
+
+
+def _positive_int(text: str) -> int:
+    """A whole number above zero."""
+    try:
+        number = int(text.strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ValueError("expected a whole number above zero")
+    return number
 
 
 def kite_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -118,7 +157,9 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Defaults, then the kite.key in :func:`kite_home` (if any), then the ``KITE_*``
-        environment variables of protocol.md §9."""
+        environment variables of protocol.md §9.
+
+        A variable whose value cannot be used raises :class:`ConfigError`, naming it."""
         env = os.environ if environ is None else environ
         config = cls()
         config.read_kite_key(kite_key_path(env))
@@ -192,11 +233,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_IP": ("ip", str),
     "KITE_KONTROL_URL": ("kontrol_url", str),
     "KITE_TRANSPORT": ("transport", str),
-    "KITE_PORT": ("port", int),
-    "KITE_TIMEOUT": ("timeout", parse_duration),
-    "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", parse_duration),
-    "KITE_VERIFY_TTL": ("verify_ttl", parse_duration),
-    "KITE_MAX_MESSAGE_SIZE": ("max_message_size", int),
+    "KITE_PORT": ("port", _port),
+    "KITE_TIMEOUT": ("timeout", _positive_duration),
+    "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", _positive_duration),
+    "KITE_VERIFY_TTL": ("verify_ttl", _positive_duration),
+    "KITE_MAX_MESSAGE_SIZE": ("max_message_size", _positive_int),
 }
 
 
@@ -204,4 +245,4 @@ def _checked(var: str, convert: Callable[[str], object], value: str) -> object:
     try:
         return convert(value)
     except ValueError as exc:
-        raise ValueError(f"environment variable {var}={value!r} is invalid: {exc}") from None
+        raise ConfigError(f"{var}={value!r} is invalid: {exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import os
@@ -44,6 +45,23 @@ logger = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=Callable[..., Any])
 ClientHook = Callable[[Client], Any]
+
+
+class ListenError(OSError):
+    """A kite could not listen on its address (the port is taken, the IP is not this
+    machine's...); the message names the address: ``cannot listen on 0.0.0.0:6000: ...``."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        if cause.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (another process listens there)"
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        super().__init__(cause.errno, f"cannot listen on {address}: {reason}")
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class Kite:
@@ -393,7 +411,10 @@ class Kite:
                 server.add_route(path, handler, methods=methods)
             self._server = server
             host = self.config.ip or "0.0.0.0"
-            self.port = await group.start(server.serve, host, self.config.port)
+            try:
+                self.port = await group.start(server.serve, host, self.config.port)
+            except OSError as exc:
+                raise ListenError(host, self.config.port, exc) from exc
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
             if ":" in shown:
                 shown = f"[{shown}]"
@@ -429,13 +450,19 @@ class Kite:
             await anyio.sleep_forever()
 
     def run(self) -> None:
-        """Serve until interrupted (Ctrl-C); the blocking entry point for scripts."""
+        """Serve until interrupted (Ctrl-C); the blocking entry point for scripts.
+
+        When the kite cannot listen on its address (say the port is taken), this exits the
+        program with status 1 and that one line on stderr, as Go's ``Run`` does.
+        """
         backend = os.environ.get("KITE_ANYIO_BACKEND", "asyncio")
         options: dict[str, Any] = {}
         if backend == "asyncio" and os.environ.get("KITE_UVLOOP", "") not in ("", "0"):
             options["use_uvloop"] = True
         try:
             anyio.run(self.serve, backend=backend, backend_options=options)
+        except ListenError as exc:
+            raise SystemExit(f"kite {self.name}: {exc}") from None
         except KeyboardInterrupt:
             logger.info("%s interrupted", self.identity.path)
 

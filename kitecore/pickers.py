@@ -8,6 +8,9 @@ wrote them.
 
 Pickers are provided by plugins through the ``kite_register_pickers`` hook as factories,
 ``factory(**options) -> Picker``, and chosen by name (``kite.pool(query, picker="random")``).
+The core ships the two that need no measuring, ``round_robin`` (the default) and ``random``
+(:data:`BUILTIN_PICKERS`), used when no plugin registers those names, so a pool works with the
+core alone; the ``kite-pickers`` plugin adds ``fastest`` and ``least_latency``.
 
 The pool calls a picker only from the event loop's thread, and :meth:`Picker.pick` and
 :meth:`Picker.observe` on every call: they must be synchronous and cheap (no I/O, no awaiting).
@@ -17,7 +20,8 @@ Background work such as pinging belongs in :meth:`Picker.run`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from kitecore.protocol.errors import DisconnectError, KiteTimeoutError, SendError
@@ -26,7 +30,16 @@ from kitecore.protocol.identity import KiteIdentity
 if TYPE_CHECKING:
     from kitecore.client import Client
 
-__all__ = ["Candidate", "Picker", "PickerBase", "PickerHost", "is_failure"]
+__all__ = [
+    "BUILTIN_PICKERS",
+    "Candidate",
+    "Picker",
+    "PickerBase",
+    "PickerHost",
+    "RandomPicker",
+    "RoundRobinPicker",
+    "is_failure",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -125,3 +138,40 @@ def is_failure(error: BaseException | None) -> bool:
     """True when ``error`` says the kite itself failed (gone, unreachable or silent) rather
     than the method returning an error."""
     return isinstance(error, DisconnectError | KiteTimeoutError | SendError)
+
+
+class RoundRobinPicker(PickerBase):
+    """Takes the candidates in turn (in the pool's order, which survives refreshes), so
+    sequential calls spread evenly. The default picker; built into the core."""
+
+    name = "round_robin"
+
+    def __init__(self) -> None:
+        self._turn = 0
+
+    def pick(self, candidates: Sequence[Candidate]) -> Candidate:
+        turn = self._turn
+        self._turn = turn + 1
+        return candidates[turn % len(candidates)]
+
+
+class RandomPicker(PickerBase):
+    """Chooses uniformly at random; ``seed`` makes the choices repeatable. Built into the core."""
+
+    name = "random"
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self._random = random.Random(seed)
+
+    def pick(self, candidates: Sequence[Candidate]) -> Candidate:
+        return candidates[self._random.randrange(len(candidates))]
+
+
+#: The pickers of the core, by name: a pool uses one when no plugin registers that name.
+BUILTIN_PICKERS: dict[str, Callable[..., Picker]] = {
+    "round_robin": RoundRobinPicker,
+    "random": RandomPicker,
+}
+
+#: Pickers that are not built in, and the plugin distribution that provides them.
+PLUGIN_PICKERS = {"fastest": "kite-pickers", "least_latency": "kite-pickers"}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,7 +35,7 @@ from anyio.abc import TaskGroup
 from kitecore.backoff import Backoff
 from kitecore.client import DEFAULT_TIMEOUT, Client, DialError
 from kitecore.discovery.messages import NoKitesError, to_query
-from kitecore.pickers import Candidate, Picker, is_failure
+from kitecore.pickers import BUILTIN_PICKERS, PLUGIN_PICKERS, Candidate, Picker, is_failure
 from kitecore.protocol.errors import DisconnectError, KiteError, SendError
 from kitecore.protocol.identity import KiteIdentity, Query
 
@@ -63,11 +63,12 @@ class AllKitesFailedError(SendError):
 def make_picker(
     plugins: PluginRegistry, picker: str | Picker, options: Mapping[str, Any] | None = None
 ) -> Picker:
-    """The picker ``picker`` names, built by its plugin's factory with ``options``; a picker
-    object is returned as it is. An unknown name raises
-    :class:`~kitecore.plugins.PluginError` listing the installed pickers."""
+    """The picker ``picker`` names, built by its plugin's factory with ``options`` (or by the
+    core's, :data:`~kitecore.pickers.BUILTIN_PICKERS`, when no plugin registers the name); a
+    picker object is returned as it is. An unknown name raises
+    :class:`~kitecore.plugins.PluginError` listing the available pickers."""
     if isinstance(picker, str):
-        built = plugins.picker(picker)(**dict(options or {}))
+        built = _picker_factory(plugins, picker)(**dict(options or {}))
         if not isinstance(built, Picker):
             raise TypeError(
                 f"picker {picker!r} built {built!r}, which lacks pick/observe/update/run"
@@ -78,6 +79,25 @@ def make_picker(
     if not isinstance(picker, Picker):
         raise TypeError(f"{picker!r} is not a picker (it needs pick, observe, update and run)")
     return picker
+
+
+def _picker_factory(plugins: PluginRegistry, name: str) -> Callable[..., Any]:
+    """The factory of the picker ``name``: a plugin's, else the core's built-in one."""
+    from kitecore.plugins import PluginError
+
+    if name in plugins.pickers or name not in BUILTIN_PICKERS:
+        try:
+            return plugins.picker(name)
+        except PluginError:
+            available = ", ".join(sorted({*plugins.pickers, *BUILTIN_PICKERS}))
+            hint = ""
+            if name in PLUGIN_PICKERS:
+                dist = PLUGIN_PICKERS[name]
+                hint = f" ({name} comes with {dist}: pip install ./plugins/{dist} in a checkout)"
+            raise PluginError(
+                f"unknown picker {name!r}; installed pickers: {available}{hint}"
+            ) from None
+    return BUILTIN_PICKERS[name]
 
 
 class _State:

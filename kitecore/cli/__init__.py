@@ -13,12 +13,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
 from kitecore.cli import calls, demo, keys, kontrol, listing
+from kitecore.cli.common import UsageError, fail
+from kitecore.config import ConfigError
+from kitecore.kite import ListenError
 from kitecore.plugins import PluginError, get_registry
+from kitecore.protocol.errors import KiteError
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["build_parser", "main"]
 
@@ -48,17 +55,23 @@ def installed_version() -> str:
         return __version__
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``kite tell: error: ... (see 'kite tell --help')``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with the built-in commands and every plugin's."""
-    parser = argparse.ArgumentParser(prog="kite", description="Kite for Python")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
-    )
+    parser = ArgumentParser(prog="kite", description="Kite for Python")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"kitecore {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, run) in BUILTIN_COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         configure(command_parser)
+        _add_verbose(command_parser)
         command_parser.set_defaults(run=run)
     for name, command in sorted(get_registry().commands.items()):
         if name in BUILTIN_COMMANDS:
@@ -66,19 +79,42 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         command_parser = sub.add_parser(name, help=command.help, description=command.help)
         command.configure_parser(command_parser)
+        _add_verbose(command_parser)
         command_parser.set_defaults(run=command.run)
     return parser
 
 
+VERBOSE_HELP = "log more (-v info, -vv debug and tracebacks); before or after the command"
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after the command too (``kite tell -v ...``), adding to one given before it."""
+    if "-v" not in parser._option_string_actions:
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            dest="sub_verbose",
+            action="count",
+            default=0,
+            help=VERBOSE_HELP,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``kite`` command; returns the exit code."""
+    """Entry point of the ``kite`` command; returns the exit code.
+
+    A mistake of the user's (a bad argument or ``KITE_*`` value, a port in use, a closed
+    pipe) ends the command with one line on stderr and a non-zero code, never a traceback
+    (``-vv`` adds the traceback of unexpected errors to the log).
+    """
     try:
         parser = build_parser()
     except PluginError as exc:
         print(f"kite: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    verbose = args.verbose + getattr(args, "sub_verbose", 0)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(
         level=os.environ.get("KITE_LOG_LEVEL", "").upper() or level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -87,14 +123,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        outcome = args.run(args)
-        if inspect.isawaitable(outcome):
-            awaitable = outcome
-
-            async def finish() -> Any:
-                return await awaitable
-
-            outcome = anyio.run(finish, backend=os.environ.get("KITE_ANYIO_BACKEND", "asyncio"))
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+    except Exception as exc:
+        return _report(args.command, exc)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command, on the event loop when it is a coroutine."""
+    outcome = args.run(args)
+    if inspect.isawaitable(outcome):
+        awaitable = outcome
+
+        async def finish() -> Any:
+            return await awaitable
+
+        outcome = anyio.run(finish, backend=os.environ.get("KITE_ANYIO_BACKEND", "asyncio"))
     return int(outcome or 0)
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (``kite showkey | head``): end quietly, like other
+    commands killed by SIGPIPE (status 141), without Python's complaint at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups of one, else ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(command: str, exc: Exception) -> int:
+    """One line for an error that ended ``command``; the exit code."""
+    error = _single(exc)
+    if isinstance(error, BrokenPipeError):
+        return _reader_went_away()
+    if isinstance(error, UsageError | ConfigError):
+        return fail(command, error, 2)
+    if isinstance(error, ListenError | KiteError | PluginError):
+        return fail(command, error, 1)
+    logger.debug("kite %s failed", command, exc_info=exc)
+    name = type(error).__name__
+    return fail(command, f"{name}: {error} (run with -vv for the traceback)", 1)

@@ -10,7 +10,7 @@ import sys
 
 import anyio.to_thread
 
-from kitecore.cli.common import cli_kite, fail
+from kitecore.cli.common import cli_kite, fail, kite_url_type
 from kitecore.config import Config, kite_key_path, write_kite_key
 from kitecore.discovery.claims import unverified_claims
 from kitecore.discovery.machine import register_machine
@@ -21,7 +21,12 @@ SHOWN_CLAIMS = ("sub", "iss", "kontrolURL", "aud", "iat", "jti", "kontrolKey")
 
 
 def configure_register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--to", required=True, help="Kontrol's URL, e.g. http://host:4000/kite")
+    parser.add_argument(
+        "--to",
+        required=True,
+        type=kite_url_type("Kontrol URL"),
+        help="Kontrol's URL, e.g. http://host:4000/kite",
+    )
     parser.add_argument("--username", required=True, help="the username to register")
     parser.add_argument(
         "--secret",

@@ -60,3 +60,26 @@ async def test_tell_with_a_query_reports_bad_input(farm, home):
     done = await run_cli(home, "tell", "--picker", "random", "http://127.0.0.1:1/kite", "ping")
     assert done.returncode == 2
     assert "--picker needs --query" in done.stderr.decode()
+
+
+async def test_tell_with_a_query_works_without_the_pickers_plugin(farm, home):
+    """The core's own round_robin is the default picker; the plugin's names say where to go."""
+    await farm.start()
+    path = f"{OWNER}/production/math"
+    env = {**os.environ, "KITE_HOME": str(home), "KITE_PLUGINS": "websocket,token"}
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [*KITE, "tell", "--query", path, "square", "4"], env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().strip() == "16"
+        done = await anyio.run_process(
+            [*KITE, "tell", "--query", path, "--picker", "fastest", "square", "4"],
+            env=env,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "kite tell: unknown picker 'fastest'; installed pickers: random, round_robin "
+        "(fastest comes with kite-pickers: pip install ./plugins/kite-pickers in a checkout)"
+    )
