@@ -61,16 +61,17 @@ class DialTimeoutError(DialError, builtins.TimeoutError):
     """Dialing a kite did not finish in time (a silent listener, a stalled handshake)."""
 
 
-def _refused(exc: BaseException) -> bool:
+def _refused(exc: BaseException | None, depth: int = 0) -> bool:
     """True if ``exc`` says the peer refused the TCP connection (also when anyio reports every
     address of a host name failing, with the refusals as its cause)."""
+    if exc is None or depth > 4:
+        return False
     if isinstance(exc, ConnectionRefusedError):
         return True
-    cause = exc.__cause__
-    inner = getattr(cause, "exceptions", None)  # an exception group (Python 3.10: a backport)
-    if isinstance(inner, tuple) and inner:
-        return all(_refused(each) for each in inner)
-    return cause is not None and _refused(cause)
+    group = getattr(exc, "exceptions", None)  # an exception group (Python 3.10: a backport)
+    if isinstance(group, tuple) and group:
+        return all(_refused(each, depth + 1) for each in group)
+    return _refused(exc.__cause__, depth + 1)
 
 
 class Client:
@@ -271,7 +272,8 @@ class Client:
                 self.last_dial_error = None
                 self.connection = connection
                 if self._reconnect:
-                    await group.start(self._reconnect_loop, connection)
+                    with anyio.CancelScope(shield=True):  # the connection must not be lost
+                        await group.start(self._reconnect_loop, connection)
                 else:
                     group.start_soon(self._serve, connection)
                 return

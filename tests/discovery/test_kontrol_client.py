@@ -73,7 +73,9 @@ async def test_kontrol_calls_fail_at_once_when_kontrol_refuses(make_kite, kite_c
     kite = await make_kite("lonely", config=config)
     with anyio.fail_after(20), pytest.raises(DialError) as info:
         await kite.register()
-    assert info.value.message == "can't reach Kontrol: connection refused to http://127.0.0.1:9/kite"
+    assert (
+        info.value.message == "can't reach Kontrol: connection refused to http://127.0.0.1:9/kite"
+    )
 
 
 async def test_kontrol_calls_need_a_kite_key_and_url(make_kite, kite_config):
