@@ -8,6 +8,8 @@ serves SockJS only tries SockJS. Real kites on loopback ports, each with the tra
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from dial_helpers import (
@@ -19,8 +21,10 @@ from dial_helpers import (
     plugins,
     serving,
 )
+from kite_transport_sockjs.client import MODES, dial
 
 from kitecore import Config, DialError, Kite
+from kitecore.transport import TransportMismatchError
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +129,30 @@ async def test_a_refused_connection_is_not_tried_with_another_transport(
         async with client_kite.new_client(url):
             pass
     assert info.value.message == f"connection refused to {url}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_sockjs_client_says_when_no_sockjs_is_served(
+    kite_config: Config, mode: str
+) -> None:
+    async with serving(kite_config, RAW_ONLY) as server:
+        with anyio.fail_after(20), pytest.raises(TransportMismatchError) as info:
+            await dial(server.url, mode, handshake_timeout=10)
+    assert str(info.value) == (
+        f"no SockJS server at {server.url}: GET {server.url}/info answered 404"
+    )
+
+
+async def test_an_info_document_that_is_not_sockjs_is_no_sockjs(kite_config: Config) -> None:
+    async def web_page(request: object, response: Any) -> None:
+        await response.send(200, [("content-type", "text/html")], b"<html>hello</html>")
+
+    async with serving(kite_config, RAW_ONLY) as server:
+        server.handle_http("/kite/info", web_page)
+        with anyio.fail_after(20), pytest.raises(TransportMismatchError, match="info document"):
+            await dial(server.url, "auto", handshake_timeout=10)
+        with anyio.fail_after(20):
+            async with caller(kite_config, WITH_SOCKJS).new_client(server.url) as client:
+                assert client.connection is not None
+                assert client.connection.peer.transport == "websocket"
+                assert await client.tell("square", 4) == 16

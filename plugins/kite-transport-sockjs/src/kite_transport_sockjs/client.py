@@ -129,18 +129,17 @@ async def dial(
                 base, extra, handshake_timeout, max_message_size, cookies
             )
         except HandshakeError as exc:
-            if exc.status_code != 101:  # refused: is anything SockJS served there at all?
-                await require_sockjs(url, extra, handshake_timeout, cookies)
             if mode == "websocket":
+                if exc.status_code != 101:  # refused: is anything SockJS served there at all?
+                    await require_sockjs(url, extra, handshake_timeout, cookies)
                 raise
             logger.debug("SockJS websocket refused (%s); falling back to xhr-polling", exc)
             base = session_url(url)
     cls = XHRStreamingClient if mode == "xhr-streaming" else XHRPollingClient
     try:
         return await cls.open(base, extra, handshake_timeout, poll_timeout, cookies)
-    except SockJSClosed:
-        if mode != "auto":  # (auto checked already, when its websocket was refused)
-            await require_sockjs(url, extra, handshake_timeout, cookies)
+    except SockJSClosed:  # refused: is anything SockJS served there at all?
+        await require_sockjs(url, extra, handshake_timeout, cookies)
         raise
 
 
@@ -153,7 +152,8 @@ async def require_sockjs(
     """Raise :class:`~kitecore.transport.TransportMismatchError` unless ``GET <url>/info``
     answers SockJS's info document (a kite serving raw WebSocket only answers 404).
 
-    A dial calls it only after its session was refused, so a SockJS server costs nothing more.
+    A dial calls it only once no session could be opened (in ``auto`` mode: over websocket nor
+    xhr-polling), so a SockJS server that opens sessions costs nothing more.
     """
     info_url = url.rstrip("/") + "/info"
     async with HTTPClient(timeout=timeout, max_body_size=_MAX_INFO_SIZE) as http:
