@@ -240,6 +240,8 @@ class Client:
         """
         if self.connected:
             return
+        if self.url is None:
+            raise DialError("this client has no URL to dial")
         if self._closed:
             raise DialError(f"can't connect to {self.url}: the client is closed")
         try:
