@@ -6,6 +6,7 @@ kite for a connection another kite opened to it (``request.client``). Both can `
 
 from __future__ import annotations
 
+import builtins
 import contextvars
 import inspect
 import logging
@@ -22,7 +23,13 @@ from kitecore.protocol import dnode
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
-from kitecore.transport import DialOptions, PeerInfo
+from kitecore.transport import (
+    DialOptions,
+    MessageStream,
+    PeerInfo,
+    Transport,
+    TransportMismatchError,
+)
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite
@@ -48,6 +55,23 @@ def split_urls(url: str | Sequence[str] | None) -> list[str]:
 
 class DialError(SendError):
     """Dialing a kite failed (refused, handshake rejected, timed out)."""
+
+
+class DialTimeoutError(DialError, builtins.TimeoutError):
+    """Dialing a kite did not finish in time (a silent listener, a stalled handshake)."""
+
+
+def _refused(exc: BaseException | None, depth: int = 0) -> bool:
+    """True if ``exc`` says the peer refused the TCP connection (also when anyio reports every
+    address of a host name failing, with the refusals as its cause)."""
+    if exc is None or depth > 4:
+        return False
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    group = getattr(exc, "exceptions", None)  # an exception group (Python 3.10: a backport)
+    if isinstance(group, tuple) and group:
+        return all(_refused(each, depth + 1) for each in group)
+    return _refused(exc.__cause__, depth + 1)
 
 
 class Client:
@@ -85,6 +109,10 @@ class Client:
         self._serving = False  # _serve runs: the connected event is (or would be) set
         self._own_task_group: TaskGroup | None = None
         self._reconnect_scope: anyio.CancelScope | None = None
+        self._pause_scope: anyio.CancelScope | None = None  # the reconnect loop's backoff wait
+        self._attempt: anyio.Event | None = None  # set when the dial in progress ends
+        #: Why the last dial failed (``None`` once a dial succeeds).
+        self.last_dial_error: DialError | None = None
 
     def __repr__(self) -> str:
         who = self.remote_kite.path if self.remote_kite else (self.url or "?")
@@ -201,55 +229,171 @@ class Client:
             await self._task_group().start(self._reconnect_loop)
         await self._connected_event.wait()
 
-    async def _reconnect_loop(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+    async def ensure_connected(self, timeout: float) -> None:
+        """Be connected within ``timeout`` seconds, or raise :class:`DialError` saying why.
+
+        Unlike :meth:`dial_forever`, a failed dial is not retried here: a refused connection
+        is reported at once, a silent peer after ``timeout`` (:class:`DialTimeoutError`).
+        Without a connection loop yet, each URL is dialed once; a client made to reconnect
+        then keeps reconnecting in the background as :meth:`dial_forever` does. If its loop
+        is waiting between attempts, it tries again now and the outcome is reported.
+        """
+        if self.connected:
+            return
+        if self.url is None:
+            raise DialError("this client has no URL to dial")
+        if self._closed:
+            raise DialError(f"can't connect to {self.url}: the client is closed")
+        try:
+            with anyio.fail_after(timeout):
+                if self._reconnect_scope is not None or self._attempt is not None:
+                    await self._next_attempt()
+                else:
+                    await self._first_attempt(timeout)
+        except DialError:
+            raise
+        except TimeoutError:
+            raise DialTimeoutError(
+                f"can't connect to {self.url}: timed out after {timeout:g}s"
+            ) from None
+
+    async def _first_attempt(self, timeout: float) -> None:
+        """Dial each URL once; serve the first connection (reconnecting afterwards if asked)."""
+        group = self._task_group()
+        self._attempt = anyio.Event()
+        try:
+            errors: list[DialError] = []
+            for _ in range(len(self.urls)):
+                try:
+                    connection = await self._open(timeout)
+                except DialError as exc:
+                    self.last_dial_error = exc
+                    errors.append(exc)
+                    self._fail_over()
+                    continue
+                self.last_dial_error = None
+                self.connection = connection
+                if self._reconnect:
+                    with anyio.CancelScope(shield=True):  # the connection must not be lost
+                        await group.start(self._reconnect_loop, connection)
+                else:
+                    group.start_soon(self._serve, connection)
+                return
+            if len(errors) == 1:
+                raise errors[0]
+            raise DialError("; ".join(error.message for error in errors))
+        finally:
+            self._attempt_ended()
+
+    async def _next_attempt(self) -> None:
+        """Wait for the dial in progress (or make the reconnect loop retry now) and report it."""
+        if self._attempt is None:
+            self._attempt = anyio.Event()  # the reconnect loop sets it after its next attempt
+        attempt = self._attempt
+        if self._pause_scope is not None:
+            self._pause_scope.cancel()
+        await attempt.wait()
+        if self.connected:
+            return
+        raise self.last_dial_error or DialError(f"can't connect to {self.url}")
+
+    def _attempt_ended(self) -> None:
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:
+            attempt.set()
+
+    async def _reconnect_loop(
+        self, first: Connection | None = None, *, task_status: Any = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.CancelScope() as scope:
             self._reconnect_scope = scope
             task_status.started()
-            while not self._closed:
-                try:
-                    connection = await self._open(None)
-                except DialError as exc:
-                    self._fail_over()
-                    delay = self.backoff.next()
-                    logger.info("%s; retrying %s in %.2fs", exc, self.url, delay)
-                    await anyio.sleep(delay)
-                    continue
-                self.backoff.reset()
-                await self._serve(connection)
-                self._fail_over()  # the peer went away: try the next URL first
+            try:
+                while not self._closed:
+                    if first is not None:
+                        connection, first = first, None
+                    else:
+                        try:
+                            connection = await self._open(None)
+                        except DialError as exc:
+                            self.last_dial_error = exc
+                            self._fail_over()
+                            delay = self.backoff.next()
+                            logger.info("%s; retrying %s in %.2fs", exc, self.url, delay)
+                            self._attempt_ended()
+                            with anyio.CancelScope() as pause:  # cancelled to retry at once
+                                self._pause_scope = pause
+                                await anyio.sleep(delay)
+                            self._pause_scope = None
+                            continue
+                        self.last_dial_error = None
+                        self.backoff.reset()
+                        self.connection = connection
+                        self._attempt_ended()
+                    await self._serve(connection)
+                    self._fail_over()  # the peer went away: try the next URL first
+            finally:
+                self._attempt_ended()
         self._reconnect_scope = None
 
     async def _open(self, timeout: float | None) -> Connection:
         assert self.url is not None
+        url = self.url
         kite = self.kite
-        transport = kite.transport_for(self.url, self.transport)
+        transports = kite.transports_for(url, self.transport)
         handshake = kite.config.handshake_timeout if timeout is None else timeout
         options = DialOptions(
             handshake_timeout=handshake, max_message_size=kite.config.max_message_size
         )
+        transport = transports[0]
         try:
-            if getattr(transport, "enforces_handshake_timeout", False):
+            if len(transports) == 1 and getattr(transport, "enforces_handshake_timeout", False):
                 # the transport bounds its dial by options.handshake_timeout (raising
                 # TimeoutError) itself: a second timer here would only cost time
-                stream = await transport.connect(self.url, options)
+                stream = await transport.connect(url, options)
             else:
                 with anyio.fail_after(handshake):
-                    stream = await transport.connect(self.url, options)
+                    transport, stream = await self._connect_any(transports, options)
         except TimeoutError:
-            raise DialError(
-                f"can't connect to {self.url}: timed out after {handshake:g}s"
+            raise DialTimeoutError(
+                f"can't connect to {url}: timed out after {handshake:g}s"
             ) from None
-        except (OSError, SendError, anyio.BrokenResourceError) as exc:
-            raise DialError(f"can't connect to {self.url}: {exc}") from exc
-        except Exception as exc:  # a transport's own handshake errors
-            raise DialError(f"can't connect to {self.url}: {exc}") from exc
+        except Exception as exc:  # OSError, SendError, a transport's own handshake errors
+            if _refused(exc):
+                raise DialError(f"connection refused to {url}") from exc
+            raise DialError(f"can't connect to {url}: {exc}") from exc
         return Connection(
             stream,
             self._dispatch,
-            peer=PeerInfo(transport.name, self.url),
+            peer=PeerInfo(transport.name, url),
             dialed=True,
             max_message_size=kite.config.max_message_size,
         )
+
+    async def _connect_any(
+        self, transports: list[Transport], options: DialOptions
+    ) -> tuple[Transport, MessageStream]:
+        """Dial with the first of ``transports`` that the server speaks, and remember it.
+
+        Only :class:`TransportMismatchError` moves on to the next transport: a refused or
+        silent peer would refuse or ignore them all.
+        """
+        url = self.url
+        assert url is not None
+        memory = self.kite.dial_memory
+        mismatches: list[str] = []
+        for transport in transports:
+            try:
+                stream = await transport.connect(url, options)
+            except TransportMismatchError as exc:
+                logger.debug("%s: %s does not serve %s: %s", self, url, transport.name, exc)
+                mismatches.append(f"{transport.name}: {exc}")
+                continue
+            if len(transports) > 1:
+                memory.remember(url, transport.name)
+            return transport, stream
+        memory.forget(url)
+        raise TransportMismatchError("; ".join(mismatches))
 
     async def _serve(self, connection: Connection) -> None:
         """Run ``connection`` to its end, firing the connect/disconnect hooks."""

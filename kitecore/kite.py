@@ -34,6 +34,7 @@ from kitecore.protocol.errors import (
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
 from kitecore.transport import PeerInfo, Transport
+from kitecore.transports.choice import AUTO, DialMemory, candidates
 
 if TYPE_CHECKING:
     from kitecore.discovery import KontrolClient, RegisterResult
@@ -115,6 +116,8 @@ class Kite:
         #: Set once the server listens (created when the kite starts).
         self.ready: anyio.Event | None = None
         self._identity_cache: tuple[tuple[str, ...], dict[str, str]] | None = None
+        #: Per URL, the transport that opened the last connection there (tried first in ``auto``).
+        self.dial_memory = DialMemory()
 
         from kitecore.builtins import register_builtins
 
@@ -257,20 +260,15 @@ class Kite:
         return client
 
     def transport_for(self, url: str, name: str | None = None) -> Transport:
-        """The transport that dials ``url``: by name, or the best that accepts the URL."""
-        wanted = (name or self.config.transport or "auto").strip()
-        transports = self.plugins.transports
-        if wanted.lower() != "auto":
-            transport = transports.get(wanted) or transports.get(wanted.lower())
-            if transport is None:
-                installed = ", ".join(sorted(transports)) or "none"
-                raise ValueError(f"unknown transport {wanted!r}; installed: {installed}")
-            return transport
-        candidates = [t for t in transports.values() if t.accepts(url)]
-        if not candidates:
-            installed = ", ".join(sorted(transports)) or "none"
-            raise ValueError(f"no installed transport can dial {url!r} (installed: {installed})")
-        return max(candidates, key=lambda t: t.priority)
+        """The transport that dials ``url`` first: by name, or the best that accepts the URL."""
+        return self.transports_for(url, name)[0]
+
+    def transports_for(self, url: str, name: str | None = None) -> list[Transport]:
+        """The transports to try for ``url``, in order: the one named (``name``, else
+        ``config.transport``), or with ``auto`` every transport that accepts the URL, the one
+        that worked there last time first (:func:`kitecore.transports.choice.candidates`)."""
+        wanted = name or self.config.transport or AUTO
+        return candidates(self.plugins.transports, url, wanted, self.dial_memory)
 
     # ------------------------------------------------------------ kontrol
 

@@ -29,6 +29,16 @@ class PeerInfo:
     headers: tuple[tuple[str, str], ...] = field(default=())
 
 
+class TransportMismatchError(ConnectionError):
+    """The server at the URL answered, but does not speak this transport there.
+
+    A transport raises it when the peer is up yet serves something else at that URL: a raw
+    WebSocket upgrade answered with 404 (or with SockJS's greeting), a SockJS ``/info`` that is
+    missing or not SockJS's. In ``auto`` mode the client then tries the next transport that
+    accepts the URL; any other error (refused, timed out) ends the dial at once.
+    """
+
+
 #: Called by a transport for each accepted stream; returns when the connection is over.
 AcceptHandler = Callable[[MessageStream, PeerInfo], Awaitable[None]]
 
@@ -60,7 +70,8 @@ class Transport(Protocol):
 
     async def connect(self, url: str, options: DialOptions) -> MessageStream:
         """Dial ``url`` and return a connected stream; raise :class:`OSError` or
-        :class:`kitecore.errors.SendError` subclasses on failure."""
+        :class:`kitecore.SendError` subclasses on failure, and
+        :class:`TransportMismatchError` when the server answered in another protocol."""
         ...
 
     def mount(self, server: HTTPServer, prefix: str, on_accept: AcceptHandler) -> None:

@@ -2,7 +2,9 @@
 
 :class:`KontrolClient` dials ``config.kontrol_url`` with reconnection, authenticating with the
 kite's kite.key (``kiteKey``). Every call it makes is bounded by ``config.timeout``: reaching
-Kontrol and waiting for its answer each take at most that long.
+Kontrol and waiting for its answer each take at most that long. A call finds Kontrol refusing
+connections at once (:class:`~kitecore.DialError` "connection refused to <url>"); only
+:meth:`KontrolClient.register_forever` keeps trying, with backoff.
 
 It works inside a running kite (``async with kite:``) or, for a kite that only calls others,
 as its own context (``async with kite.kontrol_client:``).
@@ -19,7 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
-from kitecore.client import Client
+from kitecore.client import Client, DialError, DialTimeoutError
 from kitecore.discovery.keys import KEY_REFRESH_INTERVAL, KEY_RENEW_INTERVAL, KeyRenewer
 from kitecore.discovery.messages import (
     NoKitesError,
@@ -183,10 +185,16 @@ class KontrolClient:
             client.auth = Authentication("kiteKey", key)
         if client.connected:
             return client
-        with anyio.move_on_after(timeout):
-            await client.dial_forever()
-        if not client.connected:
-            raise KiteTimeoutError(f"can't connect to Kontrol at {self.url} in {timeout:g}s")
+        # one attempt, reported at once (a refused connection must not look like a wait);
+        # once connected, the client reconnects by itself and register_forever re-registers
+        try:
+            await client.ensure_connected(timeout)
+        except DialTimeoutError:
+            raise KiteTimeoutError(
+                f"can't connect to Kontrol at {self.url} in {timeout:g}s"
+            ) from None
+        except DialError as exc:
+            raise DialError(f"can't reach Kontrol: {exc.message}") from exc
         return client
 
     async def call(self, method: str, *args: Any) -> Any:

@@ -13,6 +13,11 @@ Sub-transports, each an ``anyio.abc.ObjectStream[str]`` of whole messages:
 * ``auto``: websocket, falling back to xhr-polling when the upgrade is refused (a non-101
   answer, :class:`~kitecore.http.errors.HandshakeError`).
 
+A refused session is checked against ``GET <url>/info``: a server without SockJS there (a kite
+serving raw WebSocket only answers 404) raises
+:class:`~kitecore.transport.TransportMismatchError`, on which a kite in ``auto`` mode dials
+raw WebSocket instead.
+
 There are no background tasks: a stream polls while its reader waits in :meth:`receive`, and
 :meth:`aclose` cancels the request in flight.
 """
@@ -20,6 +25,7 @@ There are no background tasks: a stream polls while its reader waits in :meth:`r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import secrets
@@ -32,8 +38,9 @@ import anyio
 from anyio.abc import ObjectStream
 
 from kitecore.http.client import HTTPClient, StreamingResponse, connect_websocket
-from kitecore.http.errors import HandshakeError
+from kitecore.http.errors import HandshakeError, HTTPProtocolError
 from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
+from kitecore.transport import TransportMismatchError
 
 from .errors import FrameError
 from .frames import (
@@ -53,6 +60,7 @@ __all__ = [
     "XHRPollingClient",
     "XHRStreamingClient",
     "dial",
+    "require_sockjs",
     "session_url",
 ]
 
@@ -65,6 +73,8 @@ ANOTHER_CONNECTION = 2010
 _RETRY_DELAY = 0.005
 _MAX_RETRIES = 200
 _HTTP_GONE = (OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+#: More than any SockJS server's ``/info`` document.
+_MAX_INFO_SIZE = 64 * 1024
 
 
 class SockJSClosed(ConnectionError):
@@ -102,7 +112,9 @@ async def dial(
     at least every heartbeat, 10 s for Go kites, 25 s for kite.js); a poll that times out ends
     the session. ``cookies`` is a cookie jar to share (``HTTPClient.cookies`` layout).
     Raises :class:`OSError` subclasses (:class:`SockJSClosed`, ``HandshakeError``,
-    :class:`TimeoutError`) when no session can be opened.
+    :class:`TimeoutError`) when no session can be opened, and
+    :class:`~kitecore.transport.TransportMismatchError` when the server answers but serves no
+    SockJS at ``url`` (see :func:`require_sockjs`), so a kite may dial it another way.
     """
     if mode not in MODES:
         raise ValueError(f"unknown SockJS mode {mode!r}; use one of {', '.join(MODES)}")
@@ -118,11 +130,51 @@ async def dial(
             )
         except HandshakeError as exc:
             if mode == "websocket":
+                if exc.status_code != 101:  # refused: is anything SockJS served there at all?
+                    await require_sockjs(url, extra, handshake_timeout, cookies)
                 raise
             logger.debug("SockJS websocket refused (%s); falling back to xhr-polling", exc)
             base = session_url(url)
     cls = XHRStreamingClient if mode == "xhr-streaming" else XHRPollingClient
-    return await cls.open(base, extra, handshake_timeout, poll_timeout, cookies)
+    try:
+        return await cls.open(base, extra, handshake_timeout, poll_timeout, cookies)
+    except SockJSClosed:  # refused: is anything SockJS served there at all?
+        await require_sockjs(url, extra, handshake_timeout, cookies)
+        raise
+
+
+async def require_sockjs(
+    url: str,
+    headers: tuple[tuple[str, str], ...] = (),
+    timeout: float = 15.0,
+    cookies: dict[str, dict[str, str]] | None = None,
+) -> None:
+    """Raise :class:`~kitecore.transport.TransportMismatchError` unless ``GET <url>/info``
+    answers SockJS's info document (a kite serving raw WebSocket only answers 404).
+
+    A dial calls it only once no session could be opened (in ``auto`` mode: over websocket nor
+    xhr-polling), so a SockJS server that opens sessions costs nothing more.
+    """
+    info_url = url.rstrip("/") + "/info"
+    async with HTTPClient(timeout=timeout, max_body_size=_MAX_INFO_SIZE) as http:
+        if cookies is not None:
+            http.cookies = cookies
+        try:
+            result = await http.request("GET", info_url, headers=headers, timeout=timeout)
+        except HTTPProtocolError as exc:  # e.g. an answer bigger than any info document
+            raise TransportMismatchError(f"no SockJS server at {url}: {exc}") from exc
+    if result.status != 200:
+        raise TransportMismatchError(
+            f"no SockJS server at {url}: GET {info_url} answered {result.status}"
+        )
+    try:
+        info = json.loads(result.body)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("websocket"), bool):
+        raise TransportMismatchError(
+            f"no SockJS server at {url}: GET {info_url} did not answer SockJS's info document"
+        )
 
 
 class WebSocketClient(ObjectStream[str]):

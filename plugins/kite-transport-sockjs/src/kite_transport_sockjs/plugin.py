@@ -5,7 +5,9 @@ It registers:
 * ``sockjs``: serves SockJS under the kite's ``/kite`` prefix and dials ``http(s)://`` kite URLs
   with websocket, falling back to xhr-polling. Its priority (20) beats the raw ``websocket``
   transport (10) for ``http(s)://.../kite`` URLs, which is what Go kites and kite.js serve;
-  ``ws(s)://`` URLs stay with raw websocket.
+  ``ws(s)://`` URLs stay with raw websocket. A kite without SockJS at the URL makes the dial
+  raise :class:`~kitecore.transport.TransportMismatchError`, and the kite falls back to raw
+  websocket (and remembers that for the URL: :mod:`kitecore.transports.choice`).
 * ``WebSocket``, ``XHRPolling`` and ``XHRStreaming``: the SockJS client fixed to one
   sub-transport, for ``KITE_TRANSPORT`` (the first two are Go's ``Config.Transport`` values).
   They dial only when named and serve nothing.
@@ -66,7 +68,8 @@ class SockJSTransport:
         return urlsplit(url).scheme.lower() in ("http", "https")
 
     async def connect(self, url: str, options: DialOptions) -> MessageStream:
-        """Open a SockJS session to the kite at ``url``."""
+        """Open a SockJS session to the kite at ``url`` (``TransportMismatchError`` if the
+        server there serves no SockJS)."""
         return await dial(
             url,
             self.mode,
