@@ -16,11 +16,10 @@ import anyio
 
 from kitecore.cli.common import (
     ARGUMENTS_HELP,
-    KontrolUnreachableError,
     check_kite_url,
-    check_kontrol_reachable,
     cli_kite,
     describe_dial_failure,
+    describe_kontrol_failure,
     fail,
     kite_key_auth,
     kite_url_type,
@@ -124,18 +123,19 @@ async def tell_query(args: argparse.Namespace) -> int:
         pool = kite.pool(query, picker=args.picker or "round_robin")
     except (KiteError, PluginError) as exc:  # a bad query path or an unknown picker
         return fail("tell", exc, 2)
+    asking_kontrol = True
     step = f"asking Kontrol at {kite.config.kontrol_url} for {args.query}"
     try:
         with anyio.fail_after(timeout):
-            await check_kontrol_reachable(kite.config.kontrol_url, timeout)
             async with kite.kontrol_client, pool:
+                asking_kontrol = False
                 step = f"calling {method} on a kite matching {args.query}"
                 result = await pool.tell(method, *values, timeout=None)
     except TimeoutError:
         return fail("tell", f"timed out after {timeout:g}s {step}")
-    except KontrolUnreachableError as exc:
-        return fail("tell", exc)
     except KiteError as exc:
+        if asking_kontrol:
+            return fail("tell", describe_kontrol_failure(kite.config.kontrol_url, exc))
         return fail("tell", exc)
     except ValueError as exc:  # e.g. a kite.key without a Kontrol URL
         return fail("tell", exc, 2)
@@ -170,17 +170,14 @@ async def query(args: argparse.Namespace) -> int:
     fields = {name: getattr(args, name) for name in QUERY_FIELDS if getattr(args, name)}
     try:
         with anyio.fail_after(timeout):
-            await check_kontrol_reachable(kite.config.kontrol_url, timeout)
             async with kite.kontrol_client:
                 found = await kite.kontrol_client.get_kites(Query(**fields))
     except NoKitesError:
         found = []
     except TimeoutError:
         return fail("query", f"Kontrol at {kite.config.kontrol_url} did not answer in {timeout:g}s")
-    except KontrolUnreachableError as exc:
-        return fail("query", exc)
     except KiteError as exc:
-        return fail("query", exc)
+        return fail("query", describe_kontrol_failure(kite.config.kontrol_url, exc))
     except ValueError as exc:  # e.g. a kite.key without a Kontrol URL
         return fail("query", exc, 2)
     kites = [(client.remote_kite, client.url) for client in found]

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
-
 from kitecore.config import Config, parse_duration
 from kitecore.kite import Kite
 from kitecore.protocol.envelope import Authentication
@@ -143,34 +141,8 @@ def describe_dial_failure(url: str, exc: BaseException) -> str:
     return str(exc)
 
 
-class KontrolUnreachableError(Exception):
-    """No Kontrol URL accepted a connection (see :func:`check_kontrol_reachable`)."""
-
-
-async def check_kontrol_reachable(urls: str, timeout: float) -> None:
-    """Raise :class:`KontrolUnreachableError` at once when no Kontrol in ``urls``
-    (comma-separated) accepts a TCP connection: a refused connection or an unknown host is
-    known in milliseconds, whereas the Kontrol client keeps retrying until its timeout (right
-    for a kite that waits for Kontrol to come back, not for a command the user waits on).
-
-    Only the TCP connection is tried (then closed); a Kontrol that accepts but answers
-    slowly is left to the caller's own deadline.
-    """
-    problems: list[str] = []
-    for url in urls.split(","):
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-            return  # loopback:// and friends: nothing to check over TCP
-        secure = parts.scheme in ("https", "wss")
-        port = parts.port or (443 if secure else 80)
-        try:
-            with anyio.move_on_after(timeout):
-                stream = await anyio.connect_tcp(parts.hostname, port)
-                await stream.aclose()
-            return  # reachable, or at least not refused within the timeout
-        except OSError as exc:
-            reason = "connection refused" if refusal(exc) is not None else exc
-            problems.append(f"{url.strip()}: {reason}")
-    raise KontrolUnreachableError(
-        f"can't connect to Kontrol at {'; '.join(problems)} (is Kontrol running there?)"
-    )
+def describe_kontrol_failure(url: str, exc: BaseException) -> str:
+    """One line for a failed call to Kontrol at ``url``: plain words for "connection refused"."""
+    if refusal(exc) is not None:
+        return f"can't connect to Kontrol at {url}: connection refused (is Kontrol running there?)"
+    return str(exc)

@@ -164,5 +164,6 @@ async def test_kite_query_says_connection_refused_at_once(tmp_path: Path, kontro
             check=False,
         )
     assert done.returncode == 1
-    assert f"connection refused to {kontrol_url(port)}".encode() in done.stderr
+    expected = f"can't connect to Kontrol at {kontrol_url(port)}: connection refused"
+    assert expected.encode() in done.stderr
     assert b"Traceback" not in done.stderr
