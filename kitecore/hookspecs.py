@@ -20,9 +20,9 @@ import pluggy
 if TYPE_CHECKING:
     from kitecore.auth import Authenticator
     from kitecore.kite import Kite
-    from kitecore.kontrol.storage import Storage
     from kitecore.pickers import Picker
     from kitecore.plugins import CommandRegistry
+    from kitecore.storage import Storage
     from kitecore.transport import Transport
 
 hookspec = pluggy.HookspecMarker("kite")
@@ -34,7 +34,7 @@ hookimpl = pluggy.HookimplMarker("kite")
 AuthenticatorFactory: TypeAlias = "Callable[[Kite], Authenticator]"
 
 #: ``factory(url) -> storage``: opens the Kontrol storage a URL such as ``etcd://host:2379``
-#: names (:class:`kitecore.kontrol.storage.Storage`).
+#: names (:class:`kitecore.storage.Storage`).
 StorageFactory: TypeAlias = "Callable[[str], Storage]"
 
 #: ``factory(**options) -> picker``: builds a peer picker (:class:`kitecore.pickers.Picker`)

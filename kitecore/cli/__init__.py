@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from kitecore.cli import calls, demo, keys, kontrol, listing
+from kitecore.cli import calls, demo, keys, listing
 from kitecore.plugins import PluginError, get_registry
 
 __all__ = ["build_parser", "main"]
@@ -31,7 +31,6 @@ BUILTIN_COMMANDS: dict[str, Command] = {
     "query": calls.QUERY,
     "register": keys.REGISTER,
     "showkey": keys.SHOWKEY,
-    "kontrol": kontrol.KONTROL,
     "plugins": listing.PLUGINS,
     "demo": demo.DEMO,
 }

@@ -47,9 +47,10 @@ async def run_direct(number: float, out: TextIO) -> tuple[Any, Any]:
 
 async def run_with_kontrol(number: float, out: TextIO) -> tuple[Any, Any]:
     """The whole walk-through: Kontrol, registration, discovery, a token-authenticated call."""
+    from kite_kontrol.machine import OpenPolicy
+    from kite_kontrol.server import Kontrol
+
     from kitecore.discovery.machine import register_machine
-    from kitecore.kontrol.machine import OpenPolicy
-    from kitecore.kontrol.server import Kontrol
 
     with tempfile.TemporaryDirectory(prefix="kite-demo-") as data_dir:
         kontrol = Kontrol(

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import RegisterValue, Storage, StorageError
 
 from .settings import KontrolSettings
-from .storage import RegisterValue, Storage, StorageError
 
 __all__ = ["HTTPHeartbeats", "HeartbeatTracker"]
 

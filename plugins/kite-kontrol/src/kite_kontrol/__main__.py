@@ -1,14 +1,14 @@
-"""``python -m kitecore.kontrol``: run a Kontrol (``kite kontrol`` calls :func:`main`).
+"""``python -m kite_kontrol``: run a Kontrol (``kite kontrol`` calls :func:`main`).
 
 First run::
 
-    python -m kitecore.kontrol --data-dir DIR --initial --username admin \\
+    python -m kite_kontrol --data-dir DIR --initial --username admin \\
         --kontrol-url http://kontrol.example.com:4000/kite
 
 creates the key pair in DIR, writes Kontrol's own kite.key to ``$KITE_HOME/kite.key`` and exits.
 Then::
 
-    python -m kitecore.kontrol --data-dir DIR --storage memory:// --port 4000 \\
+    python -m kite_kontrol --data-dir DIR --storage memory:// --port 4000 \\
         --registration-secret S        # or KONTROL_REGISTRATION_SECRET, or --open-registration
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import anyio
 
 from kitecore.config import Config
-from kitecore.kontrol.storage import StorageError
+from kitecore.storage import StorageError
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -37,7 +37,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Add Kontrol's options to ``parser`` (a new one if ``None``) and return it."""
     if parser is None:
         parser = argparse.ArgumentParser(
-            prog="python -m kitecore.kontrol", description="Run Kite's discovery and token service."
+            prog="python -m kite_kontrol", description="Run Kite's discovery and token service."
         )
     parser.add_argument("--storage", default="memory://", help="storage URL (default memory://)")
     parser.add_argument("--ip", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")

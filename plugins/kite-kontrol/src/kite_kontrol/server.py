@@ -1,4 +1,4 @@
-"""The :class:`Kontrol`: a kite named ``kontrol`` over a :class:`~kitecore.kontrol.storage.Storage`.
+"""The :class:`Kontrol`: a kite named ``kontrol`` over a :class:`~kitecore.storage.Storage`.
 
 >>> kontrol = Kontrol(storage="memory://", data_dir="/var/lib/kontrol", config=config)
 >>> async with kontrol:                 # serves on kontrol.url until the block ends
@@ -24,6 +24,8 @@ from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import PluginRegistry, get_registry
 from kitecore.protocol.identity import KiteIdentity
+from kitecore.storage import KeyPairRecord, RegisterValue, Storage, StorageError
+from kitecore.storage.memory import MemoryStorage
 
 from ._tokenlib import kite_auth_token
 from .auth import KiteKeyAuthenticator, TokenAuthenticator
@@ -32,9 +34,7 @@ from .http import HTTPEndpoints
 from .keyfiles import KeyFiles, key_id_for, new_key_pair
 from .keyring import Keyring
 from .machine import MachinePolicy
-from .memory import MemoryStorage
 from .settings import KontrolSettings
-from .storage import KeyPairRecord, RegisterValue, Storage, StorageError
 from .tokens import TokenIssuer
 
 __all__ = ["KONTROL_VERSION", "Kontrol"]
@@ -52,7 +52,7 @@ class Kontrol:
     opened through the ``kite_register_storages`` plugins (closed on exit). Key pairs come from
     ``key_pair`` (and ``retired_keys``) or from ``data_dir`` (created on first run); with neither,
     a fresh pair lives only in memory. ``machine_policy`` decides ``registerMachine``
-    (:mod:`kitecore.kontrol.machine`; ``None`` refuses every call). ``config`` gives the kite's
+    (:mod:`kite_kontrol.machine`; ``None`` refuses every call). ``config`` gives the kite's
     username (Kontrol's issuer name), environment, region, address and ``kontrol_url`` (the URL
     written into kite.keys; default: the URL Kontrol serves on).
     """

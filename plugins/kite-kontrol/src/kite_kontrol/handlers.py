@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from kitecore.protocol.errors import ArgumentError, AuthenticationError, GenericError, KiteError
 from kitecore.protocol.identity import Query
 from kitecore.request import Request
+from kitecore.storage import InvalidInputError, KiteRecord, StorageError
 
 from .auth import KITE_KEY_CONTEXT, VerifiedKiteKey
 from .heartbeat import HeartbeatTracker
 from .machine import MachineDenied
 from .registration import register_kite, url_argument
-from .storage import InvalidInputError, KiteRecord, StorageError
 
 if TYPE_CHECKING:
     from .server import Kontrol
@@ -52,7 +52,7 @@ def _query_from(obj: Any) -> Query:
 
 
 class KontrolHandlers:
-    """The method handlers of one :class:`~kitecore.kontrol.server.Kontrol`."""
+    """The method handlers of one :class:`~kite_kontrol.server.Kontrol`."""
 
     def __init__(self, kontrol: Kontrol) -> None:
         self.kontrol = kontrol

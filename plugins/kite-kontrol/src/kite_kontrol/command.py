@@ -1,4 +1,4 @@
-"""``kite kontrol``: run Kontrol (the options of ``python -m kitecore.kontrol``)."""
+"""``kite kontrol``: run Kontrol (the options of ``python -m kite_kontrol``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from kitecore.kontrol.__main__ import build_parser
+    from kite_kontrol.__main__ import build_parser
 
     build_parser(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kitecore.kontrol.__main__ import run as run_kontrol
+    from kite_kontrol.__main__ import run as run_kontrol
 
     return run_kontrol(args)
 

@@ -2,15 +2,15 @@
 
 The storage contract (:mod:`.storage`) and the built-in ``memory://`` storage (:mod:`.memory`)
 import without extra packages; :class:`Kontrol` itself needs the kite-auth-token plugin and is
-imported on first use (``from kitecore.kontrol import Kontrol``). Run one with
-``python -m kitecore.kontrol --help``.
+imported on first use (``from kite_kontrol import Kontrol``). Run one with
+``python -m kite_kontrol --help``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .storage import (
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
