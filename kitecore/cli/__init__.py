@@ -1,7 +1,7 @@
 """The ``kite`` command line (the kitectl role).
 
-Built-in commands: ``tell``, ``query``, ``register``, ``showkey``, ``kontrol``, ``plugins``,
-``demo``. Plugins add more through the ``kite_register_commands`` hook.
+Built-in commands: ``tell``, ``query``, ``register``, ``showkey``, ``plugins``, ``demo``.
+Plugins add more through the ``kite_register_commands`` hook (kite-kontrol adds ``kontrol``).
 """
 
 from __future__ import annotations
