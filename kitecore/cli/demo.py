@@ -71,8 +71,8 @@ async def demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if walk_through is None:
         if not args.direct:
             print(
-                f"Kontrol is not installed ({KONTROL_HINT}): running the direct demo, "
-                "the second kite dials the first by URL",
+                f"Kontrol is not installed ({KONTROL_HINT}) or not in KITE_PLUGINS: "
+                "running the direct demo, the second kite dials the first by URL",
                 file=out,
             )
         result, pong = await run_direct(number, out)
