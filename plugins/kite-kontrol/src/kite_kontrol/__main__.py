@@ -5,7 +5,9 @@ First run::
     python -m kite_kontrol --data-dir DIR --initial --username admin \\
         --kontrol-url http://kontrol.example.com:4000/kite
 
-creates the key pair in DIR, writes Kontrol's own kite.key to ``$KITE_HOME/kite.key`` and exits.
+creates the key pair and Kontrol's identity (its username) in DIR, writes Kontrol's own kite.key
+to ``$KITE_HOME/kite.key`` and exits. Kontrol's identity always comes from DIR, never from the
+kite.key in ``$KITE_HOME`` (a user's, once ``kite register`` ran there).
 Then::
 
     python -m kite_kontrol --data-dir DIR --storage memory:// --port 4000 \\
@@ -24,6 +26,8 @@ import anyio
 
 from kitecore.config import Config
 from kitecore.storage import StorageError
+
+from .identity import kontrol_config
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -73,7 +77,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = Config.from_env()
+    config = kontrol_config()  # not the kite.key in $KITE_HOME: that is a user's identity
     config.ip = args.ip
     config.port = args.port
     for name in ("username", "environment", "region", "kontrol_url"):
@@ -85,6 +89,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _initial(args: argparse.Namespace, config: Config) -> int:
     from ._tokenlib import kite_auth_token
+    from .identity import IdentityFile
     from .keyfiles import KeyFiles
     from .server import default_data_dir
 
@@ -92,6 +97,8 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
         print("--initial needs --username", file=sys.stderr)
         return 2
     files = KeyFiles(args.data_dir or default_data_dir())
+    has_keys = files.private_path.exists()
+    IdentityFile(files.data_dir).resolve(args.username, has_keys=has_keys)
     pair, created = files.load_or_create()
     kontrol_url = config.kontrol_url or f"http://127.0.0.1:{config.port}/kite"
     key = kite_auth_token.create_kite_key(
