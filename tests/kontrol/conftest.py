@@ -83,7 +83,8 @@ async def make_kontrol(
             options.setdefault("key_pair", kontrol_pair)
             options.setdefault("settings", settings)
             options.setdefault("machine_policy", SecretPolicy(SECRET))
-            kontrol = Kontrol(config=config, plugins=plugins, **options)
+            options.setdefault("plugins", plugins)
+            kontrol = Kontrol(config=config, **options)
             await stack.enter_async_context(kontrol)
             return kontrol
 
