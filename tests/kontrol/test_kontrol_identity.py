@@ -4,65 +4,17 @@ user's kite.key in the same ``KITE_HOME`` never changes who Kontrol is."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
-import anyio
 import pytest
+from cli_helpers import KITE, cli_env, free_port, kite_kontrol, run_cli
 from kite_kontrol.identity import IdentityFile
 from kite_kontrol.keyfiles import KeyFiles
 
 from kitecore import Config, Kite
 from kitecore.plugins import load_plugins
 
-KITE = [sys.executable, "-m", "kitecore.cli"]
 SECRET = "identity-test-secret"
-PLUGINS = "websocket,token,memory,kontrol,pickers"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "KITE_HOME": str(home), "KITE_PLUGINS": PLUGINS}
-
-
-async def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return await anyio.run_process(
-        [*KITE, *args], env=cli_env(home), stdin=subprocess.DEVNULL, check=False
-    )
-
-
-@asynccontextmanager
-async def kite_kontrol(home: Path, port: int, *args: str) -> AsyncIterator[str]:
-    """``kite kontrol ARGS`` until the block ends; yields its URL once it says it serves."""
-    command = [*KITE, "kontrol", "--ip", "127.0.0.1", "--port", str(port), *args]
-    url = f"http://127.0.0.1:{port}/kite"
-    async with await anyio.open_process(
-        command, env=cli_env(home), stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    ) as process:
-        assert process.stdout is not None
-        said = b""
-        try:
-            with anyio.fail_after(30):
-                while b"\n" not in said:
-                    try:
-                        said += await process.stdout.receive()
-                    except anyio.EndOfStream:
-                        break
-            assert said.startswith(f"Kontrol serving on {url}".encode()), said
-            yield url
-        finally:
-            process.terminate()
-            await process.wait()
 
 
 @pytest.mark.anyio

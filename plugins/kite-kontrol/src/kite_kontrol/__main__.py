@@ -11,7 +11,7 @@ kite.key in ``$KITE_HOME`` (a user's, once ``kite register`` ran there).
 Then::
 
     python -m kite_kontrol --data-dir DIR --storage memory:// --port 4000 \\
-        --registration-secret S        # or KONTROL_REGISTRATION_SECRET, or --open-registration
+        --registration-secret S        # or KITE_REGISTRATION_SECRET, or --open-registration
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import anyio
 
 from kitecore.config import Config
+from kitecore.discovery.machine import SECRET_ENV, SECRET_ENV_ALIASES, registration_secret_from_env
 from kitecore.storage import StorageError
 
 from .identity import kontrol_config
@@ -33,7 +34,6 @@ __all__ = ["build_parser", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
-SECRET_ENV = "KONTROL_REGISTRATION_SECRET"
 DEFAULT_PORT = 4000
 
 
@@ -65,7 +65,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument(
         "--registration-secret",
-        help=f"secret registerMachine callers must send (or ${SECRET_ENV})",
+        help=f"secret registerMachine callers must send (or ${SECRET_ENV}; "
+        f"${SECRET_ENV_ALIASES[0]} is accepted too)",
     )
     policy.add_argument(
         "--open-registration",
@@ -118,10 +119,20 @@ async def _serve(args: argparse.Namespace, config: Config) -> None:
     from .machine import OpenPolicy, SecretPolicy
     from .server import Kontrol, default_data_dir
 
-    secret = args.registration_secret or os.environ.get(SECRET_ENV, "")
+    secret = args.registration_secret or registration_secret_from_env()
     policy = OpenPolicy() if args.open_registration else SecretPolicy(secret) if secret else None
-    if policy is None:
-        logger.warning("no registration secret: registerMachine is refused to everyone")
+    if args.open_registration:
+        logger.warning(
+            "open registration: anyone may get a kite.key for any username (demos only; "
+            "use --registration-secret or $%s otherwise)",
+            SECRET_ENV,
+        )
+    elif policy is None:
+        logger.warning(
+            "no registration secret ($%s or --registration-secret): registerMachine is "
+            "refused to everyone",
+            SECRET_ENV,
+        )
     kontrol = Kontrol(
         storage=args.storage,
         data_dir=args.data_dir or default_data_dir(),
