@@ -137,3 +137,18 @@ async def test_open_registration_logs_a_warning_at_start(tmp_path):
         text = log.read_text()
     (line,) = [line for line in text.splitlines() if "open registration" in line]
     assert " WARNING " in line and "anyone may get a kite.key" in line
+
+
+async def test_initial_keeps_a_users_kite_key_as_a_backup(tmp_path):
+    home = tmp_path / "home"
+    async with kite_kontrol(tmp_path / "k", free_port(), "--data-dir", str(tmp_path / "d"),
+                            "--open-registration") as url:  # fmt: skip
+        done = await run_cli(home, "register", "--to", url, "--username", "alice")
+        assert done.returncode == 0, done.stderr
+    alices = (home / "kite.key").read_text()
+    initial = await run_cli(home, "kontrol", "--initial", "--username", "admin",
+                            "--data-dir", str(tmp_path / "d2"))  # fmt: skip
+    assert initial.returncode == 0, initial.stderr
+    assert (home / "kite.key.bak").read_text() == alices
+    assert f"as {home / 'kite.key.bak'}" in initial.stdout.decode()
+    assert claims(home / "kite.key")["sub"] == "admin"

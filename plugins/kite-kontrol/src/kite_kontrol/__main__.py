@@ -109,10 +109,26 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
         public_key=pair.public,
         private_key=pair.private,
     )
+    _keep_someone_elses_kite_key(args.username, key)
     path = kite_auth_token.write_kite_key(key)
     state = "created" if created else "existing"
     print(f"{state} key pair {pair.id} in {files.data_dir}; kite.key written to {path}")
     return 0
+
+
+def _keep_someone_elses_kite_key(username: str, key: str) -> None:
+    """Before ``--initial`` writes Kontrol's kite.key: a kite.key of a user (or of another
+    Kontrol) already in ``$KITE_HOME`` is moved to a backup, and the user is told where."""
+    from kitecore.config import kite_key_path
+    from kitecore.discovery.keyfile import backup_kite_key, read_existing_key, replace_conflict
+
+    path = kite_key_path()
+    existing = read_existing_key(path)
+    if existing is None:
+        return
+    reason = replace_conflict(existing, username=username, new_key=key)
+    if reason:
+        print(f"kept the old kite.key ({reason}) as {backup_kite_key(path)}")
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> None:
