@@ -45,10 +45,10 @@ def serve(data_dir: str) -> None:
     import json
 
     import anyio
+    from kite_kontrol.server import Kontrol
+    from kite_kontrol.settings import KontrolSettings
 
     from kitecore import Config
-    from kitecore.kontrol.server import Kontrol
-    from kitecore.kontrol.settings import KontrolSettings
     from kitecore.plugins import load_plugins
 
     config = Config(ip="127.0.0.1", port=0, username=KONTROL_USER, environment=ENVIRONMENT)

@@ -39,9 +39,9 @@ def serve(kites: int) -> None:
     import contextlib
 
     import anyio
+    from kite_kontrol.server import Kontrol
 
     from kitecore import Config, Kite
-    from kitecore.kontrol.server import Kontrol
     from kitecore.plugins import load_plugins
 
     plugins = load_plugins(names=["websocket", "token", "memory"])

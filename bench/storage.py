@@ -1,7 +1,7 @@
 """Kontrol storages side by side: registrations/s, refreshes/s and query latency at 10,000 kites.
 
 Each storage named by ``--storage URL`` (repeatable) is driven directly through the
-:class:`~kitecore.kontrol.storage.Storage` API, in this process, on asyncio (the etcd and
+:class:`~kitecore.storage.Storage` API, in this process, on asyncio (the etcd and
 PostgreSQL drivers are asyncio-only):
 
 1. ``register``: ``--kites`` upserts (10 users x 10 names x N instances), ``--concurrency`` at a
@@ -40,9 +40,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from kitecore.kontrol.storage import RegisterValue, Storage
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import RegisterValue, Storage
 
 USERS = 10
 NAMES = 10

@@ -12,17 +12,17 @@ caught in one place, :mod:`kitecore.plugins`, with one error naming both plugins
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 import pluggy
 
 if TYPE_CHECKING:
     from kitecore.auth import Authenticator
     from kitecore.kite import Kite
-    from kitecore.kontrol.storage import Storage
     from kitecore.pickers import Picker
     from kitecore.plugins import CommandRegistry
+    from kitecore.storage import Storage
     from kitecore.transport import Transport
 
 hookspec = pluggy.HookspecMarker("kite")
@@ -34,7 +34,7 @@ hookimpl = pluggy.HookimplMarker("kite")
 AuthenticatorFactory: TypeAlias = "Callable[[Kite], Authenticator]"
 
 #: ``factory(url) -> storage``: opens the Kontrol storage a URL such as ``etcd://host:2379``
-#: names (:class:`kitecore.kontrol.storage.Storage`).
+#: names (:class:`kitecore.storage.Storage`).
 StorageFactory: TypeAlias = "Callable[[str], Storage]"
 
 #: ``factory(**options) -> picker``: builds a peer picker (:class:`kitecore.pickers.Picker`)
@@ -87,6 +87,16 @@ def kite_register_commands(commands: CommandRegistry) -> None:
     run)`` for each one.
 
     Called once when the plugins are loaded. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def kite_demo(number: float, out: TextIO) -> Awaitable[tuple[Any, Any]] | None:
+    """Run ``kite demo``'s walk-through with this plugin's service (kite-kontrol: Kontrol).
+
+    Return an awaitable that prints its steps to ``out`` and gives the results of
+    ``square(number)`` and ``kite.ping``; the first plugin that returns one runs. With none,
+    ``kite demo`` runs the direct demo (one kite dials the other, no Kontrol).
     """
 
 

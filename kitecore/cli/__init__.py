@@ -1,7 +1,7 @@
 """The ``kite`` command line (the kitectl role).
 
-Built-in commands: ``tell``, ``query``, ``register``, ``showkey``, ``kontrol``, ``plugins``,
-``demo``. Plugins add more through the ``kite_register_commands`` hook.
+Built-in commands: ``tell``, ``query``, ``register``, ``showkey``, ``plugins``, ``demo``.
+Plugins add more through the ``kite_register_commands`` hook (kite-kontrol adds ``kontrol``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import anyio
 
-from kitecore.cli import calls, demo, keys, kontrol, listing
+from kitecore.cli import calls, demo, keys, listing
 from kitecore.cli.common import UsageError, fail
 from kitecore.config import ConfigError
 from kitecore.kite import ListenError
@@ -39,7 +39,6 @@ BUILTIN_COMMANDS: dict[str, Command] = {
     "query": calls.QUERY,
     "register": keys.REGISTER,
     "showkey": keys.SHOWKEY,
-    "kontrol": kontrol.KONTROL,
     "plugins": listing.PLUGINS,
     "demo": demo.DEMO,
 }
@@ -84,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that plugins of this repository add: what to say when one is asked for but not loaded.
+PLUGIN_COMMANDS = {
+    "kontrol": (
+        "Kontrol comes with the kite-kontrol plugin, which is not loaded: "
+        "pip install ./plugins/kite-kontrol ./plugins/kite-auth-token (from a kite checkout), "
+        "or add 'kontrol' to KITE_PLUGINS if that is set"
+    ),
+}
+
+
+def _missing_plugin_command(argv: Sequence[str]) -> str | None:
+    """The hint for a plugin's command that is asked for but not loaded, if that is the case."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command in PLUGIN_COMMANDS and command not in get_registry().commands:
+        return PLUGIN_COMMANDS[command]
+    return None
+
+
 VERBOSE_HELP = "log more (-v info, -vv debug and tracebacks); before or after the command"
 
 
@@ -111,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
     except PluginError as exc:
         print(f"kite: {exc}", file=sys.stderr)
+        return 2
+    missing = _missing_plugin_command(sys.argv[1:] if argv is None else argv)
+    if missing is not None:
+        print(f"kite: {missing}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     verbose = args.verbose + getattr(args, "sub_verbose", 0)

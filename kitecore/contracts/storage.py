@@ -1,4 +1,4 @@
-"""The contract every Kontrol storage backend must pass (see :mod:`kitecore.kontrol.storage`).
+"""The contract every Kontrol storage backend must pass (see :mod:`kitecore.storage`).
 
 Use it from a backend's test module by subclassing :class:`StorageContract` and providing a
 ``storage`` fixture that yields a fresh, empty storage (and closes it afterwards)::
@@ -31,7 +31,8 @@ import uuid
 import anyio
 import pytest
 
-from kitecore.kontrol.storage import (
+from kitecore.protocol.identity import FIELDS, KiteIdentity, Query
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -41,7 +42,6 @@ from kitecore.kontrol.storage import (
     RegisterValue,
     Storage,
 )
-from kitecore.protocol.identity import FIELDS, KiteIdentity, Query
 
 __all__ = ["LONG_TTL", "StorageContract", "fake_key_pair", "make_identity"]
 
@@ -82,7 +82,7 @@ def _ids(records: list[KiteRecord]) -> set[str]:
 
 
 class StorageContract:
-    """Behaviour shared by every :class:`~kitecore.kontrol.storage.Storage` backend.
+    """Behaviour shared by every :class:`~kitecore.storage.Storage` backend.
 
     Subclasses provide the ``storage`` fixture; they may tune ``short_ttl`` and
     ``expiry_slack`` (seconds) and ``concurrent_writers``.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kitecore.protocol.errors import InvalidResponseError
@@ -9,8 +11,30 @@ from kitecore.protocol.errors import InvalidResponseError
 if TYPE_CHECKING:
     from kitecore.kite import Kite
 
+__all__ = [
+    "SECRET_AUTH_TYPE",
+    "SECRET_ENV",
+    "SECRET_ENV_ALIASES",
+    "register_machine",
+    "registration_secret_from_env",
+]
+
 #: The ``authType`` sent with a registration secret.
 SECRET_AUTH_TYPE = "secret"
+
+#: The registration secret's environment variable, read by ``kite register`` and by Kontrol.
+SECRET_ENV = "KITE_REGISTRATION_SECRET"
+#: Other names accepted for it (Kontrol's earlier name); :data:`SECRET_ENV` wins when both are set.
+SECRET_ENV_ALIASES = ("KONTROL_REGISTRATION_SECRET",)
+
+
+def registration_secret_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The registration secret from :data:`SECRET_ENV` (or an alias); ``None`` when unset/empty."""
+    env = os.environ if environ is None else environ
+    for name in (SECRET_ENV, *SECRET_ENV_ALIASES):
+        if env.get(name):
+            return env[name]
+    return None
 
 
 async def register_machine(

@@ -264,3 +264,13 @@ def test_timeout_bounds_connecting_to_a_silent_listener(busy_port):
     url = f"http://127.0.0.1:{busy_port}/kite"
     done = run_cli_sync("tell", "--timeout", "1", url, "square", "2")
     assert_one_line(done, 1, f"kite tell: timed out after 1s connecting to {url}")
+
+
+def test_kontrol_without_its_plugin_says_what_to_install():
+    done = subprocess.run([*KITE, "kontrol", "--port", "0"], capture_output=True, env=cli_env())
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "kite: Kontrol comes with the kite-kontrol plugin, which is not loaded: "
+        "pip install ./plugins/kite-kontrol ./plugins/kite-auth-token (from a kite checkout), "
+        "or add 'kontrol' to KITE_PLUGINS if that is set"
+    ]

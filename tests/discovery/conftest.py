@@ -1,5 +1,5 @@
 """Fixtures for kite-side Kontrol tests: key pairs, plugins with the token authenticators, and a
-fake Kontrol written here (so these tests do not depend on kitecore.kontrol)."""
+fake Kontrol written here (so these tests do not depend on kite_kontrol)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from kitecore import AuthenticationError, Config, Kite
 from kitecore.discovery.keys import KeyRefreshingAuthenticator
 from kitecore.protocol.envelope import Authentication
 
-kontrol_server = pytest.importorskip("kitecore.kontrol.server")
+kontrol_server = pytest.importorskip("kite_kontrol.server")
 
 pytestmark = pytest.mark.anyio
 

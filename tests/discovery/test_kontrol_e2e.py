@@ -1,4 +1,4 @@
-"""The kite side against the real Kontrol (kitecore.kontrol), over real sockets."""
+"""The kite side against the real Kontrol (kite_kontrol), over real sockets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from kitecore import Config, Kite, Query
 from kitecore.discovery import NoKitesError
 
-kontrol_server = pytest.importorskip("kitecore.kontrol.server")
+kontrol_server = pytest.importorskip("kite_kontrol.server")
 
 pytestmark = pytest.mark.anyio
 

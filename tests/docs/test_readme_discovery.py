@@ -24,8 +24,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import Process
-
-from kitecore.kontrol.testing import KontrolProcess
+from kite_kontrol.testing import KontrolProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -128,7 +127,9 @@ async def test_readme_discovery_walk_through_runs_verbatim(tmp_path, monkeypatch
     try:
         for number, block in enumerate(discovery_blocks(), 1):
             if block.lang == "sh":
-                for line in filter(None, (raw.strip() for raw in block.code.splitlines())):
+                for line in (raw.strip() for raw in block.code.splitlines()):
+                    if not line or line.startswith("#"):
+                        continue
                     command = argv(line, port)
                     key = line.split("#")[0].strip()
                     if block.keeps_running and command[1:3] == ["-m", "kitecore.cli"]:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import kite_auth_token
-
-from kitecore.kontrol.testing import KontrolProcess
+from kite_kontrol.testing import KontrolProcess
 
 logger = logging.getLogger(__name__)
 

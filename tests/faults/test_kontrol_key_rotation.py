@@ -17,10 +17,10 @@ import anyio
 import pytest
 from faults_helpers import KONTROL_USER, KontrolProcess, machine_key, whoami
 from kite_auth_token import verify_kite_key, verify_token
+from kite_kontrol.keyfiles import KeyFiles, new_key_pair
 
 from kitecore import Authentication, AuthenticationError, Config, Kite
 from kitecore.backoff import Backoff
-from kitecore.kontrol.keyfiles import KeyFiles, new_key_pair
 from kitecore.plugins import PluginRegistry
 
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,6 @@
 """Kontrol dies (SIGKILL) and comes back: kites keep talking, then register again by themselves.
 
-A real ``python -m kitecore.kontrol`` process with memory storage serves on a fixed loopback
+A real ``python -m kite_kontrol`` process with memory storage serves on a fixed loopback
 port; four kites in the test process get kite.keys through ``registerMachine`` and
 ``register_forever``. While Kontrol is down, a client found through Kontrol before the crash
 keeps calling, and a token fetched before the crash still opens a new connection. Kontrol is

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kite_kontrol.keyfiles import new_key_pair
+from kite_kontrol.machine import SecretPolicy
+from kite_kontrol.server import Kontrol
+from kite_kontrol.settings import KontrolSettings
 from kontrol_helpers import KONTROL_USER, SECRET
 
 from kitecore import Config, Kite
-from kitecore.kontrol.keyfiles import new_key_pair
-from kitecore.kontrol.machine import SecretPolicy
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.settings import KontrolSettings
-from kitecore.kontrol.storage import KeyPairRecord
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.storage import KeyPairRecord
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,8 @@ async def make_kontrol(
             options.setdefault("key_pair", kontrol_pair)
             options.setdefault("settings", settings)
             options.setdefault("machine_policy", SecretPolicy(SECRET))
-            kontrol = Kontrol(config=config, plugins=plugins, **options)
+            options.setdefault("plugins", plugins)
+            kontrol = Kontrol(config=config, **options)
             await stack.enter_async_context(kontrol)
             return kontrol
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import kite_auth_token
+from kite_kontrol.server import Kontrol
 
 from kitecore import Authentication
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.storage import KeyPairRecord
+from kitecore.storage import KeyPairRecord
 
 KONTROL_USER = "kontrol-admin"
 SECRET = "s3cret-registration"

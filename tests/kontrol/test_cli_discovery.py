@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 async def run_cli(home: Path, *args: str, check: bool = True):
-    env = {**os.environ, "KITE_HOME": str(home), "KITE_PLUGINS": "websocket,token,memory"}
+    env = {**os.environ, "KITE_HOME": str(home), "KITE_PLUGINS": "websocket,token,memory,kontrol"}
     done = await anyio.run_process([*KITE, *args], env=env, check=False)
     if check:
         assert done.returncode == 0, done.stderr.decode()
@@ -40,7 +40,7 @@ async def kontrol_process(tmp_path):
     env = {
         **os.environ,
         "KITE_HOME": str(tmp_path / "kontrol-home"),
-        "KITE_PLUGINS": "websocket,token,memory",
+        "KITE_PLUGINS": "websocket,token,memory,kontrol",
     }
     command = [*KITE, "kontrol", "--ip", "127.0.0.1", "--port", str(port), "--username",
                "kontrol", "--data-dir", str(tmp_path / "kontrol-data"),

@@ -100,7 +100,7 @@ async def test_kontrol_on_a_busy_port_says_which_address(tmp_path, silent_url):
     done = await run_cli(
         tmp_path / "kontrol-home", "kontrol", "--ip", "127.0.0.1", "--port", port,
         "--data-dir", str(tmp_path / "data"), "--registration-secret", "S",
-        KITE_PLUGINS="websocket,token,memory",
+        KITE_PLUGINS="websocket,token,memory,kontrol",
     )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in one_line(done)

@@ -1,4 +1,4 @@
-"""``python -m kitecore.kontrol``: --initial, and a real Kontrol process."""
+"""``python -m kite_kontrol``: --initial, and a real Kontrol process."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import anyio
 import kite_auth_token
 import pytest
 from kite_auth_token import read_kite_key, verify_kite_key
+from kite_kontrol.__main__ import main
+from kite_kontrol.keyfiles import KeyFiles
 
 from kitecore import Authentication, Kite
-from kitecore.kontrol.__main__ import main
-from kitecore.kontrol.keyfiles import KeyFiles
 
 #: Where kite_auth_token is imported from (installed or the source tree), for subprocesses.
 PLUGIN_SRC = str(Path(kite_auth_token.__file__).resolve().parents[1])
@@ -54,7 +54,7 @@ async def test_kontrol_process_serves(tmp_path, plugins, base_config):
     command = [
         sys.executable,
         "-m",
-        "kitecore.kontrol",
+        "kite_kontrol",
         "--ip",
         "127.0.0.1",
         "--port",
@@ -95,7 +95,7 @@ async def test_kontrol_process_serves(tmp_path, plugins, base_config):
 
 def test_module_help_runs():
     done = subprocess.run(
-        [sys.executable, "-m", "kitecore.kontrol", "--help"],
+        [sys.executable, "-m", "kite_kontrol", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,10 +6,10 @@ import stat
 
 import pytest
 from kite_auth_token import verify_kite_key, verify_token
+from kite_kontrol.keyfiles import KeyFiles
 from kontrol_helpers import KONTROL_USER, foreign_kite_key, kite_key
 
 from kitecore import Authentication, AuthenticationError, GenericError, Query
-from kitecore.kontrol.keyfiles import KeyFiles
 
 pytestmark = pytest.mark.anyio
 

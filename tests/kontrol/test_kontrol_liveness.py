@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 from kontrol_helpers import kite_key
 
-from kitecore import GenericError, Query
+from kitecore import Kite, Query
+from kitecore.plugins import load_plugins
 
 pytestmark = pytest.mark.anyio
 
@@ -27,13 +30,16 @@ async def test_connected_kite_that_never_pings_expires(kontrol, make_kite):
     ttl = kontrol.settings.key_ttl
     kite = make_kite()
     calls = []
+    asked = anyio.Event()
 
     async def silent_heartbeat(r):
         calls.append(r.args.list()[0])  # accepts the heartbeat request, never pings
+        asked.set()
 
     kite.handle("kite.heartbeat", silent_heartbeat)
     async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
         await client.tell("register", {"url": kite.url})
+        await asked.wait()  # asked in the background, once register was answered
         assert calls == [kontrol.settings.heartbeat_interval]
         assert len(await kontrol.storage.get(Query(id=kite.id))) == 1
         await anyio.sleep(ttl + 0.3)
@@ -42,16 +48,121 @@ async def test_connected_kite_that_never_pings_expires(kontrol, make_kite):
         assert len(await kontrol.storage.get(Query(id=kite.id))) == 1
 
 
-async def test_register_fails_when_kite_refuses_heartbeat(kontrol, make_kite):
+async def test_register_succeeds_when_kite_refuses_heartbeat_and_kontrol_says_why(
+    kontrol, make_kite
+):
+    """Fire and log (as Go): a failing kite.heartbeat is a WARNING, not a failed register."""
     kite = make_kite()
+    warned = _Warnings("kite.heartbeat on")
 
     async def broken_heartbeat(r):
         raise ValueError("no heartbeats here")
 
     kite.handle("kite.heartbeat", broken_heartbeat)
+    handlers_logger = logging.getLogger("kite_kontrol.heartbeat")
+    handlers_logger.addHandler(warned)
+    try:
+        async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
+            result = await client.tell("register", {"url": kite.url})
+            assert result["url"] == kite.url
+            with anyio.fail_after(10):
+                await warned.seen.wait()
+    finally:
+        handlers_logger.removeHandler(warned)
+    (record,) = warned.records
+    assert record.levelno == logging.WARNING
+    assert "no heartbeats here" in record.getMessage() and kite.id in record.getMessage()
+
+
+class _Warnings(logging.Handler):
+    """Collects the WARNING records containing ``text``; ``seen`` is set by the first."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.WARNING)
+        self.text = text
+        self.records: list[logging.LogRecord] = []
+        self.seen = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.records.append(record)
+            self.seen.set()
+
+
+async def test_register_answers_before_the_kite_answers_heartbeat(kontrol, make_kite):
+    """Kontrol does not hold ``register`` until kite.heartbeat is answered (issue 10.5): a kite
+    that answers kite.heartbeat only after its registration returned registers fine, and its
+    pings keep it alive."""
+    kite = make_kite()
+    registered = anyio.Event()
+    pinged = anyio.Event()
+
+    async def heartbeat_after_register(r):
+        interval, ping = r.args.number(0), r.args.function(1)
+        await registered.wait()
+
+        async def tick():
+            while True:
+                ping()
+                pinged.set()
+                await anyio.sleep(interval)
+
+        r.client.connection.spawn(tick)
+
+    kite.handle("kite.heartbeat", heartbeat_after_register)
     async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
-        with pytest.raises(GenericError, match="no heartbeats here"):
-            await client.tell("register", {"url": kite.url})
+        with anyio.fail_after(kontrol.settings.heartbeat_call_timeout / 2):
+            result = await client.tell("register", {"url": kite.url})
+        registered.set()
+        assert result == {"url": kite.url, "heartbeatInterval": 0}
+        await pinged.wait()
+        await anyio.sleep(kontrol.settings.key_ttl * 2)  # only its pings can keep it
+        assert len(await kontrol.storage.get(Query(id=kite.id))) == 1
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sockjs"])
+@pytest.mark.parametrize("closing_side", ["kite", "kontrol"])
+async def test_a_connection_closing_before_heartbeat_is_answered_is_no_warning(
+    make_kontrol, base_config, caplog, transport, closing_side
+):
+    """A connection closed normally (by the kite or by Kontrol) while Kontrol's kite.heartbeat
+    call is pending is logged at DEBUG, never as a WARNING about a failed heartbeat."""
+    caplog.set_level(logging.DEBUG, logger="kite_kontrol")
+    plugins = load_plugins(names=["websocket", "sockjs"])
+    kontrol = await make_kontrol(plugins=plugins)
+    config = base_config.copy()
+    config.username = "alice"
+    kite = Kite("math", "1.0.0", config=config, plugins=plugins)
+    asked = anyio.Event()
+    gone = anyio.Event()
+    kontrol_side = []
+
+    async def slow_heartbeat(r):
+        asked.set()
+        await anyio.sleep_forever()
+
+    kite.handle("kite.heartbeat", slow_heartbeat)
+    kontrol.kite.on_connect(kontrol_side.append)
+    kontrol.kite.on_disconnect(lambda client: gone.set())
+    async with kite:
+        client = kite.new_client(kontrol.url, auth=kite_key(kontrol), transport=transport)
+        async with client:
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.tell, "register", {"url": kite.url})
+                await asked.wait()
+                if closing_side == "kontrol":
+                    await kontrol_side[0].close()
+                    await gone.wait()
+                    await anyio.wait_all_tasks_blocked()
+                group.cancel_scope.cancel()
+        await gone.wait()
+        await anyio.wait_all_tasks_blocked()
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("kite_kontrol") and r.levelno >= logging.WARNING
+    ]
+    assert warnings == []
 
 
 async def test_kontrol_keeps_its_own_registration(kontrol):

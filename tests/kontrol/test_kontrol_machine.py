@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from kite_auth_token import verify_kite_key
+from kite_kontrol.machine import MachineDenied, OpenPolicy, SecretPolicy
 from kontrol_helpers import KONTROL_USER, SECRET
 
 from kitecore import Authentication, GenericError
-from kitecore.kontrol.machine import MachineDenied, OpenPolicy, SecretPolicy
 
 pytestmark = pytest.mark.anyio
 

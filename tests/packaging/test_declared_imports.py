@@ -25,8 +25,6 @@ OPTIONAL_IMPORTS = {
     # imported by pytest itself, so pytest is there
     ("kitecore/testing.py", "pytest"),
     ("kitecore/contracts/storage.py", "pytest"),
-    # Kontrol's guarded import, which fails with an install hint (moving to kite-kontrol)
-    ("kitecore/kontrol/_tokenlib.py", "kite_auth_token"),
 }
 
 

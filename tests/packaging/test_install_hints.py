@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 from built_wheels import PLUGIN_FOLDERS
 from packaging.utils import canonicalize_name
-from test_readme_install import PENDING
 from venvs import REPO
-
-#: Files whose hints belong to another change in flight, and why: Kontrol moves out of the core
-#: into plugins/kite-kontrol, where its hint is checked (remove this when that is merged).
-NOT_CHECKED = {"kitecore/kontrol/_tokenlib.py"}
 
 #: Our distributions: they are installed from their folders, never by name.
 OURS = {"kitecore", "kite-kontrol", *PLUGIN_FOLDERS}
@@ -60,9 +55,6 @@ def problems(hint: str) -> list[str]:
             continue
         if word.startswith((".", "/")) or "/" in word:
             path = re.sub(r"\[.*\]$", "", word)
-            plugin = re.fullmatch(r"\./plugins/([\w.-]+)/?", path)
-            if plugin and plugin[1] in PENDING:
-                continue
             relative = path.removeprefix("./")
             exists = any(REPO.glob(relative)) if "*" in relative else (REPO / relative).exists()
             if not exists:
@@ -80,8 +72,7 @@ def collect() -> list[tuple[str, str]]:
         hints += [(path.relative_to(REPO).as_posix(), h) for h in hints_in_text(path.read_text())]
     for path in sources():
         relative = path.relative_to(REPO).as_posix()
-        if relative not in NOT_CHECKED:
-            hints += [(relative, hint) for hint in hints_in_source(path.read_text())]
+        hints += [(relative, hint) for hint in hints_in_source(path.read_text())]
     return hints
 
 

@@ -19,10 +19,6 @@ import pytest
 from built_wheels import PLUGIN_FOLDERS
 from venvs import REPO, run
 
-#: Plugin folders the README names before they exist on this branch (the Kontrol move); a line
-#: naming one runs as soon as the folder is there. Empty this once they are all merged.
-PENDING = {"kite-kontrol"}
-
 
 def install_section(readme: str) -> str:
     start = readme.index("\n## Install\n")
@@ -82,9 +78,7 @@ def test_readme_install_commands_work_verbatim(tmp_path: Path) -> None:
     ran = []
     for command in installs:
         plugins = named_plugins(command)
-        if any(not (REPO / "plugins" / name).is_dir() for name in plugins):
-            assert plugins - set(PLUGIN_FOLDERS) <= PENDING, f"{command}: no such plugin folder"
-            continue
+        assert plugins <= set(PLUGIN_FOLDERS), f"{command}: no such plugin folder"
         script = f"set -euo pipefail\nrm -rf .venv\n{make_venv}\n{command}\n"
         run(["bash", "-c", script], checkout, env, timeout=900)
         kite = str(checkout / ".venv" / "bin" / "kite")

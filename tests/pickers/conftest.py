@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.server import Kontrol
+from kite_kontrol.settings import KontrolSettings
 from kite_pickers import plugin as pickers_plugin
 from pool_helpers import KiteFarm
 
 from kitecore import Config, Kite
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.settings import KontrolSettings
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.testing import CORE_PLUGINS
 

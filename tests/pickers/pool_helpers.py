@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from kite_kontrol.server import Kontrol
 
 from kitecore import Config, Kite, Query
-from kitecore.kontrol.server import Kontrol
 from kitecore.plugins import PluginRegistry
 
 OWNER = "bob"

@@ -11,14 +11,14 @@ from typing import Any
 import anyio
 import pytest
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.keyfiles import new_key_pair
+from kite_kontrol.machine import SecretPolicy
+from kite_kontrol.server import Kontrol
 from security_helpers import KONTROL_USER, SECRET
 
 from kitecore import Config, Kite
-from kitecore.kontrol.keyfiles import new_key_pair
-from kitecore.kontrol.machine import SecretPolicy
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.storage import KeyPairRecord
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.storage import KeyPairRecord
 from kitecore.testing import CORE_PLUGINS
 
 ENVIRONMENT = "production"

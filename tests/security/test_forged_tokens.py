@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from kite_kontrol.server import Kontrol
 from security_helpers import claims_of, hs256_signed, resigned, tampered, unsigned
 
 from kitecore import Authentication, AuthenticationError, Client, Kite
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.storage import KeyPairRecord
+from kitecore.storage import KeyPairRecord
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import pytest
 from security_helpers import claims_of, hs256_signed, resigned, tampered, unsigned
 
 from kitecore import Authentication, AuthenticationError, GenericError, Query
-from kitecore.kontrol.storage import KeyPairRecord
+from kitecore.storage import KeyPairRecord
 
 pytestmark = pytest.mark.anyio
 

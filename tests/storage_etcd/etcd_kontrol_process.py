@@ -1,11 +1,11 @@
-"""A ``python -m kitecore.kontrol`` process on etcd storage, for the distributed tests (a module of
+"""A ``python -m kite_kontrol`` process on etcd storage, for the distributed tests (a module of
 its own: conftest is not importable)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kitecore.kontrol.testing import KontrolProcess
+from kite_kontrol.testing import KontrolProcess
 
 KONTROL_USER = "admin"
 SECRET = "etcd-registration-secret"

@@ -19,11 +19,11 @@ import anyio
 import pytest
 from etcd_kontrol_process import SECRET, etcd_kontrol
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.testing import KontrolProcess
 from kite_storage_etcd.testing import EtcdCluster, free_port
 
 from kitecore import Authentication, Config, Kite
 from kitecore.backoff import Backoff
-from kitecore.kontrol.testing import KontrolProcess
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.testing import CORE_PLUGINS
 

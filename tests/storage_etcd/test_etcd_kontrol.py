@@ -11,12 +11,12 @@ from pathlib import Path
 import anyio
 import pytest
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.server import Kontrol
+from kite_kontrol.settings import KontrolSettings
 from kite_storage_etcd import EtcdStorage
 from kite_storage_etcd.testing import EtcdCluster
 
 from kitecore import Authentication, Config, GenericError, Kite, Query
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.settings import KontrolSettings
 from kitecore.plugins import load_plugins
 
 pytestmark = pytest.mark.anyio

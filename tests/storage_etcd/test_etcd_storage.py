@@ -19,9 +19,9 @@ from kite_storage_etcd.layout import KeyLayout, StoredKite
 from kite_storage_etcd.testing import EtcdCluster, free_port
 
 from kitecore.contracts.storage import LONG_TTL, make_identity
-from kitecore.kontrol.storage import InvalidInputError, KiteRecord, RegisterValue, StorageError
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import Query
+from kitecore.storage import InvalidInputError, KiteRecord, RegisterValue, StorageError
 
 VALUE = RegisterValue("http://10.0.0.5:6000/kite", "key-1")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kite_kontrol.testing import KontrolProcess
 from kite_storage_postgres.testing import free_port
-
-from kitecore.kontrol.testing import KontrolProcess
 
 KONTROL_USER = "admin"
 SECRET = "postgres-registration-secret"

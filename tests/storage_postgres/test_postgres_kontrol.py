@@ -15,12 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.keyfiles import new_key_pair
+from kite_kontrol.server import Kontrol
+from kite_kontrol.settings import KontrolSettings
 from kite_storage_postgres.testing import TemporaryPostgres
 
 from kitecore import Authentication, Config, Kite
-from kitecore.kontrol.keyfiles import new_key_pair
-from kitecore.kontrol.server import Kontrol
-from kitecore.kontrol.settings import KontrolSettings
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.protocol.errors import KiteError
 from kitecore.testing import CORE_PLUGINS

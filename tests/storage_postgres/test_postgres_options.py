@@ -6,7 +6,7 @@ import pytest
 from kite_storage_postgres import PostgresOptions, PostgresStorage
 from kite_storage_postgres.plugin import kite_register_storages
 
-from kitecore.kontrol.storage import InvalidInputError
+from kitecore.storage import InvalidInputError
 
 
 def test_url_parts_and_plugin_options():

@@ -20,9 +20,9 @@ from kite_storage_postgres import (
 from kite_storage_postgres.testing import TemporaryPostgres, free_port
 
 from kitecore.contracts.storage import LONG_TTL, fake_key_pair, make_identity
-from kitecore.kontrol.storage import RegisterValue
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import Query
+from kitecore.storage import RegisterValue
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,7 @@
 One :class:`aetcd.Client` (one gRPC channel) per endpoint, made on first use. A call goes to the
 current endpoint; when it cannot be reached, times out or has no leader, the next endpoint is
 tried (and stays current), with a short pause after each full round, until the operation's
-deadline. Every failure reaches the caller as a :class:`~kitecore.kontrol.storage.StorageError`
+deadline. Every failure reaches the caller as a :class:`~kitecore.storage.StorageError`
 (:class:`EtcdUnavailableError` when no endpoint answered), never as a gRPC or aetcd exception.
 
 aetcd and ``grpc.aio`` run on asyncio only: :func:`require_asyncio` turns a call from trio into
@@ -23,7 +23,7 @@ import anyio
 import grpc
 import sniffio
 
-from kitecore.kontrol.storage import StorageError
+from kitecore.storage import StorageError
 
 from .url import EtcdURL
 

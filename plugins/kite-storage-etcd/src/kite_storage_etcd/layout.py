@@ -26,9 +26,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kitecore.kontrol.storage import KeyPairRecord, KiteRecord, StorageError
 from kitecore.protocol.errors import ArgumentError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import KeyPairRecord, KiteRecord, StorageError
 
 __all__ = ["KeyLayout", "QueryPlan", "StoredKite", "decode_key_pair", "encode_key_pair"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from kitecore import hookimpl
 
 if TYPE_CHECKING:
-    from kitecore.kontrol.storage import Storage
+    from kitecore.storage import Storage
 
 __all__ = ["kite_register_storages", "open_storage"]
 

@@ -29,7 +29,8 @@ from typing import Any
 import aetcd
 import anyio
 
-from kitecore.kontrol.storage import (
+from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -43,7 +44,6 @@ from kitecore.kontrol.storage import (
     validate_query,
     validate_write,
 )
-from kitecore.protocol.identity import KiteIdentity, Query
 
 from .endpoints import Endpoints, require_asyncio
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from kitecore.kontrol.storage import InvalidInputError
+from kitecore.storage import InvalidInputError
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "EtcdURL", "parse_etcd_url"]
 

@@ -1,6 +1,6 @@
 """The plugin's errors, and the one place asyncpg's exceptions become them.
 
-Callers catch :class:`~kitecore.kontrol.storage.StorageError` (Kontrol does), never asyncpg's
+Callers catch :class:`~kitecore.storage.StorageError` (Kontrol does), never asyncpg's
 classes: httpcore's ``map_exceptions`` habit. Messages name the DSN with the password redacted.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from kitecore.kontrol.storage import StorageError
+from kitecore.storage import StorageError
 
 __all__ = [
     "RETRYABLE",

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from kitecore.kontrol.storage import InvalidInputError
+from kitecore.storage import InvalidInputError
 
 __all__ = ["ENV_PREFIX", "SCHEMES", "PostgresOptions"]
 

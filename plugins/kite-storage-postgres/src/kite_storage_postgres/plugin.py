@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kitecore import hookimpl
-from kitecore.kontrol.storage import Storage
+from kitecore.storage import Storage
 
 from .options import SCHEMES
 from .storage import PostgresStorage

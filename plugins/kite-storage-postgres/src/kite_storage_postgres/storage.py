@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 import asyncpg
 import sniffio
 
-from kitecore.kontrol.storage import (
+from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -43,7 +44,6 @@ from kitecore.kontrol.storage import (
     validate_query,
     validate_write,
 )
-from kitecore.protocol.identity import KiteIdentity, Query
 
 from .errors import RETRYABLE, AsyncioRequiredError, map_error
 from .migrations import migrate

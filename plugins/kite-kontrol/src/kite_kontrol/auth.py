@@ -3,7 +3,7 @@
 ``kiteKey``: the kite.key must be signed by a key pair in Kontrol's storage, active **or
 retired** (a Go Kontrol's ``IsValid`` check). ``token``: a token Kontrol issued for itself,
 checked against its current pair and its own identity as audience. Verified kite.keys are cached
-for ``verify_ttl`` seconds, trust decisions by the :class:`~kitecore.kontrol.keyring.Keyring`.
+for ``verify_ttl`` seconds, trust decisions by the :class:`~kite_kontrol.keyring.Keyring`.
 
 The kite's core prefixes the auth type to the reasons given here (``kiteKey: kontrol key is
 not trusted``), as Go does.
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from kitecore.protocol.errors import AuthenticationError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Request
+from kitecore.storage import KeyPairRecord, StorageError
 
 from ._tokenlib import kite_auth_token
 from .keyring import Keyring
-from .storage import KeyPairRecord, StorageError
 
 __all__ = ["KITE_KEY_CONTEXT", "KiteKeyAuthenticator", "TokenAuthenticator", "VerifiedKiteKey"]
 

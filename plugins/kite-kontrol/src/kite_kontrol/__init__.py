@@ -1,16 +1,16 @@
-"""Kontrol: Kite's discovery and token service (protocol.md §7, §8).
+"""Kontrol: Kite's discovery and token service (protocol.md §7, §8), the kite-kontrol plugin.
 
-The storage contract (:mod:`.storage`) and the built-in ``memory://`` storage (:mod:`.memory`)
-import without extra packages; :class:`Kontrol` itself needs the kite-auth-token plugin and is
-imported on first use (``from kitecore.kontrol import Kontrol``). Run one with
-``python -m kitecore.kontrol --help``.
+The storage names re-exported here live in the core (:mod:`kitecore.storage`, with the embedded
+``memory://`` storage in :mod:`kitecore.storage.memory`), so storage plugins need only kitecore.
+:class:`Kontrol` and the rest are imported on first use (``from kite_kontrol import Kontrol``).
+Run one with ``kite kontrol`` or ``python -m kite_kontrol --help``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .storage import (
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,

@@ -1,4 +1,4 @@
-"""The :class:`Kontrol`: a kite named ``kontrol`` over a :class:`~kitecore.kontrol.storage.Storage`.
+"""The :class:`Kontrol`: a kite named ``kontrol`` over a :class:`~kitecore.storage.Storage`.
 
 >>> kontrol = Kontrol(storage="memory://", data_dir="/var/lib/kontrol", config=config)
 >>> async with kontrol:                 # serves on kontrol.url until the block ends
@@ -24,17 +24,18 @@ from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import PluginRegistry, get_registry
 from kitecore.protocol.identity import KiteIdentity
+from kitecore.storage import KeyPairRecord, RegisterValue, Storage, StorageError
+from kitecore.storage.memory import MemoryStorage
 
 from ._tokenlib import kite_auth_token
 from .auth import KiteKeyAuthenticator, TokenAuthenticator
 from .handlers import KontrolHandlers
 from .http import HTTPEndpoints
+from .identity import IdentityFile, kontrol_config
 from .keyfiles import KeyFiles, key_id_for, new_key_pair
 from .keyring import Keyring
 from .machine import MachinePolicy
-from .memory import MemoryStorage
 from .settings import KontrolSettings
-from .storage import KeyPairRecord, RegisterValue, Storage, StorageError
 from .tokens import TokenIssuer
 
 __all__ = ["KONTROL_VERSION", "Kontrol"]
@@ -52,9 +53,12 @@ class Kontrol:
     opened through the ``kite_register_storages`` plugins (closed on exit). Key pairs come from
     ``key_pair`` (and ``retired_keys``) or from ``data_dir`` (created on first run); with neither,
     a fresh pair lives only in memory. ``machine_policy`` decides ``registerMachine``
-    (:mod:`kitecore.kontrol.machine`; ``None`` refuses every call). ``config`` gives the kite's
+    (:mod:`kite_kontrol.machine`; ``None`` refuses every call). ``config`` gives the kite's
     username (Kontrol's issuer name), environment, region, address and ``kontrol_url`` (the URL
-    written into kite.keys; default: the URL Kontrol serves on).
+    written into kite.keys; default: the URL Kontrol serves on); without one, the defaults and
+    ``KITE_*`` variables, never the kite.key in ``$KITE_HOME`` (a user's identity). With a
+    ``data_dir``, the username is kept there (:mod:`kite_kontrol.identity`): fixed on first
+    start, refused if a later start asks for another.
     """
 
     def __init__(
@@ -71,7 +75,8 @@ class Kontrol:
         version: str = KONTROL_VERSION,
         register_url: str | None = None,
     ) -> None:
-        self.config = Config.from_env() if config is None else config.copy()
+        # never Config.from_env(): the kite.key in $KITE_HOME is a user's, not Kontrol's
+        self.config = kontrol_config() if config is None else config.copy()
         self.plugins = get_registry() if plugins is None else plugins
         self.settings = KontrolSettings() if settings is None else settings
         self.machine_policy = machine_policy
@@ -129,6 +134,9 @@ class Kontrol:
         if self._given_pair is not None:
             return self._given_pair, self._given_retired
         if self.key_files is not None:
+            has_keys = self.key_files.private_path.exists()
+            identity = IdentityFile(self.key_files.data_dir)
+            self.config.username = identity.resolve(self.config.username, has_keys=has_keys)
             pair, _ = self.key_files.load_or_create()
             return pair, [*self.key_files.retired(), *self._given_retired]
         logger.warning("Kontrol has no data directory: its key pair lives only in memory")

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from kitecore.contracts.storage import LONG_TTL, StorageContract, make_identity
-from kitecore.kontrol.memory import MemoryStorage
-from kitecore.kontrol.storage import RegisterValue
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import Query
+from kitecore.storage import RegisterValue
+from kitecore.storage.memory import MemoryStorage
 
 
 class TestMemoryStorageContract(StorageContract):

@@ -18,8 +18,7 @@ from typing import Any
 
 from kitecore.hookspecs import hookimpl
 from kitecore.protocol.identity import KiteIdentity, Query
-
-from .storage import (
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,

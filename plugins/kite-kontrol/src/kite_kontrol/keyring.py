@@ -13,9 +13,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from kitecore.storage import KeyDeletedError, KeyNotFoundError, KeyPairRecord, Storage
+
 from ._tokenlib import kite_auth_token
 from .settings import KontrolSettings
-from .storage import KeyDeletedError, KeyNotFoundError, KeyPairRecord, Storage
 
 __all__ = ["Keyring"]
 

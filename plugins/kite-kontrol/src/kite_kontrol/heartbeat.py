@@ -1,6 +1,7 @@
 """Turning heartbeats into storage refreshes (protocol.md §7.1, §7.5).
 
-Over RPC, Kontrol asks a registered kite to ping it (``kite.heartbeat``); each ping reaches a
+Over RPC, Kontrol asks a registered kite to ping it (``kite.heartbeat``, sent in the background
+by :func:`ask_for_heartbeats` once ``register`` is answered, as Go does); each ping reaches a
 :class:`HeartbeatTracker`, which refreshes the storage entry at most every ``update_interval``
 and re-creates it when pings resume after a silence longer than ``heartbeat_interval +
 heartbeat_delay``. Over HTTP, kites ``GET /heartbeat?id=``; :class:`HTTPHeartbeats` answers from
@@ -15,12 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kitecore.client import Client
+from kitecore.protocol.errors import DisconnectError, KiteError, SendError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.storage import RegisterValue, Storage, StorageError
 
 from .settings import KontrolSettings
-from .storage import RegisterValue, Storage, StorageError
 
-__all__ = ["HTTPHeartbeats", "HeartbeatTracker"]
+__all__ = ["HTTPHeartbeats", "HeartbeatTracker", "ask_for_heartbeats"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,38 @@ class HeartbeatTracker:
             logger.warning("storage refresh of %s failed: %s", self._kite, exc)
         finally:
             self._writing = False
+
+
+def ask_for_heartbeats(
+    client: Client, kite: KiteIdentity, tracker: HeartbeatTracker, interval: float, timeout: float
+) -> None:
+    """Call ``kite.heartbeat [interval, tracker.ping]`` on ``client`` in the background.
+
+    Fire and log, as Go's Kontrol does: ``register`` is answered at once and never fails because
+    of the heartbeat call. A kite that does not ping is not kept alive: its entry expires by its
+    TTL. A kite that leaves before answering is normal (logged at DEBUG); any other failure is a
+    WARNING.
+    """
+    connection = client.connection
+    if connection is None:
+        return
+    try:
+        connection.spawn(_call_heartbeat, client, kite, tracker, interval, timeout)
+    except SendError as exc:  # the connection is closing already
+        logger.debug("%s left before kite.heartbeat was sent: %s", kite, exc)
+
+
+async def _call_heartbeat(
+    client: Client, kite: KiteIdentity, tracker: HeartbeatTracker, interval: float, timeout: float
+) -> None:
+    try:
+        await client.tell("kite.heartbeat", interval, tracker.ping, timeout=timeout)
+    except (DisconnectError, SendError) as exc:
+        logger.debug("%s left before answering kite.heartbeat: %s", kite, exc)
+    except KiteError as exc:
+        logger.warning(
+            "kite.heartbeat on %s failed, its registration expires unless it pings: %s", kite, exc
+        )
 
 
 class HTTPHeartbeats:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from kitecore.http.server import HTTPRequest, HTTPResponse
 from kitecore.protocol.errors import ArgumentError, GenericError
 from kitecore.protocol.identity import KiteIdentity
+from kitecore.storage import InvalidInputError, StorageError
 
 from ._tokenlib import kite_auth_token
 from .heartbeat import HTTPHeartbeats
 from .registration import register_kite, url_argument
-from .storage import InvalidInputError, StorageError
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite

@@ -1,4 +1,4 @@
-"""A real Kontrol process for tests: ``python -m kitecore.kontrol`` on a loopback port.
+"""A real Kontrol process for tests: ``python -m kite_kontrol`` on a loopback port.
 
 Storage plugins and fault tests drive it the way an operator would: start it, SIGKILL it,
 start it again on the same port and data directory. Several instances given the same
@@ -62,7 +62,7 @@ class KontrolProcess:
 
     def command(self) -> list[str]:
         command = [
-            sys.executable, "-m", "kitecore.kontrol",
+            sys.executable, "-m", "kite_kontrol",
             "--storage", self.storage_url,
             "--ip", "127.0.0.1",
             "--port", str(self.port),

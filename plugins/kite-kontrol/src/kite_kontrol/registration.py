@@ -16,12 +16,7 @@ from urllib.parse import urlsplit
 
 from kitecore.protocol.errors import GenericError
 from kitecore.protocol.identity import KiteIdentity
-
-from ._tokenlib import compact
-from .auth import VerifiedKiteKey
-from .keyring import Keyring
-from .settings import KontrolSettings
-from .storage import (
+from kitecore.storage import (
     IdConflictError,
     InvalidInputError,
     RegisterValue,
@@ -29,6 +24,11 @@ from .storage import (
     StorageError,
     validate_kite,
 )
+
+from ._tokenlib import compact
+from .auth import VerifiedKiteKey
+from .keyring import Keyring
+from .settings import KontrolSettings
 
 __all__ = ["Registration", "check_register_url", "register_kite", "url_argument"]
 

@@ -13,11 +13,11 @@ works, and a token never admits more kites than the one it was issued for.
 from __future__ import annotations
 
 from kitecore.protocol.identity import Query
+from kitecore.storage import KiteRecord
 
 from ._tokenlib import kite_auth_token
 from .keyring import Keyring
 from .settings import KontrolSettings
-from .storage import KiteRecord
 
 __all__ = ["TokenIssuer", "audience_for"]
 

@@ -1,15 +1,17 @@
-"""``python -m kitecore.kontrol``: run a Kontrol (``kite kontrol`` calls :func:`main`).
+"""``python -m kite_kontrol``: run a Kontrol (``kite kontrol`` calls :func:`main`).
 
 First run::
 
-    python -m kitecore.kontrol --data-dir DIR --initial --username admin \\
+    python -m kite_kontrol --data-dir DIR --initial --username admin \\
         --kontrol-url http://kontrol.example.com:4000/kite
 
-creates the key pair in DIR, writes Kontrol's own kite.key to ``$KITE_HOME/kite.key`` and exits.
+creates the key pair and Kontrol's identity (its username) in DIR, writes Kontrol's own kite.key
+to ``$KITE_HOME/kite.key`` and exits. Kontrol's identity always comes from DIR, never from the
+kite.key in ``$KITE_HOME`` (a user's, once ``kite register`` ran there).
 Then::
 
-    python -m kitecore.kontrol --data-dir DIR --storage memory:// --port 4000 \\
-        --registration-secret S        # or KONTROL_REGISTRATION_SECRET, or --open-registration
+    python -m kite_kontrol --data-dir DIR --storage memory:// --port 4000 \\
+        --registration-secret S        # or KITE_REGISTRATION_SECRET, or --open-registration
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from collections.abc import Sequence
 import anyio
 
 from kitecore.config import Config
-from kitecore.kontrol.storage import StorageError
+from kitecore.discovery.machine import SECRET_ENV, SECRET_ENV_ALIASES, registration_secret_from_env
+from kitecore.storage import StorageError
+
+from .identity import kontrol_config
 
 __all__ = ["build_parser", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
-SECRET_ENV = "KONTROL_REGISTRATION_SECRET"
 DEFAULT_PORT = 4000
 
 
@@ -37,7 +41,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Add Kontrol's options to ``parser`` (a new one if ``None``) and return it."""
     if parser is None:
         parser = argparse.ArgumentParser(
-            prog="python -m kitecore.kontrol", description="Run Kite's discovery and token service."
+            prog="python -m kite_kontrol", description="Run Kite's discovery and token service."
         )
     parser.add_argument("--storage", default="memory://", help="storage URL (default memory://)")
     parser.add_argument("--ip", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -61,7 +65,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument(
         "--registration-secret",
-        help=f"secret registerMachine callers must send (or ${SECRET_ENV})",
+        help=f"secret registerMachine callers must send (or ${SECRET_ENV}; "
+        f"${SECRET_ENV_ALIASES[0]} is accepted too)",
     )
     policy.add_argument(
         "--open-registration",
@@ -73,7 +78,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = Config.from_env()
+    config = kontrol_config()  # not the kite.key in $KITE_HOME: that is a user's identity
     config.ip = args.ip
     config.port = args.port
     for name in ("username", "environment", "region", "kontrol_url"):
@@ -85,6 +90,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _initial(args: argparse.Namespace, config: Config) -> int:
     from ._tokenlib import kite_auth_token
+    from .identity import IdentityFile
     from .keyfiles import KeyFiles
     from .server import default_data_dir
 
@@ -92,6 +98,8 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
         print("--initial needs --username", file=sys.stderr)
         return 2
     files = KeyFiles(args.data_dir or default_data_dir())
+    has_keys = files.private_path.exists()
+    IdentityFile(files.data_dir).resolve(args.username, has_keys=has_keys)
     pair, created = files.load_or_create()
     kontrol_url = config.kontrol_url or f"http://127.0.0.1:{config.port}/kite"
     key = kite_auth_token.create_kite_key(
@@ -101,20 +109,46 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
         public_key=pair.public,
         private_key=pair.private,
     )
+    _keep_someone_elses_kite_key(args.username, key)
     path = kite_auth_token.write_kite_key(key)
     state = "created" if created else "existing"
     print(f"{state} key pair {pair.id} in {files.data_dir}; kite.key written to {path}")
     return 0
 
 
+def _keep_someone_elses_kite_key(username: str, key: str) -> None:
+    """Before ``--initial`` writes Kontrol's kite.key: a kite.key of a user (or of another
+    Kontrol) already in ``$KITE_HOME`` is moved to a backup, and the user is told where."""
+    from kitecore.config import kite_key_path
+    from kitecore.discovery.keyfile import backup_kite_key, read_existing_key, replace_conflict
+
+    path = kite_key_path()
+    existing = read_existing_key(path)
+    if existing is None:
+        return
+    reason = replace_conflict(existing, username=username, new_key=key)
+    if reason:
+        print(f"kept the old kite.key ({reason}) as {backup_kite_key(path)}")
+
+
 async def _serve(args: argparse.Namespace, config: Config) -> None:
     from .machine import OpenPolicy, SecretPolicy
     from .server import Kontrol, default_data_dir
 
-    secret = args.registration_secret or os.environ.get(SECRET_ENV, "")
+    secret = args.registration_secret or registration_secret_from_env()
     policy = OpenPolicy() if args.open_registration else SecretPolicy(secret) if secret else None
-    if policy is None:
-        logger.warning("no registration secret: registerMachine is refused to everyone")
+    if args.open_registration:
+        logger.warning(
+            "open registration: anyone may get a kite.key for any username (demos only; "
+            "use --registration-secret or $%s otherwise)",
+            SECRET_ENV,
+        )
+    elif policy is None:
+        logger.warning(
+            "no registration secret ($%s or --registration-secret): registerMachine is "
+            "refused to everyone",
+            SECRET_ENV,
+        )
     kontrol = Kontrol(
         storage=args.storage,
         data_dir=args.data_dir or default_data_dir(),

@@ -18,8 +18,9 @@ import os
 import uuid
 from pathlib import Path
 
+from kitecore.storage import KeyPairRecord
+
 from ._tokenlib import kite_auth_token
-from .storage import KeyPairRecord
 
 __all__ = ["KeyFiles", "key_id_for"]
 

@@ -5,7 +5,7 @@ decides. The caller sends ``[{"authType": ..., "username": ..., "secret": ...}]`
 optional; kitectl's bare username string is accepted too); the username defaults to the one in
 the caller's ``kite`` field. A policy raises :class:`MachineDenied` to refuse.
 
-- :class:`SecretPolicy` (the default of ``python -m kitecore.kontrol``): the caller must send the
+- :class:`SecretPolicy` (the default of ``python -m kite_kontrol``): the caller must send the
   registration secret Kontrol was started with (``"secret"``). The secret travels in the request,
   so serve Kontrol over TLS (or a trusted network) when using it.
 - :class:`OpenPolicy`: anyone gets a kite.key for any username, for demos and tests.

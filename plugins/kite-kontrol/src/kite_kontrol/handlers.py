@@ -10,15 +10,15 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-from kitecore.protocol.errors import ArgumentError, AuthenticationError, GenericError, KiteError
+from kitecore.protocol.errors import ArgumentError, AuthenticationError, GenericError
 from kitecore.protocol.identity import Query
 from kitecore.request import Request
+from kitecore.storage import InvalidInputError, KiteRecord, StorageError
 
 from .auth import KITE_KEY_CONTEXT, VerifiedKiteKey
-from .heartbeat import HeartbeatTracker
+from .heartbeat import HeartbeatTracker, ask_for_heartbeats
 from .machine import MachineDenied
 from .registration import register_kite, url_argument
-from .storage import InvalidInputError, KiteRecord, StorageError
 
 if TYPE_CHECKING:
     from .server import Kontrol
@@ -52,7 +52,7 @@ def _query_from(obj: Any) -> Query:
 
 
 class KontrolHandlers:
-    """The method handlers of one :class:`~kitecore.kontrol.server.Kontrol`."""
+    """The method handlers of one :class:`~kite_kontrol.server.Kontrol`."""
 
     def __init__(self, kontrol: Kontrol) -> None:
         self.kontrol = kontrol
@@ -80,8 +80,9 @@ class KontrolHandlers:
     async def register(self, r: Request) -> dict[str, Any]:
         """``register [{"url": URL}]`` (or kite.js's ``[URL]``) -> ``{"url", "heartbeatInterval"}``.
 
-        Then Kontrol calls ``kite.heartbeat [interval, ping]`` back on the same connection and
-        refreshes the registration as pings arrive.
+        Then Kontrol calls ``kite.heartbeat [interval, ping]`` back on the same connection, in
+        the background (the answer does not wait for it), and refreshes the registration as
+        pings arrive.
         """
         url = url_argument(r.args[0] if len(r.args) else None)
         verified = _require_kite_key(r)
@@ -100,16 +101,9 @@ class KontrolHandlers:
             tracker = HeartbeatTracker(
                 kontrol.storage, registration.kite, registration.value, settings, connection.spawn
             )
-            try:
-                await r.client.tell(
-                    "kite.heartbeat",
-                    _seconds(settings.heartbeat_interval),
-                    tracker.ping,
-                    timeout=settings.heartbeat_call_timeout,
-                )
-            except KiteError as exc:
-                logger.warning("kite.heartbeat on %s failed: %s", registration.kite, exc)
-                raise
+            interval = _seconds(settings.heartbeat_interval)
+            timeout = settings.heartbeat_call_timeout
+            ask_for_heartbeats(r.client, registration.kite, tracker, interval, timeout)
         # Over RPC Kontrol drives the heartbeat itself, so the kite is told 0 (as Go does).
         return registration.result(0)
 

@@ -2,8 +2,9 @@
 
 Liveness lives here, not in one Kontrol's memory, so several Kontrols can share one storage
 (protocol.md §7.6, DESIGN.md layer 5). A backend is chosen by URL scheme through the
-``kite_register_storages`` hook (``memory://`` is built in); every backend runs the contract suite
-in :mod:`kitecore.contracts.storage`.
+``kite_register_storages`` hook (``memory://`` is built in: :mod:`kitecore.storage.memory`); every
+backend runs the contract suite in :mod:`kitecore.contracts.storage`. The interface lives in the
+core so that storage plugins depend on kitecore only; Kontrol itself is the kite-kontrol plugin.
 
 Rules every backend keeps
 -------------------------
