@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import anyio
 
 from kitecore.config import Config
+from kitecore.kontrol.limits import add_limit_options, limit_settings
 from kitecore.kontrol.storage import StorageError
 
 __all__ = ["build_parser", "main", "run"]
@@ -69,6 +70,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="anyone may registerMachine (demos only)",
     )
     parser.add_argument("--log-level", default=os.environ.get("KITE_LOG_LEVEL", "INFO"))
+    add_limit_options(parser)
     return parser
 
 
@@ -110,6 +112,7 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
 async def _serve(args: argparse.Namespace, config: Config) -> None:
     from .machine import OpenPolicy, SecretPolicy
     from .server import Kontrol, default_data_dir
+    from .settings import KontrolSettings
 
     secret = args.registration_secret or os.environ.get(SECRET_ENV, "")
     policy = OpenPolicy() if args.open_registration else SecretPolicy(secret) if secret else None
@@ -121,6 +124,7 @@ async def _serve(args: argparse.Namespace, config: Config) -> None:
         config=config,
         machine_policy=policy,
         register_url=args.register_url,
+        settings=KontrolSettings(**limit_settings(args)),
     )
     async with kontrol:
         if args.rotate_key:
