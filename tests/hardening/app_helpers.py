@@ -1,6 +1,6 @@
 """Helpers of the application-layer hardening tests (SockJS, Kontrol, built-ins).
 
-Plain HTTP requests over a raw socket (h11 parses the answer), the resident memory of any
+Plain HTTP requests, the resident memory of any
 process, and a Kontrol process with its limits set through ``KONTROL_*`` variables.
 """
 
@@ -10,10 +10,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import anyio
-import h11
 import kite_auth_token
 
+from kitecore.http.client import HTTPClient
 from kitecore.kontrol.testing import KontrolProcess
 
 __all__ = ["KONTROL_SECRET", "http_request", "kontrol_process", "process_rss"]
@@ -39,33 +38,12 @@ async def http_request(
     headers: Mapping[str, str] = {},
     timeout: float = 30.0,
 ) -> tuple[int, bytes]:
-    """One HTTP/1.1 request to 127.0.0.1:``port``; returns (status, body)."""
-    conn = h11.Connection(h11.CLIENT)
-    fields = [("Host", f"127.0.0.1:{port}"), ("Connection", "close")]
-    fields += [("Content-Length", str(len(body)))] if method == "POST" else []
-    fields += list(headers.items())
-    data = conn.send(h11.Request(method=method, target=target, headers=fields))
-    data += conn.send(h11.Data(data=body)) if body else b""
-    data += conn.send(h11.EndOfMessage())
-    status = 0
-    chunks: list[bytes] = []
-    with anyio.fail_after(timeout):
-        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-            await stream.send(data)
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        conn.receive_data(await stream.receive())
-                    except anyio.EndOfStream:
-                        conn.receive_data(b"")
-                    continue
-                if isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return status, b"".join(chunks)
+    """One HTTP/1.1 request to 127.0.0.1:``port`` on a fresh connection; (status, body)."""
+    async with HTTPClient(timeout=timeout) as client:
+        result = await client.request(
+            method, f"http://127.0.0.1:{port}{target}", headers=headers.items(), body=body
+        )
+    return result.status, result.body
 
 
 def kontrol_process(
