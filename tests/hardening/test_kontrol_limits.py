@@ -7,6 +7,7 @@ its resident memory stays under :data:`RSS_BOUND`.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from app_helpers import KONTROL_SECRET, http_request, kontrol_process, process_r
 from hardening_helpers import free_port
 from kite_auth_token import plugin as token_plugin
 
-from kitecore import ArgumentError, GenericError, Kite, RequestLimitError
+from kitecore import ArgumentError, AuthenticationError, GenericError, Kite, RequestLimitError
 from kitecore.kontrol.testing import KontrolProcess
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.protocol import Authentication
@@ -171,6 +172,11 @@ async def test_oversized_urls_and_identity_fields_are_refused(kontrol, plugins):
     await assert_healthy(kontrol, plugins, key, "alice")
 
 
+def _deep_token() -> str:
+    segment = base64.urlsafe_b64encode(b"[" * 100_000).rstrip(b"=").decode()
+    return f"{segment}.{segment}.c2ln"
+
+
 def _body(auth: Any) -> bytes:
     return json.dumps({"url": "http://h:1/kite", "kite": {}, "auth": auth}).encode()
 
@@ -185,16 +191,17 @@ def _body(auth: Any) -> bytes:
         _body({"type": "kiteKey", "key": {"k": 1}}),
         _body({"type": ["kiteKey"]}),
         _body("kiteKey"),
+        _body({"type": "kiteKey", "key": _deep_token()}),
         b'{"url": 1' + b"0" * 5000 + b"}",
         b"\xff\xfe",
     ],
     ids=["deep-array", "deep-object", "deep-url", "key-list", "key-object", "type-list",
-         "auth-string", "huge-int", "not-utf8"],
+         "auth-string", "deep-token", "huge-int", "not-utf8"],
 )  # fmt: skip
 async def test_hostile_register_bodies_get_400_not_500(kontrol, plugins, body):
     key = await machine_key(plugins, kontrol.url, "bob")
     status, answer = await http_request(kontrol.port, "POST", "/register", body)
-    assert status == 400, answer
+    assert status in (400, 401), answer
     assert "err" in json.loads(answer) and b"Traceback" not in answer
     await assert_healthy(kontrol, plugins, key)
 
@@ -211,4 +218,16 @@ async def test_register_with_wrong_field_types_gets_400(kontrol, plugins):
             kontrol.port, "POST", "/register", json.dumps(body).encode()
         )
         assert status in (400, 401), answer
+    await assert_healthy(kontrol, plugins, key)
+
+
+async def test_deeply_nested_tokens_are_refused_over_rpc(kontrol, plugins):
+    """A kite.key or token whose JWT segments nest 100,000 deep: authenticationError."""
+    key = await machine_key(plugins, kontrol.url, "bob")
+    for auth_type in ("kiteKey", "token"):
+        auth = Authentication(auth_type, _deep_token())
+        async with _caller(plugins).new_client(kontrol.url, auth=auth) as client:
+            for method in ("getKey", "getKites"):
+                with pytest.raises(AuthenticationError, match=r"malformed|not base64url"):
+                    await client.tell(method, {"query": {"username": "bob"}})
     await assert_healthy(kontrol, plugins, key)
