@@ -1,13 +1,14 @@
-"""The fuzz properties of ``tests/fuzz`` with many more examples than CI runs.
+"""A longer fuzzing run of the peer-input parsers than the one CI runs.
 
-CI runs every property with the ``ci`` hypothesis profile (100 examples each); this runs the
-same tests under the ``long`` profile (5,000 each, or ``--examples N``) and prints, per test
-file, how long it took and whether every property held. A failure prints hypothesis's
-falsifying example and the exit code is non-zero.
+CI runs every property with few examples (``tests/fuzz``: the ``ci`` hypothesis profile, 100
+each); this runs the same test files with ``--examples`` each (``KITE_FUZZ_EXAMPLES``, which
+``tests/fuzz/conftest.py`` and ``tests/protocol/test_fuzz_properties.py`` both honour) and
+prints, per file, how long it took and whether every property held. A failure prints
+hypothesis's falsifying example and the exit code is non-zero.
 
     python bench/fuzz.py [--examples 5000] [--only sockjs,http] [--seed 1]
 
-``--only`` picks test files by a part of their name (``test_fuzz_<part>.py``).
+``--only`` picks test files by a part of their name (``sockjs``, ``http``, ``properties``...).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "tests" / "fuzz"
+#: Property files kept next to the code they test (the dnode decoder, envelope, versions).
+EXTRA = [ROOT / "tests" / "protocol" / "test_fuzz_properties.py"]
 
 
 def main() -> int:
@@ -30,7 +33,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (reproducible)")
     args = parser.parse_args()
 
-    files = sorted(FUZZ.glob("test_fuzz_*.py"))
+    files = sorted(FUZZ.glob("test_fuzz_*.py")) + [p for p in EXTRA if p.exists()]
     if args.only:
         parts = [p.strip() for p in args.only.split(",") if p.strip()]
         files = [f for f in files if any(p in f.stem for p in parts)]
