@@ -22,14 +22,13 @@ import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from kitecore.protocol.errors import ArgumentError, RequestLimitError
 from kitecore.protocol.identity import FIELDS, KiteIdentity, Query
 
 from .settings import KontrolSettings
-from .storage import Storage
 
 __all__ = [
     "FailureLimiter",
@@ -42,6 +41,12 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+
+class _Registered(Protocol):
+    """What the quota needs of a storage: the registrations matching a query."""
+
+    async def get(self, query: Query) -> Sequence[Any]: ...
 
 
 def _too_long(text: str, limit: int) -> bool:
@@ -142,7 +147,7 @@ class KiteQuota:
         self._ids: dict[str, set[str]] = {}
         self._counted: dict[str, float] = {}
 
-    async def admit(self, kite: KiteIdentity, storage: Storage) -> None:
+    async def admit(self, kite: KiteIdentity, storage: _Registered) -> None:
         """Allow ``kite`` to register, or raise :class:`RequestLimitError` (quota full)."""
         ids = self._ids.setdefault(kite.username, set())
         if kite.id in ids or len(ids) < self.limit:
