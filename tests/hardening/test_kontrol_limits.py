@@ -44,10 +44,13 @@ def plugins() -> PluginRegistry:
     return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
 
 
-@pytest.fixture
-async def kontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+@pytest.fixture(params=["asyncio", "trio"])
+async def kontrol(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Any]:
+    """The attacked Kontrol process, on each anyio backend."""
     monkeypatch.setenv("KITE_HOME", str(tmp_path / "client-home"))
-    process = kontrol_process(tmp_path, free_port(), limits=LIMITS)
+    process = kontrol_process(tmp_path, free_port(), limits=LIMITS, backend=request.param)
     try:
         await process.start()
         yield process
