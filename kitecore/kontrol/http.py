@@ -3,8 +3,8 @@
 For kites that cannot keep a connection to Kontrol. Errors answer ``{"err": "..."}`` with status
 400 (bad input, including JSON nested deeper than ``kitecore.protocol.MAX_JSON_DEPTH`` and
 fields of the wrong type), 401 (kite.key refused), 429 (the user's kite quota is full) or 500
-(storage only). Heartbeats are answered from storage,
-so any Kontrol sharing the storage can take them (no sticky sessions needed).
+(storage only). Heartbeats are answered from storage, so any Kontrol sharing the storage can
+take them (no sticky sessions needed).
 """
 
 from __future__ import annotations
