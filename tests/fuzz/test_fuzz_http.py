@@ -39,7 +39,7 @@ from kitecore.http.server import HTTPServer
 #: Close codes FrameDecoder answers a broken peer with (see its module docstring).
 FRAME_ERROR_CODES = {1002, 1003, 1007, 1009}
 #: Statuses the server may answer a request head with (101 for an upgrade it accepts).
-HTTP_STATUSES = {101, 200, 400, 404, 405, 408, 413, 426, 431, 500, 501, 503, 505}
+HTTP_STATUSES = {101, 200, 400, 404, 405, 408, 413, 426, 431, 501, 503, 505}
 MAX_MESSAGE = 1024
 
 # --- frames ----------------------------------------------------------------------------------
