@@ -148,6 +148,9 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
+    # --- built-ins' limits (docs/limits.md, "Built-ins") ---
+    #: Shortest ``kite.heartbeat`` interval honoured; shorter requests are raised to it (seconds).
+    min_heartbeat_interval: float = 1.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Config:
@@ -238,6 +241,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", _positive_duration),
     "KITE_VERIFY_TTL": ("verify_ttl", _positive_duration),
     "KITE_MAX_MESSAGE_SIZE": ("max_message_size", _positive_int),
+    # built-ins' limits
+    "KITE_MIN_HEARTBEAT_INTERVAL": ("min_heartbeat_interval", _positive_duration),
 }
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
+
+from kitecore.protocol import load_json
 
 __all__ = ["MalformedTokenError", "token_expiry", "unverified_claims"]
 
@@ -33,7 +34,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
     segment = parts[1]
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        claims = json.loads(raw.decode("utf-8"))
+        claims = load_json(raw.decode("utf-8"))  # bounded depth: a peer's token is input
     except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedTokenError(f"JWT claims are not base64url-encoded JSON: {exc}") from None
     if not isinstance(claims, dict):

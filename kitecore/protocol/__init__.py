@@ -36,10 +36,13 @@ from .errors import (
     SendError,
 )
 from .identity import KiteIdentity, Query
+from .jsonlimits import MAX_JSON_DEPTH, JSONDepthError, check_json_depth
+from .jsonlimits import loads as load_json
 from .version import Constraint, Version, is_constraint, version_matches
 
 __all__ = [
     "FUNCTION_PLACEHOLDER",
+    "MAX_JSON_DEPTH",
     "ArgumentError",
     "Authentication",
     "AuthenticationError",
@@ -49,6 +52,7 @@ __all__ = [
     "DisconnectError",
     "GenericError",
     "InvalidResponseError",
+    "JSONDepthError",
     "KiteError",
     "KiteIdentity",
     "KiteTimeoutError",
@@ -59,10 +63,12 @@ __all__ = [
     "RequestLimitError",
     "SendError",
     "Version",
+    "check_json_depth",
     "decode",
     "encode",
     "encode_call",
     "is_constraint",
+    "load_json",
     "parse_call_options",
     "parse_response",
     "request_arguments",

@@ -12,7 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kitecore import ArgumentError
+from kitecore import ArgumentError, AuthenticationError, Kite
+from kitecore.builtins import ALWAYS_AUTHENTICATED
+from kitecore.protocol import Authentication
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -27,7 +29,8 @@ async def test_system_info(kite_client):
 
 
 @pytest.mark.anyio
-async def test_heartbeat_pings_now_and_every_interval(kite_client):
+async def test_heartbeat_pings_now_and_every_interval(kite_server, kite_client):
+    kite_server.config.min_heartbeat_interval = 0.1  # the default minimum is 1 s
     pings = []
     third = anyio.Event()
 
@@ -42,8 +45,27 @@ async def test_heartbeat_pings_now_and_every_interval(kite_client):
     assert pings[2] - pings[0] >= 0.15  # the first at once, then one per interval
 
 
+class _KnownKey:
+    """A test authenticator: the key ``letmein`` is user ``alice``."""
+
+    async def authenticate(self, request):
+        if request.auth.key != "letmein":
+            raise AuthenticationError("unknown key")
+        return "alice"
+
+
+@pytest.fixture
+async def authenticated_client(kite_server, kite_config, kite_plugins):
+    """A client of ``kite_server`` that authenticates as ``alice`` (type ``test``)."""
+    kite_server.authenticators["test"] = _KnownKey()
+    caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
+    async with caller.new_client(kite_server.url, auth=Authentication("test", "letmein")) as c:
+        yield c
+
+
 @pytest.mark.anyio
-async def test_log_print_prompt_getpass(kite_client, caplog, capsys, monkeypatch):
+async def test_log_print_prompt_getpass(authenticated_client, caplog, capsys, monkeypatch):
+    kite_client = authenticated_client
     caplog.set_level("INFO", logger="kitecore.builtins")
     assert await kite_client.tell("kite.log", "hello from the caller") is None
     assert "caller: hello from the caller" in caplog.text
@@ -56,12 +78,28 @@ async def test_log_print_prompt_getpass(kite_client, caplog, capsys, monkeypatch
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("method", ALWAYS_AUTHENTICATED)
+async def test_terminal_and_log_builtins_stay_authenticated(
+    kite_client, method, caplog, capsys, monkeypatch
+):
+    """With disable_authentication, an anonymous caller still cannot reach the terminal or log."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("typed by the operator\n"))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "operator's password")
+    caplog.set_level("INFO", logger="kitecore.builtins")
+    with pytest.raises(AuthenticationError, match="No authentication information"):
+        await kite_client.tell(method, "from an anonymous caller")
+    assert "from an anonymous caller" not in capsys.readouterr().out
+    assert "from an anonymous caller" not in caplog.text
+    assert sys.stdin.read() == "typed by the operator\n"  # nothing was read
+    assert await kite_client.tell("kite.systemInfo")  # the others follow the config
+    assert await kite_client.tell("kite.ping") == "pong"
+
+
+@pytest.mark.anyio
 async def test_builtins_need_authentication_unless_disabled(make_kite, kite_config):
     guarded = kite_config.copy()
     guarded.disable_authentication = False
     server = await make_kite(config=guarded)
-    from kitecore import AuthenticationError, Kite
-
     caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=server.plugins)
     async with caller.new_client(server.url) as client:
         assert await client.tell("kite.ping") == "pong"  # always open

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError
 
+from kitecore.protocol import check_json_depth
+
 from .errors import TokenError
 from .keys import load_private_key, load_public_key
 
@@ -175,8 +177,10 @@ def _json_segment(segment: str, what: str) -> dict[str, Any]:
         raise TokenError(f"malformed token: {what} is not base64url-encoded")
     try:
         data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except ValueError as err:  # includes binascii.Error and UnicodeDecodeError
+        text = data.decode("utf-8")
+        check_json_depth(text)  # a deeply nested segment is malformed, not a RecursionError
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as err:  # binascii.Error, UnicodeDecodeError, JSONDepthError too
         raise TokenError(f"malformed token: {what} is not base64url-encoded JSON") from err
     if not isinstance(value, dict):
         raise TokenError(f"malformed token: {what} is not a JSON object")

@@ -29,6 +29,7 @@ from kitecore.discovery.machine import SECRET_ENV, SECRET_ENV_ALIASES, registrat
 from kitecore.storage import StorageError
 
 from .identity import kontrol_config
+from .limits import add_limit_options, limit_settings
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -74,6 +75,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="anyone may registerMachine (demos only)",
     )
     parser.add_argument("--log-level", default=os.environ.get("KITE_LOG_LEVEL", "INFO"))
+    add_limit_options(parser)
     return parser
 
 
@@ -134,6 +136,7 @@ def _keep_someone_elses_kite_key(username: str, key: str) -> None:
 async def _serve(args: argparse.Namespace, config: Config) -> None:
     from .machine import OpenPolicy, SecretPolicy
     from .server import Kontrol, default_data_dir
+    from .settings import KontrolSettings
 
     secret = args.registration_secret or registration_secret_from_env()
     policy = OpenPolicy() if args.open_registration else SecretPolicy(secret) if secret else None
@@ -155,6 +158,7 @@ async def _serve(args: argparse.Namespace, config: Config) -> None:
         config=config,
         machine_policy=policy,
         register_url=args.register_url,
+        settings=KontrolSettings(**limit_settings(args)),
     )
     async with kontrol:
         if args.rotate_key:

@@ -17,6 +17,7 @@ from kitecore.storage import InvalidInputError, KiteRecord, StorageError
 
 from .auth import KITE_KEY_CONTEXT, VerifiedKiteKey
 from .heartbeat import HeartbeatTracker, ask_for_heartbeats
+from .limits import check_identity_sizes, peer_host
 from .machine import MachineDenied
 from .registration import register_kite, url_argument
 
@@ -44,11 +45,13 @@ def _require_kite_key(r: Request) -> VerifiedKiteKey:
     return verified
 
 
-def _query_from(obj: Any) -> Query:
+def _query_from(obj: Any, kontrol: Kontrol) -> Query:
     try:
-        return Query.from_wire(obj)
+        query = Query.from_wire(obj)
     except ArgumentError as exc:
         raise GenericError(f"invalid query: {exc.message}") from None
+    check_identity_sizes(query, kontrol.settings)
+    return query
 
 
 class KontrolHandlers:
@@ -94,6 +97,7 @@ class KontrolHandlers:
             claimed=r.client.remote_kite or r.kite,
             verified=verified,
             url=url,
+            quota=kontrol.quota,
         )
         connection = r.client.connection
         if connection is not None:
@@ -115,7 +119,7 @@ class KontrolHandlers:
         raw_query = args.get("query")
         if not isinstance(raw_query, dict):
             raise GenericError("invalid query: no query object given")
-        query = _query_from(raw_query)
+        query = _query_from(raw_query, self.kontrol)
         records = await self._get(query)
         random.shuffle(records)
         kontrol = self.kontrol
@@ -132,7 +136,7 @@ class KontrolHandlers:
     async def get_token(self, r: Request) -> str:
         """``getToken [{query fields..., "force": bool}]`` -> a token for the one matching kite."""
         args = r.args.mapping(0)
-        query = _query_from(args)
+        query = _query_from(args, self.kontrol)
         records = await self._get(query)
         if not records:
             raise GenericError("no kites found")
@@ -164,15 +168,32 @@ class KontrolHandlers:
         if not isinstance(raw, dict):
             raise ArgumentError("registerMachine expects an object argument")
         username = raw.get("username") or (r.kite.username if r.kite is not None else "")
+        kontrol = self.kontrol
+        limit = kontrol.settings.max_identity_field_bytes
+        if isinstance(username, str) and len(username.encode()) > limit:
+            raise ArgumentError(f"username is longer than {limit} bytes")
         if not isinstance(username, str) or not username or "/" in username:
             raise GenericError(f"cannot authenticate user: invalid username {username!r}")
-        kontrol = self.kontrol
         policy = kontrol.machine_policy
         if policy is None:
             raise GenericError("no valid authentication key found")
+        failures = kontrol.machine_failures
+        connection = r.client.connection
+        host = peer_host(connection.peer.remote_address) if connection is not None else ""
+        keys = (f"host:{host}", f"user:{username}")
+        locked = max(failures.locked_for(key) for key in keys)
+        if locked:
+            raise GenericError(
+                "cannot authenticate user: too many failed attempts, "
+                f"try again in {int(locked) + 1} s"
+            )
         try:
             await policy.authorize(r, username, raw)
         except MachineDenied as exc:
+            for key in keys:
+                failures.failed(key)
             raise GenericError(f"cannot authenticate user: {exc}") from None
+        for key in keys:
+            failures.succeeded(key)
         logger.info("registerMachine: issuing a kite.key for %s", username)
         return kontrol.create_kite_key(username)

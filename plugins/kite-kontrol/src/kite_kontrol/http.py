@@ -1,8 +1,10 @@
 """Kontrol's HTTP endpoints (protocol.md §7.5): ``POST /register`` and ``GET /heartbeat``.
 
 For kites that cannot keep a connection to Kontrol. Errors answer ``{"err": "..."}`` with status
-400 (bad input), 401 (kite.key refused) or 500 (storage). Heartbeats are answered from storage,
-so any Kontrol sharing the storage can take them (no sticky sessions needed).
+400 (bad input, including JSON nested deeper than ``kitecore.protocol.MAX_JSON_DEPTH`` and
+fields of the wrong type), 401 (kite.key refused), 429 (the user's kite quota is full) or 500
+(storage only). Heartbeats are answered from storage, so any Kontrol sharing the storage can
+take them (no sticky sessions needed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from kitecore.http.server import HTTPRequest, HTTPResponse
-from kitecore.protocol.errors import ArgumentError, GenericError
+from kitecore.protocol import load_json
+from kitecore.protocol.errors import ArgumentError, GenericError, RequestLimitError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.storage import InvalidInputError, StorageError
 
@@ -67,8 +70,8 @@ class HTTPEndpoints:
 
     async def _register(self, body: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = load_json(body)  # bounded nesting: deep bodies are a 400, not a 500
+        except ValueError as exc:
             raise _HTTPError(400, f"invalid JSON body: {exc}") from None
         if not isinstance(data, dict):
             raise _HTTPError(400, "the body must be a JSON object")
@@ -76,9 +79,12 @@ class HTTPEndpoints:
         auth_type = auth.get("type") if isinstance(auth, dict) else None
         if auth_type != "kiteKey":
             raise _HTTPError(400, f"Unexpected authentication type: {auth_type or ''}")
+        key = auth.get("key")
+        if not isinstance(key, str):
+            raise _HTTPError(400, "auth.key must be a string (the kite.key)")
         kontrol = self.kontrol
         try:
-            verified = await kontrol.kite_key_authenticator.verify(auth.get("key") or "")
+            verified = await kontrol.kite_key_authenticator.verify(key)
         except kite_auth_token.TokenError as exc:
             raise _HTTPError(401, f"kiteKey: {exc.reason}") from None
         try:
@@ -90,7 +96,10 @@ class HTTPEndpoints:
                 claimed=claimed,
                 verified=verified,
                 url=url_argument(data.get("url")),
+                quota=kontrol.quota,
             )
+        except RequestLimitError as exc:
+            raise _HTTPError(429, exc.message) from None
         except (ArgumentError, GenericError) as exc:
             status = 500 if exc.message.startswith("internal error") else 400
             raise _HTTPError(status, exc.message) from None
@@ -102,6 +111,10 @@ class HTTPEndpoints:
         kite_id = (request.query.get("id") or [""])[0]
         if not kite_id:
             await _send_json(response, 400, {"err": "query id is empty"})
+            return
+        limit = self.kontrol.settings.max_identity_field_bytes
+        if len(kite_id.encode()) > limit:
+            await _send_json(response, 400, {"err": f"query id is longer than {limit} bytes"})
             return
         try:
             answer = await self.heartbeats.beat(kite_id)

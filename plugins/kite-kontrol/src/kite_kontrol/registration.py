@@ -28,6 +28,7 @@ from kitecore.storage import (
 from ._tokenlib import compact
 from .auth import VerifiedKiteKey
 from .keyring import Keyring
+from .limits import KiteQuota, check_identity_sizes, check_url_size
 from .settings import KontrolSettings
 
 __all__ = ["Registration", "check_register_url", "register_kite", "url_argument"]
@@ -102,16 +103,30 @@ async def register_kite(
     claimed: KiteIdentity | None,
     verified: VerifiedKiteKey,
     url: str,
+    quota: KiteQuota | None = None,
 ) -> Registration:
-    """Validate and store one registration; errors carry Go's messages."""
+    """Validate and store one registration; errors carry Go's messages.
+
+    Sizes are checked first (``argumentError``), then ``quota`` (``requestLimitError``).
+    """
+    check_url_size(url, settings)
     check_register_url(url)
     if claimed is None:
         raise GenericError("Empty Kite field: name")
     kite = dataclasses.replace(claimed, username=verified.username)
+    check_identity_sizes(kite, settings)
     try:
         validate_kite(kite)
     except InvalidInputError as exc:
         raise GenericError(str(exc)) from None
+    if quota is not None:
+        try:
+            await quota.admit(kite, storage)
+        except InvalidInputError as exc:
+            raise GenericError(str(exc)) from None
+        except StorageError as exc:
+            logger.error("counting the kites of %s failed: %s", kite.username, exc)
+            raise GenericError("internal error - register") from None
     pair = verified.pair
     public_key = kite_key = ""
     if pair.retired:

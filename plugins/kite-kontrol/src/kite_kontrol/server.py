@@ -34,6 +34,7 @@ from .http import HTTPEndpoints
 from .identity import IdentityFile, kontrol_config
 from .keyfiles import KeyFiles, key_id_for, new_key_pair
 from .keyring import Keyring
+from .limits import FailureLimiter, KiteQuota
 from .machine import MachinePolicy
 from .settings import KontrolSettings
 from .tokens import TokenIssuer
@@ -86,6 +87,13 @@ class Kontrol:
         self._given_retired = list(retired_keys)
         self._register_url = register_url
         self.kite = Kite("kontrol", version, config=self.config, plugins=self.plugins)
+        limits = self.settings
+        #: Registered kites per username (``max_kites_per_user``).
+        self.quota = KiteQuota(limits.max_kites_per_user)
+        #: Failed registerMachine attempts, by peer host and by username.
+        self.machine_failures = FailureLimiter(
+            limits.machine_max_failures, limits.machine_failure_window, limits.machine_lockout
+        )
         self.handlers = KontrolHandlers(self)
         self.handlers.install()
         self._stack: contextlib.AsyncExitStack | None = None

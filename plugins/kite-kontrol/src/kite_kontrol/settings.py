@@ -33,6 +33,20 @@ class KontrolSettings:
     #: How long an unknown Kontrol key is remembered as untrusted.
     negative_verify_ttl: float = 10.0
 
+    # --- limits (kite_kontrol.limits, docs/limits.md) ---
+    #: Longest identity or query field accepted, in UTF-8 bytes.
+    max_identity_field_bytes: int = 256
+    #: Longest registered URL accepted, in UTF-8 bytes.
+    max_url_bytes: int = 2048
+    #: Most kites one username may have registered (per Kontrol instance).
+    max_kites_per_user: int = 10_000
+    #: Failed registerMachine attempts (per peer host and per username) that cause a lockout...
+    machine_max_failures: int = 5
+    #: ...within this many seconds...
+    machine_failure_window: float = 60.0
+    #: ...and how long the lockout lasts.
+    machine_lockout: float = 300.0
+
     def __post_init__(self) -> None:
         for name in (
             "key_ttl",
@@ -41,8 +55,15 @@ class KontrolSettings:
             "heartbeat_call_timeout",
             "self_register_interval",
             "token_ttl",
+            "max_identity_field_bytes",
+            "max_url_bytes",
+            "max_kites_per_user",
+            "machine_max_failures",
+            "machine_failure_window",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"KontrolSettings.{name} must be positive")
+        if self.machine_lockout < 0:
+            raise ValueError("KontrolSettings.machine_lockout must not be negative")
         if self.update_interval >= self.key_ttl:
             raise ValueError("update_interval must be shorter than key_ttl, or kites expire")

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kitecore.protocol import load_json
+
 from .errors import FrameError
 
 __all__ = [
@@ -116,7 +118,7 @@ ServerFrame = OpenFrame | HeartbeatFrame | MessagesFrame | CloseFrame
 
 def _load(payload: str, frame: str) -> object:
     try:
-        return json.loads(payload)
+        return load_json(payload)  # bounded depth: a deep frame is broken, not a RecursionError
     except ValueError as exc:
         raise FrameError(f"broken JSON in SockJS frame {frame[:64]!r}") from exc
 

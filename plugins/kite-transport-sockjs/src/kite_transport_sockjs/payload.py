@@ -8,9 +8,10 @@ subclass that carries the exact HTTP status and body SockJS servers answer with 
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import parse_qs
+
+from kitecore.protocol import load_json
 
 from .errors import CallbackError, PayloadError
 
@@ -40,7 +41,7 @@ def decode_messages(text: str) -> list[str]:
     if not text:
         raise PayloadError(500, PAYLOAD_EXPECTED)
     try:
-        value = json.loads(text)
+        value = load_json(text)  # bounded depth: a deep payload is broken, not a crash
     except ValueError as exc:
         raise PayloadError(500, BROKEN_JSON) from exc
     if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
@@ -85,7 +86,7 @@ def decode_websocket_message(text: str) -> list[str]:
         return []
     if text.lstrip().startswith('"'):
         try:
-            value = json.loads(text)
+            value = load_json(text)
         except ValueError as exc:
             raise PayloadError(500, BROKEN_JSON) from exc
         if isinstance(value, str):
