@@ -6,28 +6,16 @@ process, and a Kontrol process with its limits set through ``KONTROL_*`` variabl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import kite_auth_token
 from kite_kontrol.testing import KontrolProcess
 
 from kitecore.http.client import HTTPClient
 
-__all__ = ["KONTROL_SECRET", "http_request", "kontrol_process", "process_rss"]
+__all__ = ["KONTROL_SECRET", "http_request", "kontrol_process"]
 
 KONTROL_SECRET = "hardening-registration-secret"
-#: Where kite_auth_token is imported from, for the Kontrol subprocess.
-_PLUGIN_SRC = str(Path(kite_auth_token.__file__).resolve().parents[1])
-
-
-def process_rss(pid: int) -> int:
-    """Resident memory of process ``pid`` in bytes (from /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise LookupError(f"no VmRSS for {pid}")
 
 
 async def http_request(
@@ -51,8 +39,7 @@ def kontrol_process(
 ) -> KontrolProcess:
     """A Kontrol process on memory storage (registration secret :data:`KONTROL_SECRET`);
     ``limits`` are ``KONTROL_*`` variables such as ``KONTROL_MAX_KITES_PER_USER``."""
-    env = {"PYTHONPATH": os.pathsep.join([_PLUGIN_SRC, os.environ.get("PYTHONPATH", "")])}
-    env.update(limits)
+    env = dict(limits)
     return KontrolProcess(
         work_dir,
         port=port,

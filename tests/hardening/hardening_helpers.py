@@ -21,7 +21,7 @@ from anyio.abc import Process
 
 from kitecore import Kite
 
-__all__ = ["KiteProcess", "free_port", "square_answered"]
+__all__ = ["KiteProcess", "free_port", "proc_fields", "process_rss", "square_answered"]
 
 ATTACK_KITE = Path(__file__).with_name("attack_kite.py")
 
@@ -31,6 +31,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def proc_fields(pid: int, name: str) -> list[str]:
+    """The fields after ``name`` in /proc/PID/status (``VmRSS:``) or /proc/PID/limits."""
+    for file in ("status", "limits"):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(name):
+                return line[len(name) :].split()
+    raise LookupError(f"no {name!r} in /proc/{pid}")
+
+
+def process_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (from /proc)."""
+    return int(proc_fields(pid, "VmRSS:")[0]) * 1024
 
 
 class KiteProcess:
@@ -92,15 +106,12 @@ class KiteProcess:
     def proc_status(self, name: str) -> list[str]:
         """The fields after ``name`` in /proc/PID/status (``VmRSS:``) or limits."""
         assert self.process is not None
-        for file in ("status", "limits"):
-            for line in Path(f"/proc/{self.process.pid}/{file}").read_text().splitlines():
-                if line.startswith(name):
-                    return line[len(name) :].split()
-        raise LookupError(f"no {name!r} in /proc/{self.process.pid}")
+        return proc_fields(self.process.pid, name)
 
     def rss(self) -> int:
         """Resident memory of the process, in bytes (from /proc)."""
-        return int(self.proc_status("VmRSS:")[0]) * 1024
+        assert self.process is not None
+        return process_rss(self.process.pid)
 
     async def stop(self) -> None:
         """Terminate the process if it runs, and reap it (for teardown)."""

@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 import pytest
-from app_helpers import KONTROL_SECRET, http_request, kontrol_process, process_rss
-from hardening_helpers import free_port
+from app_helpers import KONTROL_SECRET, http_request, kontrol_process
+from hardening_helpers import free_port, process_rss
 from kite_auth_token import plugin as token_plugin
 from kite_kontrol.testing import KontrolProcess
 
