@@ -107,6 +107,8 @@ class Config:
     disable_authentication: bool = False
     #: Largest message accepted from a peer, in bytes of text.
     max_message_size: int = 16 * 1024 * 1024
+    #: Most functions one connection holds for its peer (``KITE_MAX_CALLBACKS``; docs/limits.md).
+    max_callbacks: int = 10_000
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
@@ -197,6 +199,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", parse_duration),
     "KITE_VERIFY_TTL": ("verify_ttl", parse_duration),
     "KITE_MAX_MESSAGE_SIZE": ("max_message_size", int),
+    "KITE_MAX_CALLBACKS": ("max_callbacks", int),
 }
 
 

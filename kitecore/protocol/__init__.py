@@ -25,6 +25,7 @@ from .envelope import (
 from .errors import (
     ArgumentError,
     AuthenticationError,
+    CallbackLimitError,
     DisconnectError,
     GenericError,
     InvalidResponseError,
@@ -36,6 +37,7 @@ from .errors import (
     SendError,
 )
 from .identity import KiteIdentity, Query
+from .session import Session
 from .version import Constraint, Version, is_constraint, version_matches
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "CallOptions",
     "CallOptionsError",
+    "CallbackLimitError",
     "Constraint",
     "DisconnectError",
     "GenericError",
@@ -58,6 +61,7 @@ __all__ = [
     "Query",
     "RequestLimitError",
     "SendError",
+    "Session",
     "Version",
     "decode",
     "encode",
