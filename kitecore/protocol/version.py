@@ -146,6 +146,8 @@ def _compare_prereleases(mine: str, theirs: str) -> int:
 
 #: Largest version segment, as in go-version (a signed 64-bit integer).
 _MAX_SEGMENT = 2**63 - 1
+#: Longest version or constraint text parsed: the patterns backtrack on long runs of digits.
+MAX_LENGTH = 1024
 
 
 def _shown(text: object) -> str:
@@ -154,8 +156,17 @@ def _shown(text: object) -> str:
     return shown if len(shown) <= 64 else shown[:61] + "..."
 
 
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_LENGTH:
+        raise ArgumentError(
+            f"Malformed {what}: {_shown(text)} is longer than {MAX_LENGTH} characters"
+        )
+
+
 @lru_cache(maxsize=1024)
 def _parse_version(text: str) -> Version:
+    if isinstance(text, str):
+        _check_length(text, "version")
     match = _VERSION_RE.match(text) if isinstance(text, str) else None
     if match is None:
         raise ArgumentError(f"Malformed version: {_shown(text)}")
@@ -248,6 +259,7 @@ class Constraint:
 def _parse_constraint(text: str) -> Constraint:
     if not isinstance(text, str):
         raise ArgumentError(f"Malformed constraint: {_shown(text)}")
+    _check_length(text, "constraint")
     terms = []
     for single in text.split(","):
         match = _CONSTRAINT_RE.match(single)
