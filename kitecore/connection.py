@@ -156,6 +156,7 @@ class Connection:
         self._ordered_awaitable: Any = None
         self._ordered_waiter: Waiter | None = None
         self._ordered_drained: Waiter | None = None
+        self._ordered_full = False  # the reader waits for the ordered task to catch up
         # worker pool
         self._requests: deque[tuple[str, list[Any]]] = deque()
         self._idle_workers: list[Waiter] = []
@@ -278,11 +279,13 @@ class Connection:
         try:
             return await pending.waiter.wait(timeout)
         except WaitTimeout:
+            self.session.forget(callback_id)
             raise KiteTimeoutError(
                 f'No response to "{pending.method}" method in {timeout:g}s'
             ) from None
-        finally:
+        except BaseException:  # cancelled, or an error reply (already gone from the table)
             self.session.forget(callback_id)
+            raise
 
     # ---------------------------------------------------------------- running
 
@@ -368,15 +371,19 @@ class Connection:
                 self._drained = self.new_waiter()
                 await self._drained.wait()
                 self._drained = None
-            if self.session.ordered_backlog > _ORDERED_HIGH_WATER and not self._closed:
+            if self._ordered_full and not self._closed:
                 self._ordered_drained = self.new_waiter()
                 await self._ordered_drained.wait()
                 self._ordered_drained = None
+                self._ordered_full = False
 
     def handle_text(self, text: str) -> None:
         """Process one received message (public for transports that push messages)."""
-        event = self.session.receive(text)
-        if event is None:
+        session = self.session
+        event = session.receive(text)
+        if event is None:  # queued behind a running callback
+            if session.ordered_backlog > _ORDERED_HIGH_WATER:
+                self._ordered_full = True
             return
         kind = type(event)
         if kind is CallReceived:
@@ -384,7 +391,17 @@ class Connection:
                 self._requests.append((event.method, event.arguments))  # type: ignore[union-attr]
                 if not self._waking:
                     self._wake_worker()
-        elif kind is ResponseReceived or kind is CallbackInvoked:
+        elif kind is ResponseReceived:  # a reply, due now: hand it over inline
+            waiter = event.pending.waiter  # type: ignore[union-attr]
+            if event.error is None:  # type: ignore[union-attr]
+                waiter.set_result(event.result)  # type: ignore[union-attr]
+            else:
+                waiter.set_exception(event.error)  # type: ignore[union-attr]
+            if event.ordered:  # type: ignore[union-attr]
+                following = session.next_ordered()
+                if following is not None:
+                    self._run_ordered(following)
+        elif kind is CallbackInvoked:
             self._run_ordered(event)  # type: ignore[arg-type]
         elif kind is CallRejected:
             self._reject(event)  # type: ignore[arg-type]

@@ -199,27 +199,16 @@ def decode(data: str | bytes) -> Message:
             raise ProtocolError(f"message is not valid UTF-8: {exc}") from None
         except TypeError:
             raise ProtocolError(f"message is not text: {type(data).__name__}") from None
+    oversized = False
     try:
-        return _message_from(_parse_json(data))
+        obj = _parse_json(data)
     except _OversizedInteger:
-        pass
-    # Rare: parse again with the long integers as None, to say which message it was.
-    try:
-        obj = _lenient_loads(data)
-    except (ValueError, RecursionError):  # pragma: no cover - the first parse said it was JSON
-        raise ProtocolError("message is not valid JSON") from None
-    partial = _message_from(obj)
-    raise MalformedMessage(
-        f"an integer has more than {_int_digits_limit()} digits", partial=partial
-    )
-
-
-def _int_digits_limit() -> int:
-    get_limit = getattr(sys, "get_int_max_str_digits", None)
-    return get_limit() if get_limit is not None else 4300
-
-
-def _message_from(obj: Any) -> Message:
+        # Rare: parse again with the long integers as None, to say which message it was.
+        try:
+            obj = _lenient_loads(data)
+        except (ValueError, RecursionError) as exc:  # e.g. extra data after the long integer
+            raise ProtocolError(f"message is not valid JSON: {exc}") from None
+        oversized = True
     if type(obj) is not dict:
         raise ProtocolError(f"message is not a JSON object: {_describe(obj)}")
 
@@ -245,7 +234,11 @@ def _message_from(obj: Any) -> Message:
     elif callbacks:
         _check_callbacks(callbacks)
 
-    return _message(method, arguments, callbacks)
+    message = _message(method, arguments, callbacks)
+    if oversized:
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+        raise MalformedMessage(f"an integer has more than {limit} digits", partial=message)
+    return message
 
 
 def _check_callbacks(callbacks: dict[str, Any]) -> None:

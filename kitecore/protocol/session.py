@@ -203,15 +203,23 @@ class Session:
         try:
             return dnode.scrub(arguments, self.register)
         except SendError:
-            functions = self._functions
-            for callback_id in range(first, self._next_id):
-                functions.pop(callback_id, None)
+            self._unregister_from(first)
             raise
 
     def encode_call(self, method: str | int, arguments: list[Any]) -> str:
         """The text of a message calling ``method`` (a name or the peer's callback id)."""
-        scrubbed, callbacks = self.scrub(arguments)
+        first = self._next_id
+        try:
+            scrubbed, callbacks = dnode.scrub(arguments, self.register)
+        except SendError:
+            self._unregister_from(first)
+            raise
         return dnode.encode_call(method, scrubbed, callbacks)
+
+    def _unregister_from(self, first: int) -> None:
+        functions = self._functions
+        for callback_id in range(first, self._next_id):
+            functions.pop(callback_id, None)
 
     def new_id(self) -> int:
         """Take the next callback id (for a response callback; see :meth:`expect_response`)."""
@@ -265,6 +273,11 @@ class Session:
             dnode.unscrub(arguments, message.callbacks, self._make_proxy)
         if type(method) is str:
             return CallReceived(method, arguments)
+        if not self._busy:  # the common case, inline: a reply or callback due at once
+            event = self._deliver(method, arguments, None)
+            if event is not None:
+                self._busy = True
+                return event
         return self._ordered_event(method, arguments, None)
 
     def next_ordered(self) -> CallbackInvoked | ResponseReceived | None:
@@ -301,13 +314,12 @@ class Session:
     def _ordered_event(
         self, callback_id: int, arguments: list[Any] | None, error: KiteError | None
     ) -> CallbackInvoked | ResponseReceived | MessageDropped | None:
-        if callback_id not in self._pending and callback_id not in self._functions:
-            return MessageDropped(
-                f"ignored a call of unknown callback {callback_id} "
-                "(answered, timed out or never sent)",
-                False,
-            )
-        if self._busy:
+        if not self._busy:  # the common case: deliver now
+            event = self._deliver(callback_id, arguments, error)
+            if event is not None:
+                self._busy = True
+                return event
+        elif callback_id in self._pending or callback_id in self._functions:
             if callback_id in self._unordered:
                 response = self._deliver(callback_id, arguments, error)
                 if isinstance(response, ResponseReceived):
@@ -315,10 +327,10 @@ class Session:
                 return response
             self._ordered.append((callback_id, arguments, error))
             return None
-        event = self._deliver(callback_id, arguments, error)
-        if event is not None:
-            self._busy = True
-        return event
+        return MessageDropped(
+            f"ignored a call of unknown callback {callback_id} (answered, timed out or never sent)",
+            False,
+        )
 
     def _deliver(
         self, callback_id: int, arguments: list[Any] | None, error: KiteError | None

@@ -363,7 +363,18 @@ def test_close_returns_the_pending_calls_and_empties_everything() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "not json", "[1]", '{"method": null}', '{"method": "x", "arguments": 5}', "[" * 100_000],
+    [
+        "",
+        "not json",
+        "[1]",
+        '{"method": null}',
+        '{"method": "x", "arguments": 5}',
+        "[" * 100_000,
+        # an integer too long, then something the lenient second parse must refuse as well
+        f'{{"method": {BIG}}} trailing',
+        f'{{"method": "x", "arguments": [{BIG}, {"[" * 100_000}',
+        f"[{BIG}]",
+    ],
 )
 def test_malformed_messages_are_dropped(text: str) -> None:
     event = new_session().receive(text)
