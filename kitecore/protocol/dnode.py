@@ -119,11 +119,22 @@ def _make_dump() -> Callable[[Any], str]:
 
 
 _dump = _make_dump()
+# Text that UTF-8 cannot carry (lone surrogates: a peer's "\ud800", a filename decoded with
+# surrogateescape) goes out escaped, as JSON allows; only then is this slower encoder used.
+_dump_ascii = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_not_serialisable
+).encode
 
 
 def _encode(obj: dict[str, Any]) -> str:
     try:
-        return _dump(obj)
+        text = _dump(obj)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = _dump_ascii(obj)
+        return text
     except (TypeError, ValueError) as exc:
         raise SendError(f"arguments are not JSON-serialisable: {exc}") from exc
     except RecursionError as exc:

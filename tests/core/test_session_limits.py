@@ -125,6 +125,21 @@ async def test_a_reply_with_a_huge_integer_fails_the_call_at_once(
         assert await client.tell("kite.ping") == "pong"
 
 
+async def test_a_lone_surrogate_is_echoed_back_escaped(kite_server):
+    """``"\\ud800"`` is valid JSON but not valid UTF-8 once decoded: the reply still goes out."""
+    ws = await connect_websocket(kite_server.url)
+    try:
+        await ws.send(
+            '{"method": "echo", "arguments": [{"withArgs": ["\\ud800"], '
+            '"responseCallback": "[Function]"}], "callbacks": {"7": [0, "responseCallback"]}}'
+        )
+        reply = await answer_of(ws)
+        assert reply["arguments"] == [{"error": None, "result": ["\ud800"]}]
+        await assert_still_serving(ws)
+    finally:
+        await ws.aclose()
+
+
 # ------------------------------------------------------------------ the callback cap (15.3)
 
 SERVER_SCRIPT = textwrap.dedent(
