@@ -397,10 +397,6 @@ class Connection:
                 waiter.set_result(event.result)  # type: ignore[union-attr]
             else:
                 waiter.set_exception(event.error)  # type: ignore[union-attr]
-            if event.ordered:  # type: ignore[union-attr]
-                following = session.next_ordered()
-                if following is not None:
-                    self._run_ordered(following)
         elif kind is CallbackInvoked:
             self._run_ordered(event)  # type: ignore[arg-type]
         elif kind is CallRejected:
@@ -422,13 +418,12 @@ class Connection:
     # ---------------------------------------------------------------- ordered callbacks
 
     def _run_ordered(self, event: CallbackInvoked | ResponseReceived | None) -> None:
-        """Handle ordered events in the reader until one needs awaiting or none is left."""
+        """Run a callback, then what queued behind it, in the reader until one needs awaiting
+        or none is left."""
         session = self.session
         while event is not None:
             if type(event) is ResponseReceived:
                 _deliver(event)
-                if not event.ordered:
-                    return  # delivered out of turn: the ordered task is busy
             else:
                 outcome = self._call_callback(event)  # type: ignore[arg-type]
                 if outcome is not None:

@@ -13,11 +13,14 @@ rules it keeps:
   such functions are held at a time: sending more raises :class:`CallbackLimitError` and
   registers none of the message's functions.
 * Method calls (:class:`CallReceived`) may run concurrently. Everything that invokes a
-  callback -- replies to our calls included -- is handed out in arrival order, one at a time:
-  after an ordered event (:class:`CallbackInvoked`, :class:`ResponseReceived`) the driver
-  handles it completely, then asks :meth:`Session.next_ordered` for the next one. Events that
-  arrive meanwhile wait in the session. So when a caller sees its reply, every callback the
-  peer invoked before replying has run (Go's ``ConcurrentCallbacks = false``; kite.js).
+  callback -- replies to our calls included -- is handed out in arrival order, one at a time.
+  A :class:`CallbackInvoked` may take a while (the callback may be awaited): until the driver
+  has finished it and calls :meth:`Session.next_ordered`, later callback invocations and
+  replies wait in the session, and ``next_ordered`` hands them out, in order, until it returns
+  None. A :class:`ResponseReceived` is handled at once (the waiting caller is woken), so one
+  that comes from :meth:`Session.receive` needs no follow-up. So when a caller sees its reply,
+  every callback the peer invoked before replying has run (Go's
+  ``ConcurrentCallbacks = false``; kite.js).
 * Malformed input never escapes as an exception: :meth:`Session.receive` turns it into
   :class:`MessageDropped`, or into :class:`CallRejected` when the request can still be
   answered, or into an error reply to the pending call it was meant for.
@@ -85,18 +88,16 @@ class CallbackInvoked:
 @dataclass(slots=True)
 class ResponseReceived:
     """The reply to a call of ours: ``pending`` (what :meth:`Session.expect_response` was
-    given) gets ``result``, or fails with ``error`` when it is not None. Then, if ``ordered``,
-    ask :meth:`Session.next_ordered` for the next ordered event.
+    given) gets ``result``, or fails with ``error`` when it is not None; at once.
 
-    ``ordered`` is False for the reply to a call expected with ``ordered=False`` that arrived
-    while another ordered event was being handled: it is delivered at once, out of turn.
+    Handed out by :meth:`Session.receive` when it is due (nothing needs to follow), or by
+    :meth:`Session.next_ordered` while draining (keep draining).
     """
 
     callback_id: int
     pending: Any
     result: Any
     error: KiteError | None
-    ordered: bool = True
 
 
 @dataclass(slots=True)
@@ -276,15 +277,16 @@ class Session:
         if not self._busy:  # the common case, inline: a reply or callback due at once
             event = self._deliver(method, arguments, None)
             if event is not None:
-                self._busy = True
+                if type(event) is CallbackInvoked:
+                    self._busy = True
                 return event
         return self._ordered_event(method, arguments, None)
 
     def next_ordered(self) -> CallbackInvoked | ResponseReceived | None:
         """The ordered event due after the one just handled, or None when there is none.
 
-        Call it after handling every :class:`CallbackInvoked` and :class:`ResponseReceived`,
-        whether it came from :meth:`receive` or from here, until it returns None.
+        Call it when a :class:`CallbackInvoked` is finished, and again after each event it
+        returns, until it returns None; in between, :meth:`receive` queues ordered events.
         """
         ordered = self._ordered
         while ordered:
@@ -314,17 +316,15 @@ class Session:
     def _ordered_event(
         self, callback_id: int, arguments: list[Any] | None, error: KiteError | None
     ) -> CallbackInvoked | ResponseReceived | MessageDropped | None:
-        if not self._busy:  # the common case: deliver now
+        if not self._busy:  # nothing running: deliver now
             event = self._deliver(callback_id, arguments, error)
             if event is not None:
-                self._busy = True
+                if type(event) is CallbackInvoked:
+                    self._busy = True
                 return event
         elif callback_id in self._pending or callback_id in self._functions:
-            if callback_id in self._unordered:
-                response = self._deliver(callback_id, arguments, error)
-                if isinstance(response, ResponseReceived):
-                    response.ordered = False
-                return response
+            if callback_id in self._unordered:  # a reply the running callback waits for
+                return self._deliver(callback_id, arguments, error)
             self._ordered.append((callback_id, arguments, error))
             return None
         return MessageDropped(
