@@ -15,6 +15,7 @@ from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import (
     ArgumentError,
     AuthenticationError,
+    CallbackLimitError,
     DisconnectError,
     GenericError,
     InvalidResponseError,
@@ -37,6 +38,7 @@ __all__ = [
     "Arguments",
     "Authentication",
     "AuthenticationError",
+    "CallbackLimitError",
     "Candidate",
     "Client",
     "Config",

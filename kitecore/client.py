@@ -19,7 +19,6 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.protocol import dnode
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
@@ -368,6 +367,7 @@ class Client:
             peer=PeerInfo(transport.name, url),
             dialed=True,
             max_message_size=kite.config.max_message_size,
+            max_callbacks=kite.config.max_callbacks,
         )
 
     async def _connect_any(
@@ -452,7 +452,7 @@ class Client:
         if connection is None or connection.closed:
             connection = await self._wait_connected(timeout)
         with_args = list(args)
-        scrubbed, user_callbacks = dnode.scrub(with_args, connection.register_callback)
+        scrubbed, user_callbacks = connection.scrub(with_args)
         callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
         auth = self.auth
         arguments = [

@@ -146,6 +146,8 @@ class Config:
     disable_authentication: bool = False
     #: Largest message accepted from a peer, in bytes of text.
     max_message_size: int = 16 * 1024 * 1024
+    #: Most functions one connection holds for its peer (``KITE_MAX_CALLBACKS``; docs/limits.md).
+    max_callbacks: int = 10_000
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
     # --- built-ins' limits (docs/limits.md, "Built-ins") ---
@@ -243,6 +245,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_MAX_MESSAGE_SIZE": ("max_message_size", _positive_int),
     # built-ins' limits
     "KITE_MIN_HEARTBEAT_INTERVAL": ("min_heartbeat_interval", _positive_duration),
+    # connection limits
+    "KITE_MAX_CALLBACKS": ("max_callbacks", _positive_int),
 }
 
 

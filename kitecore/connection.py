@@ -1,9 +1,12 @@
 """One dnode session over a message stream, shared by the server and client sides.
 
-A :class:`Connection` reads whole messages from its stream, decodes them, and
-- resolves pending calls when a response callback comes back (inline, cheap),
-- runs the other callbacks the peer invokes one at a time, in arrival order,
-- hands method calls to a pool of worker tasks, so calls run concurrently.
+The session state (callback ids, the callback table, pending calls, the order callbacks run
+in) lives in a sans-IO :class:`~kitecore.protocol.session.Session`; a :class:`Connection` is
+its driver. It reads whole messages from its stream, feeds them to the session, and
+- hands method calls to a pool of worker tasks, so calls run concurrently;
+- runs callbacks and delivers replies in arrival order: inline in the reader while they are
+  synchronous (a reply costs no task switch), in one ordered-callback task while a callback
+  returned an awaitable (what arrives meanwhile waits in the session, in order).
 
 The worker pool is what a task per call would be, without creating a task per call: an idle
 worker is woken for new work, and a worker about to run a call wakes another one first when
@@ -11,32 +14,38 @@ more calls are waiting, so a call that blocks never holds up the ones behind it.
 beyond a few idle ones exit.
 
 Sending writes straight through to the stream when nothing is queued ahead (no task switch);
-otherwise messages go into an outbox that one writer task drains, several per write. The
-callback table holds only what the peer may still invoke: response callbacks leave it on
-reply, timeout or disconnect.
+otherwise messages go into an outbox that one writer task drains, several per write. Reply
+timeouts share one coarse loop timer (``kitecore.waiter``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from kitecore.protocol import dnode
-from kitecore.protocol.envelope import parse_response
+from kitecore.protocol.envelope import response_arguments
 from kitecore.protocol.errors import (
     DisconnectError,
     KiteError,
     KiteTimeoutError,
-    ProtocolError,
     SendError,
+)
+from kitecore.protocol.session import (
+    DEFAULT_MAX_CALLBACKS,
+    CallbackInvoked,
+    CallReceived,
+    CallRejected,
+    MessageDropped,
+    ResponseReceived,
+    Session,
 )
 from kitecore.transport import MessageStream, PeerInfo
 from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
@@ -48,25 +57,25 @@ Dispatcher = Callable[["Connection", str, list[Any]], Awaitable[None]]
 
 #: Messages waiting in the outbox past which the reader stops reading (backpressure).
 _OUTBOX_HIGH_WATER = 1024
+#: Callback invocations waiting behind a running callback past which the reader stops reading.
+_ORDERED_HIGH_WATER = 1024
 #: Idle workers kept per connection; more exit when they run out of work.
 _MAX_IDLE_WORKERS = 32
 _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
 
+#: The connection whose ordered-callback task is running the current code, if any: a call made
+#: from inside a callback gets its reply on arrival (waiting for the callback would deadlock).
+_IN_CALLBACK_OF: ContextVar[Connection | None] = ContextVar("_IN_CALLBACK_OF", default=None)
+
 
 class PendingCall:
-    """A call waiting for its response callback; itself the callback placed in the request."""
+    """A call waiting for its response callback."""
 
     __slots__ = ("method", "waiter")
 
     def __init__(self, method: str, waiter: Waiter) -> None:
         self.method = method
         self.waiter = waiter
-
-    def resolve(self, arguments: list[Any]) -> None:
-        try:
-            self.waiter.set_result(parse_response(arguments))
-        except KiteError as exc:
-            self.waiter.set_exception(exc)
 
     def fail(self, error: BaseException) -> None:
         self.waiter.set_exception(error)
@@ -117,17 +126,19 @@ class Connection:
         peer: PeerInfo,
         dialed: bool,
         max_message_size: int = 16 * 1024 * 1024,
+        max_callbacks: int = DEFAULT_MAX_CALLBACKS,
     ) -> None:
         self.stream = stream
         self.peer = peer
         #: True when the local kite dialed this connection (requests on it are trusted).
         self.dialed = dialed
-        self.max_message_size = max_message_size
         self.close_reason = ""
         self._dispatch = dispatcher
         self.new_waiter = waiter_factory()
-        self._callbacks: dict[int, Any] = {}
-        self._next_callback_id = 0
+        #: The dnode session state: callback table, pending calls, callback order.
+        self.session = Session(
+            self._make_proxy, max_message_size=max_message_size, max_callbacks=max_callbacks
+        )
         # sending
         # streams that can write without a task switch (the WebSocket one) offer write_nowait
         self._write_nowait: Callable[[list[str]], bool] | None = getattr(
@@ -138,11 +149,14 @@ class Connection:
         # the writer and the ordered-callback runner start when first needed: most
         # WebSocket connections never need the writer, many never see a callback
         self._writer_started = False
-        self._ordered_started = False
         self._drained: Waiter | None = None
-        # ordered callbacks: the queue is made on the first callback the peer invokes
-        self._ordered_send: MemoryObjectSendStream[tuple[Any, list[Any]]] | None = None
-        self._ordered_receive: MemoryObjectReceiveStream[tuple[Any, list[Any]]] | None = None
+        # the ordered-callback task: started by the first callback that returns an awaitable,
+        # which it awaits before it asks the session for what arrived meanwhile
+        self._ordered_started = False
+        self._ordered_awaitable: Any = None
+        self._ordered_waiter: Waiter | None = None
+        self._ordered_drained: Waiter | None = None
+        self._ordered_full = False  # the reader waits for the ordered task to catch up
         # worker pool
         self._requests: deque[tuple[str, list[Any]]] = deque()
         self._idle_workers: list[Waiter] = []
@@ -164,9 +178,14 @@ class Connection:
         return self._closed
 
     @property
+    def max_message_size(self) -> int:
+        """Largest message accepted from the peer, in characters."""
+        return self.session.max_message_size
+
+    @property
     def pending_callbacks(self) -> int:
         """How many local callbacks the peer may still invoke (for tests and metrics)."""
-        return len(self._callbacks)
+        return self.session.callback_count
 
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
@@ -180,19 +199,28 @@ class Connection:
     # ---------------------------------------------------------------- sending
 
     def register_callback(self, function: Any) -> int:
-        """Store a local function the peer may invoke; returns its id."""
-        callback_id = self._next_callback_id
-        self._next_callback_id = callback_id + 1
-        self._callbacks[callback_id] = function
-        return callback_id
+        """Store a local function the peer may invoke; returns its id.
+
+        Raises :class:`~kitecore.protocol.session.CallbackLimitError` past the connection's
+        callback limit; prefer :meth:`scrub`, which registers all of a message's or none.
+        """
+        return self.session.register(function)
+
+    def scrub(self, arguments: list[Any]) -> tuple[list[Any], dict[str, dnode.Path]]:
+        """Replace the functions in ``arguments`` by callbacks registered here (all or none)."""
+        if self._closed:
+            raise SendError("can't send, client is closed")
+        return self.session.scrub(arguments)
 
     def forget_callback(self, callback_id: int) -> None:
-        self._callbacks.pop(callback_id, None)
+        """Drop a callback the peer may no longer invoke."""
+        self.session.forget(callback_id)
 
     def send_call(self, method: str | int, arguments: list[Any]) -> None:
         """Send a message calling ``method`` with ``arguments`` (functions become callbacks)."""
-        scrubbed, callbacks = dnode.scrub(arguments, self.register_callback)
-        self.send_text(dnode.encode_call(method, scrubbed, callbacks))
+        if self._closed:
+            raise SendError("can't send, client is closed")
+        self.send_text(self.session.encode_call(method, arguments))
 
     def send_text(self, text: str) -> None:
         """Send one encoded message: written at once if nothing is queued, else queued."""
@@ -230,14 +258,16 @@ class Connection:
         ``arguments`` must already be scrubbed and ``callbacks`` map the ids the scrubbing
         assigned; the response callback goes at ``[0, "responseCallback"]``.
         """
-        callback_id = self._next_callback_id
-        self._next_callback_id = callback_id + 1
+        session = self.session
+        callback_id = session.new_id()
         callbacks[str(callback_id)] = [0, "responseCallback"]
         self.send_text(dnode.encode_call(method, arguments, callbacks))
         # registered only once sent (no reply can arrive before we yield): a send that fails,
         # and shuts the connection down on the way, leaves no pending call nobody waits for
         pending = PendingCall(method, self.new_waiter())
-        self._callbacks[callback_id] = pending
+        # a call made by a callback this connection is running is answered on arrival:
+        # queued behind that callback, its reply would never come
+        session.expect_response(callback_id, pending, ordered=_IN_CALLBACK_OF.get() is not self)
         return pending, callback_id
 
     async def wait_response(
@@ -249,11 +279,13 @@ class Connection:
         try:
             return await pending.waiter.wait(timeout)
         except WaitTimeout:
+            self.session.forget(callback_id)
             raise KiteTimeoutError(
                 f'No response to "{pending.method}" method in {timeout:g}s'
             ) from None
-        finally:
-            self._callbacks.pop(callback_id, None)
+        except BaseException:  # cancelled, or an error reply (already gone from the table)
+            self.session.forget(callback_id)
+            raise
 
     # ---------------------------------------------------------------- running
 
@@ -270,6 +302,9 @@ class Connection:
                 self._task_group = tg
                 if self._outbox or getattr(self.stream, "pending_bytes", 0):
                     self._wake_writer()
+                if self._ordered_awaitable is not None:  # a callback ran before run()
+                    self._ordered_started = True
+                    tg.start_soon(self._ordered_loop)
                 await self._read_loop()
                 tg.cancel_scope.cancel()
         finally:
@@ -306,16 +341,20 @@ class Connection:
     def _shutdown(self, error: KiteError) -> None:
         if not self._closed:
             self._closed = True
-            for waiter in (self._writer_waiter, self._drained):
+            for waiter in (
+                self._writer_waiter,
+                self._drained,
+                self._ordered_waiter,
+                self._ordered_drained,
+            ):
                 if waiter is not None:
                     waiter.set_result(None)
-        callbacks, self._callbacks = self._callbacks, {}
-        for function in callbacks.values():
-            if isinstance(function, PendingCall):
-                function.fail(error)
+        for pending in self.session.close():
+            pending.fail(error)
         self._requests.clear()
-        if self._ordered_send is not None:
-            self._ordered_send.close()
+        awaitable, self._ordered_awaitable = self._ordered_awaitable, None
+        if awaitable is not None and hasattr(awaitable, "close"):
+            awaitable.close()  # a coroutine the ordered task never started
 
     async def _read_loop(self) -> None:
         stream = self.stream
@@ -332,53 +371,116 @@ class Connection:
                 self._drained = self.new_waiter()
                 await self._drained.wait()
                 self._drained = None
+            if self._ordered_full and not self._closed:
+                self._ordered_drained = self.new_waiter()
+                await self._ordered_drained.wait()
+                self._ordered_drained = None
+                self._ordered_full = False
 
     def handle_text(self, text: str) -> None:
         """Process one received message (public for transports that push messages)."""
-        if len(text) > self.max_message_size:
-            logger.warning(
-                "%r: dropped a message of %d characters (limit %d)",
-                self,
-                len(text),
-                self.max_message_size,
-            )
+        session = self.session
+        event = session.receive(text)
+        if event is None:  # queued behind a running callback
+            if session.ordered_backlog > _ORDERED_HIGH_WATER:
+                self._ordered_full = True
             return
-        try:
-            message = dnode.decode(text)
-        except ProtocolError as exc:
-            logger.warning("%r: dropped a malformed message: %s", self, exc.message)
-            return
-        method = message.method
-        arguments = message.arguments
-        if message.callbacks:
-            dnode.unscrub(arguments, message.callbacks, self._make_proxy)
-        if isinstance(method, str):
+        kind = type(event)
+        if kind is CallReceived:
             if self._task_group is not None and not self._closed:
-                self._requests.append((method, arguments))
+                self._requests.append((event.method, event.arguments))  # type: ignore[union-attr]
                 if not self._waking:
                     self._wake_worker()
-            return
-        function = self._callbacks.get(method)
-        if function is None:
-            logger.info(
-                "%r: ignored a call of unknown callback %d (answered, timed out or never sent)",
-                self,
-                method,
-            )
-        elif isinstance(function, PendingCall):
-            del self._callbacks[method]
-            function.resolve(arguments)
+        elif kind is ResponseReceived:  # a reply, due now: hand it over inline
+            waiter = event.pending.waiter  # type: ignore[union-attr]
+            if event.error is None:  # type: ignore[union-attr]
+                waiter.set_result(event.result)  # type: ignore[union-attr]
+            else:
+                waiter.set_exception(event.error)  # type: ignore[union-attr]
+        elif kind is CallbackInvoked:
+            self._run_ordered(event)  # type: ignore[arg-type]
+        elif kind is CallRejected:
+            self._reject(event)  # type: ignore[arg-type]
         else:
-            if self._ordered_send is None:
-                self._ordered_send, self._ordered_receive = anyio.create_memory_object_stream[
-                    tuple[Any, list[Any]]
-                ](math.inf)
-                if self._closed:
-                    self._ordered_send.close()
-            self._ordered_send.send_nowait((function, arguments))
-            if not self._ordered_started and self._task_group is not None:
-                self._ordered_started = True
-                self._task_group.start_soon(self._ordered_loop)
+            assert isinstance(event, MessageDropped)
+            if event.malformed:
+                logger.warning("%r: %s", self, event.reason)
+            else:
+                logger.info("%r: %s", self, event.reason)
+
+    def _reject(self, event: CallRejected) -> None:
+        logger.warning("%r: answered a malformed call: %s", self, event.error.message)
+        try:
+            event.respond(*response_arguments(None, event.error))
+        except KiteError as exc:
+            logger.debug("%r: could not answer a malformed call: %s", self, exc)
+
+    # ---------------------------------------------------------------- ordered callbacks
+
+    def _run_ordered(self, event: CallbackInvoked | ResponseReceived | None) -> None:
+        """Run a callback, then what queued behind it, in the reader until one needs awaiting
+        or none is left."""
+        session = self.session
+        while event is not None:
+            if type(event) is ResponseReceived:
+                _deliver(event)
+            else:
+                outcome = self._call_callback(event)  # type: ignore[arg-type]
+                if outcome is not None:
+                    self._ordered_awaitable = outcome
+                    self._wake_ordered()
+                    return
+            event = session.next_ordered()
+
+    def _call_callback(self, event: CallbackInvoked) -> Any:
+        """Run a callback; return what it returned if that must be awaited, else None."""
+        try:
+            outcome = event.function(*event.arguments)
+        except Exception:
+            logger.exception("%r: callback %r raised", self, event.function)
+            return None
+        if outcome is None or outcome is _DONE or not hasattr(outcome, "__await__"):
+            return None
+        return outcome
+
+    def _wake_ordered(self) -> None:
+        waiter = self._ordered_waiter
+        if waiter is not None:
+            waiter.set_result(None)
+        elif not self._ordered_started and self._task_group is not None:
+            self._ordered_started = True
+            self._task_group.start_soon(self._ordered_loop)
+
+    async def _ordered_loop(self) -> None:
+        """Await the callbacks that returned awaitables, then what queued up behind them."""
+        _IN_CALLBACK_OF.set(self)
+        session = self.session
+        while not self._closed:
+            awaitable = self._ordered_awaitable
+            if awaitable is None:
+                waiter = self._ordered_waiter = self.new_waiter()
+                await waiter.wait()
+                self._ordered_waiter = None
+                continue
+            self._ordered_awaitable = None
+            while awaitable is not None:
+                try:
+                    await awaitable
+                except Exception:
+                    logger.exception("%r: callback raised", self)
+                awaitable = None
+                event = session.next_ordered()
+                while event is not None:
+                    if type(event) is ResponseReceived:
+                        _deliver(event)
+                    else:
+                        awaitable = self._call_callback(event)  # type: ignore[arg-type]
+                        if awaitable is not None:
+                            break
+                    event = session.next_ordered()
+                drained = self._ordered_drained
+                if drained is not None and session.ordered_backlog <= _ORDERED_HIGH_WATER // 2:
+                    drained.set_result(None)
 
     # ---------------------------------------------------------------- worker pool
 
@@ -410,19 +512,7 @@ class Connection:
             self._idle_workers.append(waiter)
             await waiter.wait()
 
-    # ---------------------------------------------------------------- callbacks, writer
-
-    async def _ordered_loop(self) -> None:
-        receive = self._ordered_receive
-        assert receive is not None
-        async with receive:
-            async for function, arguments in receive:
-                try:
-                    outcome = function(*arguments)
-                    if hasattr(outcome, "__await__"):
-                        await outcome
-                except Exception:
-                    logger.exception("%r: callback %r raised", self, function)
+    # ---------------------------------------------------------------- writer
 
     async def _write_loop(self) -> None:
         stream = self.stream
@@ -453,3 +543,11 @@ class Connection:
 
     def _make_proxy(self, callback_id: int) -> RemoteCallback:
         return RemoteCallback(self, callback_id)
+
+
+def _deliver(event: ResponseReceived) -> None:
+    """Hand a reply to the caller waiting for it."""
+    if event.error is None:
+        event.pending.waiter.set_result(event.result)
+    else:
+        event.pending.waiter.set_exception(event.error)

@@ -27,6 +27,7 @@ from kitecore.protocol.envelope import (
 )
 from kitecore.protocol.errors import (
     AuthenticationError,
+    CallbackLimitError,
     GenericError,
     KiteError,
     MethodNotFoundError,
@@ -389,6 +390,7 @@ class Kite:
             peer=peer,
             dialed=False,
             max_message_size=self.config.max_message_size,
+            max_callbacks=self.config.max_callbacks,
         )
         await client._serve(connection)
 
@@ -477,4 +479,6 @@ def _reply(connection: Connection, respond: Any, result: Any, error: KiteError |
     except KiteError as exc:
         logger.warning("%r: could not send the reply: %s", connection, exc)
         if error is None and not connection.closed:  # e.g. a result that is not JSON
-            respond(*response_arguments(None, GenericError(f"cannot encode result: {exc}")))
+            if not isinstance(exc, CallbackLimitError):
+                exc = GenericError(f"cannot encode result: {exc}")
+            respond(*response_arguments(None, exc))

@@ -25,6 +25,7 @@ from .envelope import (
 from .errors import (
     ArgumentError,
     AuthenticationError,
+    CallbackLimitError,
     DisconnectError,
     GenericError,
     InvalidResponseError,
@@ -38,6 +39,7 @@ from .errors import (
 from .identity import KiteIdentity, Query
 from .jsonlimits import MAX_JSON_DEPTH, JSONDepthError, check_json_depth
 from .jsonlimits import loads as load_json
+from .session import Session
 from .version import Constraint, Version, is_constraint, version_matches
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "CallOptions",
     "CallOptionsError",
+    "CallbackLimitError",
     "Constraint",
     "DisconnectError",
     "GenericError",
@@ -62,6 +65,7 @@ __all__ = [
     "Query",
     "RequestLimitError",
     "SendError",
+    "Session",
     "Version",
     "check_json_depth",
     "decode",

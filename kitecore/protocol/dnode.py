@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from json import JSONDecodeError
@@ -29,6 +30,7 @@ from .errors import ProtocolError, SendError
 
 __all__ = [
     "FUNCTION_PLACEHOLDER",
+    "MalformedMessage",
     "Message",
     "decode",
     "encode",
@@ -74,6 +76,19 @@ def _message(method: str | int, arguments: list[Any], callbacks: dict[str, Path]
     return msg
 
 
+class MalformedMessage(ProtocolError):
+    """A message of the right shape holding a value this side refuses (an integer too long to
+    convert, see :func:`sys.get_int_max_str_digits`).
+
+    ``partial`` is the message with those values replaced by None, so that the receiver can
+    still answer a request or fail the call a reply was meant for.
+    """
+
+    def __init__(self, message: str = "", *, partial: Message | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial = partial
+
+
 # --------------------------------------------------------------------------------------------
 # Encoding
 
@@ -104,11 +119,22 @@ def _make_dump() -> Callable[[Any], str]:
 
 
 _dump = _make_dump()
+# Text that UTF-8 cannot carry (lone surrogates: a peer's "\ud800", a filename decoded with
+# surrogateescape) goes out escaped, as JSON allows; only then is this slower encoder used.
+_dump_ascii = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_not_serialisable
+).encode
 
 
 def _encode(obj: dict[str, Any]) -> str:
     try:
-        return _dump(obj)
+        text = _dump(obj)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = _dump_ascii(obj)
+        return text
     except (TypeError, ValueError) as exc:
         raise SendError(f"arguments are not JSON-serialisable: {exc}") from exc
     except RecursionError as exc:
@@ -136,6 +162,10 @@ _raw_decode = json.JSONDecoder().raw_decode
 _JSON_WHITESPACE = " \t\n\r"
 
 
+class _OversizedInteger(Exception):
+    """An integer literal too long for int() (only raised while re-parsing a refused message)."""
+
+
 def _parse_json(text: str) -> Any:
     try:
         try:
@@ -147,16 +177,31 @@ def _parse_json(text: str) -> Any:
         raise ProtocolError(f"message is not valid JSON: {exc}") from None
     except RecursionError:
         raise ProtocolError("message is not valid JSON: nested too deeply") from None
+    except ValueError:
+        # valid JSON, but an integer longer than int() converts (4,300 digits by default)
+        raise _OversizedInteger from None
     if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
         raise ProtocolError(f"message is not valid JSON: extra data at char {end}")
     return obj
+
+
+def _int_or_none(digits: str) -> int | None:
+    try:
+        return int(digits)
+    except ValueError:
+        return None
+
+
+_lenient_loads = json.JSONDecoder(parse_int=_int_or_none).decode
 
 
 def decode(data: str | bytes) -> Message:
     """Parse one dnode message.
 
     Raises :class:`ProtocolError` saying what is wrong when ``data`` is not valid UTF-8, not
-    JSON, not an object, or when ``method``, ``arguments`` or ``callbacks`` have the wrong shape.
+    JSON, not an object, or when ``method``, ``arguments`` or ``callbacks`` have the wrong shape;
+    :class:`MalformedMessage` (a ProtocolError) when a well-shaped message holds an integer too
+    long to convert.
     """
     if not isinstance(data, str):
         try:
@@ -165,7 +210,16 @@ def decode(data: str | bytes) -> Message:
             raise ProtocolError(f"message is not valid UTF-8: {exc}") from None
         except TypeError:
             raise ProtocolError(f"message is not text: {type(data).__name__}") from None
-    obj = _parse_json(data)
+    oversized = False
+    try:
+        obj = _parse_json(data)
+    except _OversizedInteger:
+        # Rare: parse again with the long integers as None, to say which message it was.
+        try:
+            obj = _lenient_loads(data)
+        except (ValueError, RecursionError) as exc:  # e.g. extra data after the long integer
+            raise ProtocolError(f"message is not valid JSON: {exc}") from None
+        oversized = True
     if type(obj) is not dict:
         raise ProtocolError(f"message is not a JSON object: {_describe(obj)}")
 
@@ -191,7 +245,11 @@ def decode(data: str | bytes) -> Message:
     elif callbacks:
         _check_callbacks(callbacks)
 
-    return _message(method, arguments, callbacks)
+    message = _message(method, arguments, callbacks)
+    if oversized:
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+        raise MalformedMessage(f"an integer has more than {limit} digits", partial=message)
+    return message
 
 
 def _check_callbacks(callbacks: dict[str, Any]) -> None:
@@ -210,7 +268,10 @@ def _check_callbacks(callbacks: dict[str, Any]) -> None:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (ValueError, RecursionError):  # e.g. an integer too long to write out
+        text = f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -346,6 +407,8 @@ def _slot(container: Any, element: Any) -> int | str | None:
         if type(element) is int:
             index = element
         elif type(element) is str and element.isascii() and element.isdigit():
+            if len(element) > 18:  # no list is that long, and int() refuses 4,300 digits
+                return None
             index = int(element)
         else:
             return None

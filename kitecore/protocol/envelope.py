@@ -178,7 +178,8 @@ def parse_response(arguments: list[Any]) -> Any:
 
     Accepts Kite's single ``{"error", "result"}`` object and the node-style ``[err, result]``
     that kite.js clients send (``err`` null on success; otherwise a Kite error object, a
-    JavaScript ``Error``-like object or a string). Anything else raises
+    JavaScript ``Error``-like object or a string); a lone ``[null]`` (kite.js answering for a
+    handler that returned ``undefined``) is a successful ``None``. Anything else raises
     :class:`InvalidResponseError`.
     """
     count = len(arguments)
@@ -189,6 +190,8 @@ def parse_response(arguments: list[Any]) -> Any:
             if error is not None:
                 raise KiteError.from_wire(error)
             return response.get("result")
+        if response is None:
+            return None  # node-style (null): kite.js for a handler that returned undefined
         raise InvalidResponseError(_INVALID_RESPONSE)
     if count == 0:
         raise InvalidResponseError(_INVALID_RESPONSE)

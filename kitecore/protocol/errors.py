@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ArgumentError",
     "AuthenticationError",
+    "CallbackLimitError",
     "DisconnectError",
     "GenericError",
     "InvalidResponseError",
@@ -183,6 +184,16 @@ class SendError(KiteError):
     wire_type = "sendError"
 
 
+class CallbackLimitError(SendError):
+    """A message would make the connection hold more callbacks than its limit allows.
+
+    Raised on the side that sends the functions; a kite whose reply hits the limit answers the
+    caller with this error (wire type ``callbackLimitError``; docs/limits.md).
+    """
+
+    wire_type = "callbackLimitError"
+
+
 class InvalidResponseError(KiteError):
     """The peer answered with something that is not a Kite response."""
 
@@ -206,6 +217,7 @@ _BY_TYPE: dict[str, type[KiteError]] = {
         KiteTimeoutError,
         DisconnectError,
         SendError,
+        CallbackLimitError,
         InvalidResponseError,
         ProtocolError,
     )

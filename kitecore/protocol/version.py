@@ -122,8 +122,12 @@ def _compare_part(mine: str, theirs: str) -> int:
     if not theirs:
         return 1 if mine_numeric else -1
     if mine_numeric and theirs_numeric:
-        if int(mine) != int(theirs):
-            return -1 if int(mine) < int(theirs) else 1
+        # compared as numbers without int(), which refuses more than 4,300 digits
+        mine_value, theirs_value = mine.lstrip("0"), theirs.lstrip("0")
+        if mine_value != theirs_value:
+            if len(mine_value) != len(theirs_value):
+                return -1 if len(mine_value) < len(theirs_value) else 1
+            return -1 if mine_value < theirs_value else 1
         return -1 if mine < theirs else 1  # "01" vs "1": distinct, as in go-version
     if mine_numeric:
         return -1
@@ -140,16 +144,50 @@ def _compare_prereleases(mine: str, theirs: str) -> int:
     return 0
 
 
+#: Largest version segment, as in go-version (a signed 64-bit integer).
+_MAX_SEGMENT = 2**63 - 1
+#: Longest version or constraint text parsed: the patterns backtrack on long runs of digits.
+MAX_LENGTH = 1024
+
+
+def _shown(text: object) -> str:
+    """``text`` for an error message, cut short when long."""
+    shown = str(text) if isinstance(text, str) else repr(text)
+    return shown if len(shown) <= 64 else shown[:61] + "..."
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_LENGTH:
+        raise ArgumentError(
+            f"Malformed {what}: {_shown(text)} is longer than {MAX_LENGTH} characters"
+        )
+
+
 @lru_cache(maxsize=1024)
 def _parse_version(text: str) -> Version:
+    if isinstance(text, str):
+        _check_length(text, "version")
     match = _VERSION_RE.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ArgumentError(f"Malformed version: {text}")
-    return _from_match(match.group(1), match.group(2) or match.group(3), match.group(4))
+        raise ArgumentError(f"Malformed version: {_shown(text)}")
+    return _from_match(
+        text, match.group(1), match.group(2) or match.group(3), match.group(4), "version"
+    )
 
 
-def _from_match(segments: str, prerelease: str | None, metadata: str | None) -> Version:
-    return Version(tuple(int(s) for s in segments.split(".")), prerelease or "", metadata or "")
+def _from_match(
+    text: str, segments: str, prerelease: str | None, metadata: str | None, what: str
+) -> Version:
+    numbers = []
+    for segment in segments.split("."):
+        # length first: int() refuses more than 4,300 digits with a ValueError
+        if len(segment.lstrip("0")) > 19 or int(segment) > _MAX_SEGMENT:
+            raise ArgumentError(
+                f"Malformed {what}: {_shown(text)}: segment {_shown(segment)} is larger "
+                f"than {_MAX_SEGMENT}"
+            )
+        numbers.append(int(segment))
+    return Version(tuple(numbers), prerelease or "", metadata or "")
 
 
 def _padded(version: Version) -> tuple[int, ...]:
@@ -220,13 +258,15 @@ class Constraint:
 @lru_cache(maxsize=1024)
 def _parse_constraint(text: str) -> Constraint:
     if not isinstance(text, str):
-        raise ArgumentError(f"Malformed constraint: {text!r}")
+        raise ArgumentError(f"Malformed constraint: {_shown(text)}")
+    _check_length(text, "constraint")
     terms = []
     for single in text.split(","):
         match = _CONSTRAINT_RE.match(single)
         if match is None:
-            raise ArgumentError(f"Malformed constraint: {single.strip() or text}")
-        terms.append((match.group(1), _from_match(match.group(3), match[4] or match[5], match[6])))
+            raise ArgumentError(f"Malformed constraint: {_shown(single.strip() or text)}")
+        version = _from_match(text, match.group(3), match[4] or match[5], match[6], "constraint")
+        terms.append((match.group(1), version))
     return Constraint(tuple(terms), text)
 
 

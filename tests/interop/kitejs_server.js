@@ -19,6 +19,11 @@ const server = new KiteServer({
       for (let i = 0; i < n; i++) fn(i)
       done(null, n)
     },
+    // calls cb n times (n, n-1, ..., 1), then answers: the caller must have seen all n first
+    countdown: (n, cb, done) => {
+      for (let i = n; i > 0; i--) cb(null, i)
+      done(null, 'done')
+    },
   },
 })
 server.listen(Number(port))

@@ -150,3 +150,37 @@ async def test_python_client_calls_kitejs_server(
             assert await client.tell("square", 3) == 9  # the connection is still fine
     # kite.js wraps every callback invocation it sends as one {"error": a0, "result": a1}
     assert seen == [{"error": 0}, {"error": 1}, {"error": 2}]
+
+
+@pytest.mark.parametrize(
+    ("kitejs_server", "transport"),
+    [("sockjs", None), ("websocket", None)],
+    indirect=["kitejs_server"],
+)
+async def test_kitejs_countdown_callbacks_all_run_before_tell_returns(
+    kitejs_server: tuple[str, str],
+    transport: str | None,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 10.6: kite.js sends 50 callback invocations, then the reply; when ``tell``
+    returns, all 50 have run, in wire order (synchronous and asynchronous callbacks)."""
+    _, url = kitejs_server
+    monkeypatch.setenv("KITE_HOME", str(tmp_path))
+    kite = Kite("caller", "1.0.0", config=make_config(), plugins=load_plugins(names=PLUGINS))
+    with anyio.fail_after(60):
+        async with kite.new_client(url, transport=transport) as client:
+            seen: list[Any] = []
+            assert await client.tell("countdown", 50, seen.append) == "done"
+            assert seen == [{"error": None, "result": i} for i in range(50, 0, -1)]
+
+            finished: list[int] = []
+
+            async def record(response: dict[str, Any]) -> None:
+                await anyio.lowlevel.checkpoint()  # an awaiting callback still runs first
+                finished.append(response["result"])
+
+            for _ in range(3):
+                finished.clear()
+                assert await client.tell("countdown", 50, record) == "done"
+                assert finished == list(range(50, 0, -1))

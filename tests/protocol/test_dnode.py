@@ -463,3 +463,15 @@ def test_pure_python_encoder_fallback_matches(monkeypatch: pytest.MonkeyPatch) -
     for bad in (math.nan, Unserialisable()):
         with pytest.raises((TypeError, ValueError)):
             slow({"arguments": [bad]})
+
+
+def test_lone_surrogates_go_out_escaped_and_come_back() -> None:
+    """Text UTF-8 cannot carry (a peer's "\\ud800", a surrogateescape filename) is sent as a
+    JSON escape instead of failing in the transport."""
+    from kitecore.protocol import decode, encode_call
+
+    text = encode_call(0, ["\ud800", "é", "\udcff.txt"], {})
+    assert text.isascii()
+    text.encode("utf-8")
+    assert decode(text).arguments == ["\ud800", "é", "\udcff.txt"]
+    assert not encode_call(0, ["é"], {}).isascii()  # the usual case keeps non-ASCII as is

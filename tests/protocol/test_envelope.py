@@ -231,6 +231,8 @@ def test_response_arguments_error_encodes_like_go() -> None:
         ([None, "pong"], "pong"),
         ([None, None], None),
         ([None, 1, 2], 1),
+        # kite.js answers (null) for a handler that returned undefined (issue 10.5)
+        ([None], None),
     ],
 )
 def test_parse_response_results(arguments: list[Any], result: Any) -> None:
@@ -277,7 +279,7 @@ def test_parse_response_errors(arguments: list[Any], cls: type[KiteError], messa
 
 @pytest.mark.parametrize(
     "arguments",
-    [[], [5], [None], ["x"], [{"foo": 1}], [{}], [[{"error": None}]]],
+    [[], [5], ["x"], [{"foo": 1}], [{}], [[{"error": None}]]],
 )
 def test_parse_response_invalid(arguments: list[Any]) -> None:
     with pytest.raises(InvalidResponseError) as info:
