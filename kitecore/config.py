@@ -109,6 +109,18 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
+    # --- network limits (docs/limits.md, "Network") ---
+    #: Accepted connections open at once (0: only the descriptor limit); more get a 503.
+    max_connections: int = 16384
+    #: Accepted connections open at once from one peer address (0: no limit).
+    max_connections_per_ip: int = 0
+    #: Seconds an upgraded connection may receive nothing before it is closed (0: never);
+    #: it is pinged after half of that, and a peer that answers is kept.
+    idle_timeout: float = 300.0
+    #: Bytes queued for a peer that does not read before its connection is closed (1008).
+    max_outbound_bytes: int = 64 * 1024 * 1024
+    #: Largest HTTP request head accepted (431 beyond).
+    max_header_size: int = 64 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Config:
@@ -197,6 +209,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_HANDSHAKE_TIMEOUT": ("handshake_timeout", parse_duration),
     "KITE_VERIFY_TTL": ("verify_ttl", parse_duration),
     "KITE_MAX_MESSAGE_SIZE": ("max_message_size", int),
+    # network limits
+    "KITE_MAX_CONNECTIONS": ("max_connections", int),
+    "KITE_MAX_CONNECTIONS_PER_IP": ("max_connections_per_ip", int),
+    "KITE_IDLE_TIMEOUT": ("idle_timeout", parse_duration),
+    "KITE_MAX_OUTBOUND_BYTES": ("max_outbound_bytes", int),
+    "KITE_MAX_HEADER_SIZE": ("max_header_size", int),
 }
 
 

@@ -386,7 +386,15 @@ class Kite:
         await group.__aenter__()
         self._task_group = group
         try:
-            server = HTTPServer(max_message_size=self.config.max_message_size)
+            config = self.config
+            server = HTTPServer(
+                max_message_size=config.max_message_size,
+                max_header_size=config.max_header_size,
+                max_connections=config.max_connections,
+                max_connections_per_ip=config.max_connections_per_ip,
+                websocket_idle_timeout=config.idle_timeout or None,
+                max_outbound_bytes=config.max_outbound_bytes or None,
+            )
             for transport in self.plugins.transports.values():
                 transport.mount(server, "/kite", self._accept)
             for path, handler, methods in self._http_routes:
