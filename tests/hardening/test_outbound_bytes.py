@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 from hardening_helpers import square_answered
-from net_helpers import CALLER, OP_CLOSE, OP_TEXT, RawWebSocket, call_message, client_frame
-from net_helpers import wait_logged
+from net_helpers import (
+    CALLER,
+    OP_CLOSE,
+    OP_TEXT,
+    RawWebSocket,
+    call_message,
+    client_frame,
+    wait_logged,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -51,11 +58,11 @@ async def test_callbacks_to_a_peer_that_does_not_read_close_it_with_1008(
     )
     baseline = kite.rss()
     ws = RawWebSocket(kite.port, rcvbuf=4096)
+    options = {"kite": CALLER, "responseCallback": "[Function]"}
+    options["withArgs"] = [2000, 65536, "[Function]"]
     request = {
         "method": "flood",
-        "arguments": [
-            {"kite": CALLER, "responseCallback": "[Function]", "withArgs": [2000, 65536, "[Function]"]}
-        ],
+        "arguments": [options],
         "callbacks": {"0": [0, "responseCallback"], "1": [0, "withArgs", 2]},
     }
     ws.send_text(json.dumps(request))  # 128 MB of callbacks, none read for now
