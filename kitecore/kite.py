@@ -374,7 +374,13 @@ class Kite:
             dialed=False,
             max_message_size=self.config.max_message_size,
         )
-        await client._serve(connection)
+        try:
+            await client._serve(connection)
+        finally:
+            # client and connection refer to each other: unlinked, both are freed the moment
+            # the connection ends instead of at the next full garbage collection (which, for
+            # long-lived connections, may be a long time away)
+            client.connection = None
 
     # ------------------------------------------------------------ lifecycle
 

@@ -101,7 +101,7 @@ def websocket_connection(
     if read_ahead:
         initial_data = b"".join((initial_data, *read_ahead))
         read_ahead.clear()
-    return AsyncioWebSocketConnection(
+    ws = AsyncioWebSocketConnection(
         stream,
         transport,
         client=client,
@@ -110,6 +110,10 @@ def websocket_connection(
         close_timeout=close_timeout,
         max_outbound_bytes=max_outbound_bytes,
     )
+    # anyio's protocol (a read queue and two events: about 2.5 KB per connection) is out of
+    # use now: the transport calls ws, and the stream is only closed through its transport
+    stream._protocol = None  # type: ignore[attr-defined]
+    return ws
 
 
 def closes_at_once(stream: ByteStream) -> bool:
@@ -219,6 +223,11 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport closed: wake everyone waiting."""
         self._lost = True
+        # asyncio's socket transport keeps a bound method of itself (its read callback): a
+        # reference cycle that would hold it, its socket and much of this connection's
+        # memory until a full garbage collection. It reads no more: break the cycle.
+        if hasattr(self._transport, "_read_ready_cb"):
+            self._transport._read_ready_cb = None
         self._peer_gone()
         drain_waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in drain_waiters:

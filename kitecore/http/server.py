@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import re
 import socket
 import ssl
@@ -42,7 +43,12 @@ from wsproto.utilities import generate_accept_token
 from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_stream import closes_at_once, websocket_connection
 from kitecore.http.headers import Headers
-from kitecore.http.limits import ConnectionLimits, accept_forever, descriptor_headroom_limit
+from kitecore.http.limits import (
+    ConnectionLimits,
+    accept_forever,
+    descriptor_headroom_limit,
+    release_free_memory,
+)
 from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection, _monotonic
 
 __all__ = [
@@ -63,6 +69,8 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
 #: Request headers that change the message framing: such requests are left to h11.
 _FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
+#: Seconds between most of a crowd of connections closing and freeing memory.
+_RELEASE_DELAY = 1.0
 #: What a connection over the limits gets before it is closed (nothing has been read).
 _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n"
@@ -275,6 +283,7 @@ class HTTPServer:
         self._http_routes = _RouteTable()
         self._ws_routes = _RouteTable()
         self._websockets: set[WebSocketConnection] = set()
+        self._releasing_memory = False
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -376,8 +385,8 @@ class HTTPServer:
         logger.debug("refused a connection from %s: %s", host, refusal)
         get_socket = attributes.get(SocketAttribute.raw_socket)
         if get_socket is not None and ssl_context is None:
-            try:
-                get_socket().send(_UNAVAILABLE)
+            try:  # nothing is buffered yet: a direct, non-blocking write is in order
+                os.write(get_socket().fileno(), _UNAVAILABLE)
             except OSError:
                 pass
         await _aclose_quietly(stream)
@@ -407,9 +416,26 @@ class HTTPServer:
                 except BaseException as exc:
                     await TLSListener.handle_handshake_error(exc, stream)
                     return
+            del attributes, get_socket, raw_socket  # not kept for the connection's life
             await self.handle_connection(stream, _format_address(remote))
         finally:
-            self.limits.release(host)
+            if (
+                self.limits.release(host)
+                and not self._releasing_memory
+                and self._task_group is not None
+            ):
+                self._releasing_memory = True
+                self._task_group.start_soon(self._release_memory)
+
+    async def _release_memory(self) -> None:
+        """Most of a crowd of connections has gone: once the burst of closes is over, give
+        free memory back to the system."""
+        try:
+            await anyio.sleep(_RELEASE_DELAY)
+            self._websockets = set(self._websockets)  # a set never shrinks by itself
+            release_free_memory()
+        finally:
+            self._releasing_memory = False
 
     async def _close_idle_websockets(self, timeout: float) -> None:
         """Every quarter of ``timeout``: ping the upgraded connections silent for half of it,
@@ -427,15 +453,30 @@ class HTTPServer:
 
     async def handle_connection(self, stream: ByteStream, remote_address: str = "") -> None:
         """Serve one accepted connection until it closes; never raises (errors are logged)."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+        # h11 is set up only when the upgrade fast path declines: an upgraded connection
+        # would keep it (several hundred bytes) for its whole life
+        conn: h11.Connection | None = None
         try:
+            with anyio.fail_after(self.handshake_timeout):
+                fast, read, eof = await self._read_plain_upgrade(stream, remote_address)
+            if fast is not None:
+                request, handler, key, trailing = fast
+                del fast, read
+                await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
+                return
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+            conn.receive_data(read)
+            if eof:
+                conn.receive_data(b"")
             await self._serve_requests(conn, stream, remote_address)
         except _BadRequest as exc:
             logger.debug("bad request from %s: %s", remote_address, exc)
-            await _send_error(conn, stream, exc.status, str(exc), exc.headers)
+            if conn is not None:
+                await _send_error(conn, stream, exc.status, str(exc), exc.headers)
         except h11.RemoteProtocolError as exc:
             logger.debug("invalid HTTP from %s: %s", remote_address, exc)
-            await _send_error(conn, stream, exc.error_status_hint, str(exc))
+            if conn is not None:
+                await _send_error(conn, stream, exc.error_status_hint, str(exc))
         except TimeoutError:
             logger.debug("connection from %s timed out", remote_address)
         except _PEER_GONE:
@@ -452,12 +493,6 @@ class HTTPServer:
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str
     ) -> None:
-        with anyio.fail_after(self.handshake_timeout):
-            fast = await self._read_plain_upgrade(conn, stream, remote_address)
-        if fast is not None:
-            request, handler, key, trailing = fast
-            await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
-            return
         timeout = self.handshake_timeout
         while True:
             with anyio.fail_after(timeout):
@@ -577,15 +612,16 @@ class HTTPServer:
                 await anyio.sleep_forever()
 
     async def _read_plain_upgrade(
-        self, conn: h11.Connection, stream: ByteStream, remote_address: str
-    ) -> tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None:
+        self, stream: ByteStream, remote_address: str
+    ) -> tuple[tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None, bytes, bool]:
         """Read a connection's first request head and take the common case by hand.
 
         For a plainly valid WebSocket upgrade to a mounted route (``GET``, CRLF line ends, no
-        body, version 13, a valid key) this returns ``(request, handler, key, bytes after the
-        head)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding, odd
-        bytes, a body, another method, an error to answer) returns None after feeding h11
-        everything read, so h11 parses it (and answers errors) as if it had read it itself.
+        body, version 13, a valid key) this returns ``((request, handler, key, bytes after the
+        head), ...)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding,
+        odd bytes, a body, another method, an error to answer) returns ``(None, bytes read,
+        whether the peer closed)``: fed to h11, it parses them (and answers errors) as if it
+        had read them itself.
         """
         data = b""
         end = -1
@@ -605,11 +641,8 @@ class HTTPServer:
             fast = self._parse_plain_upgrade(data[:end], remote_address)
             if fast is not None:
                 request, handler, key = fast
-                return request, handler, key, data[end + 4 :]
-        conn.receive_data(data)
-        if eof:
-            conn.receive_data(b"")
-        return None
+                return (request, handler, key, data[end + 4 :]), b"", False
+        return None, data, eof
 
     def _parse_plain_upgrade(
         self, head: bytes, remote_address: str
