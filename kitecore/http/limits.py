@@ -134,14 +134,18 @@ async def accept_forever(
     while True:
         try:
             stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno in _TRANSIENT:
+        except (OSError, anyio.BrokenResourceError) as exc:
+            # anyio's trio backend raises BrokenResourceError from the OSError
+            error = exc if isinstance(exc, OSError) else exc.__cause__
+            code = getattr(error, "errno", None)
+            if code in _TRANSIENT:
                 continue
-            if exc.errno not in _EXHAUSTED:
+            if code not in _EXHAUSTED:
                 raise
             if not failures:
                 logger.warning(
-                    "cannot accept connections (%s); retrying, open connections are served", exc
+                    "cannot accept connections (%s); retrying, open connections are served",
+                    error,
                 )
             failures += 1
             await anyio.sleep(backoff)

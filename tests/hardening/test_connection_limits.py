@@ -13,7 +13,11 @@ from net_helpers import http_exchange, raw_connect, upgrade_request
 
 from kitecore.client import DialError
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # the attacked kite runs on either backend: the asyncio fast path and the portable one
+    pytest.mark.parametrize("backend", ["asyncio", "trio"]),
+]
 
 RSS_GROWTH_BOUND = 64 * 2**20
 
@@ -33,8 +37,8 @@ async def eventually_served(url: str, timeout: float = 20.0) -> bool:
                 await anyio.sleep(0.05)
 
 
-async def test_connections_past_max_connections_get_503(kite_process) -> None:
-    kite = await kite_process(env={"KITE_MAX_CONNECTIONS": "50"})
+async def test_connections_past_max_connections_get_503(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend, env={"KITE_MAX_CONNECTIONS": "50"})
     baseline = kite.rss()
     held = [raw_connect(kite.port) for _ in range(50)]
     extra = [raw_connect(kite.port) for _ in range(20)]
@@ -53,8 +57,8 @@ async def test_connections_past_max_connections_get_503(kite_process) -> None:
     assert await square_answered(kite.url)
 
 
-async def test_connections_per_address_are_limited_when_enabled(kite_process) -> None:
-    kite = await kite_process(env={"KITE_MAX_CONNECTIONS_PER_IP": "5"})
+async def test_connections_per_address_are_limited_when_enabled(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend, env={"KITE_MAX_CONNECTIONS_PER_IP": "5"})
     held = [raw_connect(kite.port) for _ in range(5)]
     try:
         sixth = raw_connect(kite.port)

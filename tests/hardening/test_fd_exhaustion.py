@@ -13,7 +13,11 @@ import pytest
 from hardening_helpers import square_answered
 from net_helpers import raw_connect, wait_logged
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # the attacked kite runs on either backend: the asyncio fast path and the portable one
+    pytest.mark.parametrize("backend", ["asyncio", "trio"]),
+]
 
 FD_HOG_KITE = Path(__file__).with_name("fd_hog_kite.py")
 #: What 300 idle connections may add to the kite's memory.
@@ -22,8 +26,9 @@ RSS_GROWTH_BOUND = 64 * 2**20
 
 async def test_connections_past_the_descriptor_limit_get_503_and_the_kite_lives(
     kite_process,
+    backend: str,
 ) -> None:
-    kite = await kite_process(nofile=256)
+    kite = await kite_process(backend=backend, nofile=256)
     baseline = kite.rss()
     socks = [raw_connect(kite.port) for _ in range(300)]
     try:
@@ -44,8 +49,12 @@ async def test_connections_past_the_descriptor_limit_get_503_and_the_kite_lives(
     assert kite.alive
 
 
-async def test_accept_failing_with_emfile_backs_off_and_recovers(kite_process) -> None:
-    kite = await kite_process(script=FD_HOG_KITE, nofile=256, env={"HOG_LEAVE": "16"})
+async def test_accept_failing_with_emfile_backs_off_and_recovers(
+    kite_process, backend: str
+) -> None:
+    kite = await kite_process(
+        backend=backend, script=FD_HOG_KITE, nofile=256, env={"HOG_LEAVE": "16"}
+    )
     baseline = kite.rss()
     socks = [raw_connect(kite.port) for _ in range(300)]
     try:

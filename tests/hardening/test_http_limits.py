@@ -7,11 +7,15 @@ import pytest
 from hardening_helpers import square_answered
 from net_helpers import http_exchange, raw_connect, upgrade_request
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # the attacked kite runs on either backend: the asyncio fast path and the portable one
+    pytest.mark.parametrize("backend", ["asyncio", "trio"]),
+]
 
 
-async def test_an_http_1_0_upgrade_is_refused(kite_process) -> None:
-    kite = await kite_process()
+async def test_an_http_1_0_upgrade_is_refused(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend)
     sock = raw_connect(kite.port)
     head = http_exchange(sock, upgrade_request(version="1.0"))
     sock.close()
@@ -22,8 +26,10 @@ async def test_an_http_1_0_upgrade_is_refused(kite_process) -> None:
 
 
 @pytest.mark.parametrize("head_kib", [70, 100, 127])
-async def test_a_request_head_over_64_kib_gets_431(kite_process, head_kib: int) -> None:
-    kite = await kite_process()
+async def test_a_request_head_over_64_kib_gets_431(
+    kite_process, backend: str, head_kib: int
+) -> None:
+    kite = await kite_process(backend=backend)
     baseline = kite.rss()
     filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 1000) for i in range(head_kib))
     sock = raw_connect(kite.port)
@@ -35,8 +41,8 @@ async def test_a_request_head_over_64_kib_gets_431(kite_process, head_kib: int) 
     assert kite.rss() < baseline + 16 * 2**20
 
 
-async def test_a_head_just_under_the_limit_is_served(kite_process) -> None:
-    kite = await kite_process()
+async def test_a_head_just_under_the_limit_is_served(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend)
     filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 1000) for i in range(60))
     sock = raw_connect(kite.port)
     head = http_exchange(sock, upgrade_request(extra=filler))

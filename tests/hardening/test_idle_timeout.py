@@ -16,14 +16,20 @@ from net_helpers import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawWebSocket, call_
 
 from kitecore import Kite
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # the attacked kite runs on either backend: the asyncio fast path and the portable one
+    pytest.mark.parametrize("backend", ["asyncio", "trio"]),
+]
 
 IDLE = {"KITE_IDLE_TIMEOUT": "1"}
 RSS_GROWTH_BOUND = 32 * 2**20
 
 
-async def test_a_silent_connection_is_pinged_then_closed_with_1001(kite_process) -> None:
-    kite = await kite_process(env=IDLE)
+async def test_a_silent_connection_is_pinged_then_closed_with_1001(
+    kite_process, backend: str
+) -> None:
+    kite = await kite_process(backend=backend, env=IDLE)
     baseline = kite.rss()
     silent = [RawWebSocket(kite.port) for _ in range(20)]
     for ws in silent:
@@ -43,8 +49,8 @@ async def test_a_silent_connection_is_pinged_then_closed_with_1001(kite_process)
     assert kite.rss() < baseline + RSS_GROWTH_BOUND
 
 
-async def test_a_peer_that_answers_pings_is_kept(kite_process) -> None:
-    kite = await kite_process(env=IDLE)
+async def test_a_peer_that_answers_pings_is_kept(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend, env=IDLE)
     ws = RawWebSocket(kite.port)
     ws.sock.settimeout(0.2)
     pings = 0
@@ -70,8 +76,8 @@ async def test_a_peer_that_answers_pings_is_kept(kite_process) -> None:
     assert kite.alive
 
 
-async def test_an_idle_kite_client_stays_connected(kite_process) -> None:
-    kite = await kite_process(env=IDLE)
+async def test_an_idle_kite_client_stays_connected(kite_process, backend: str) -> None:
+    kite = await kite_process(backend=backend, env=IDLE)
     caller = Kite("idle-caller", "1.0.0")
     caller.config.disable_authentication = True
     caller.config.transport = "websocket"
