@@ -637,7 +637,7 @@ class HTTPServer:
                 break
             if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:
                 break
-        if end >= 0:
+        if 0 <= end <= self.max_header_size - 4:  # a longer head goes to h11's 431
             fast = self._parse_plain_upgrade(data[:end], remote_address)
             if fast is not None:
                 request, handler, key = fast

@@ -14,12 +14,15 @@ import struct
 from typing import Any
 
 import anyio
-from hardening_helpers import KiteProcess
+from hardening_helpers import KiteProcess, square_answered
+
+from kitecore.client import DialError
 
 __all__ = [
     "RawWebSocket",
     "call_message",
     "client_frame",
+    "eventually_served",
     "http_exchange",
     "raw_connect",
     "wait_logged",
@@ -48,6 +51,17 @@ async def wait_logged(kite: KiteProcess, text: str, timeout: float = 20.0) -> st
             if text in log:
                 return log
             await anyio.sleep(0.05)
+
+
+async def eventually_served(url: str, timeout: float = 20.0) -> bool:
+    """``square_answered``, retried while refused (503): the server may not have noticed
+    yet that connections closed."""
+    with anyio.fail_after(timeout):
+        while True:
+            try:
+                return await square_answered(url)
+            except DialError:
+                await anyio.sleep(0.05)
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:

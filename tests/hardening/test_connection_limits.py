@@ -6,10 +6,9 @@ the connections already open are untouched, and room made by closing some is usa
 
 from __future__ import annotations
 
-import anyio
 import pytest
 from hardening_helpers import square_answered
-from net_helpers import http_exchange, raw_connect, upgrade_request
+from net_helpers import eventually_served, http_exchange, raw_connect, upgrade_request
 
 from kitecore.client import DialError
 
@@ -24,17 +23,6 @@ RSS_GROWTH_BOUND = 64 * 2**20
 
 def refused(sock) -> bool:  # type: ignore[no-untyped-def]
     return bool(sock.recv(4096).startswith(b"HTTP/1.1 503 Service Unavailable"))
-
-
-async def eventually_served(url: str, timeout: float = 20.0) -> bool:
-    """``square_answered`` once the server has noticed closed connections (it may answer
-    503 until then)."""
-    with anyio.fail_after(timeout):
-        while True:
-            try:
-                return await square_answered(url)
-            except DialError:
-                await anyio.sleep(0.05)
 
 
 async def test_connections_past_max_connections_get_503(kite_process, backend: str) -> None:
