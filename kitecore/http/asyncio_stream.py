@@ -186,6 +186,8 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if initial_data:
             self.data_received(initial_data)
+        # whatever state anyio left the transport in, the first update must act
+        self._reading = self._read_paused
         self._update_reading()
 
     # --- asyncio.Protocol callbacks ----------------------------------------------------------
