@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import pytest
-from hardening_helpers import free_port, square_answered
-from net_helpers import (
-    eventually_served,
-    http_exchange,
-    raw_connect,
-    upgrade_request,
-    wait_logged,
-)
-
-from kitecore.kontrol.testing import KontrolProcess
+from hardening_helpers import square_answered
+from net_helpers import eventually_served, raw_connect, wait_logged
 
 pytestmark = [
     pytest.mark.anyio,
@@ -77,36 +68,3 @@ async def test_accept_failing_with_emfile_backs_off_and_recovers(
     assert kite.alive
     log = await wait_logged(kite, "accepting connections again")
     assert log.count("cannot accept connections") == 1  # once per burst, not per attempt
-
-
-class _LimitedKontrol(KontrolProcess):
-    """Kontrol under ``ulimit -n 256``."""
-
-    def command(self) -> list[str]:
-        return ["sh", "-c", 'ulimit -n 256 && exec "$@"', "sh", *super().command()]
-
-
-async def test_kontrol_survives_more_connections_than_descriptors(
-    tmp_path: Path, backend: str
-) -> None:
-    kontrol = _LimitedKontrol(tmp_path, port=free_port(), backend=backend)
-    await kontrol.start()
-    try:
-        assert kontrol.process is not None
-        socks = [raw_connect(kontrol.port) for _ in range(300)]
-        try:
-            assert socks[-1].recv(4096).startswith(b"HTTP/1.1 503 ")
-        finally:
-            for sock in socks:
-                sock.close()
-        with anyio.fail_after(20):
-            while True:  # served again once it has seen the flood close
-                sock = raw_connect(kontrol.port)
-                head = http_exchange(sock, upgrade_request())
-                sock.close()
-                if head.startswith(b"HTTP/1.1 101 "):
-                    break
-                await anyio.sleep(0.05)
-        assert kontrol.process.returncode is None
-    finally:
-        await kontrol.stop()
