@@ -76,6 +76,24 @@ def _positive_duration(text: str) -> float:
     return seconds
 
 
+def _duration_or_zero(text: str) -> float:
+    """A duration of zero (off) or more: seconds or a Go duration."""
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    return _positive_duration(text)
+
+
+def _whole_number(text: str) -> int:
+    """A whole number, zero or more."""
+    try:
+        number = int(text.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError("expected a whole number, zero or more")
+    return number
+
+
 def _positive_int(text: str) -> int:
     """A whole number above zero."""
     try:
@@ -153,6 +171,18 @@ class Config:
     # --- built-ins' limits (docs/limits.md, "Built-ins") ---
     #: Shortest ``kite.heartbeat`` interval honoured; shorter requests are raised to it (seconds).
     min_heartbeat_interval: float = 1.0
+    # --- network limits (docs/limits.md, "Network") ---
+    #: Accepted connections open at once (0: only the descriptor limit); more get a 503.
+    max_connections: int = 16384
+    #: Accepted connections open at once from one peer address (0: no limit).
+    max_connections_per_ip: int = 0
+    #: Seconds an upgraded connection may receive nothing before it is closed (0: never);
+    #: it is pinged after half of that, and a peer that answers is kept.
+    idle_timeout: float = 300.0
+    #: Bytes queued for a peer that does not read before its connection is closed (1008).
+    max_outbound_bytes: int = 64 * 1024 * 1024
+    #: Largest HTTP request head accepted (431 beyond).
+    max_header_size: int = 64 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Config:
@@ -247,6 +277,12 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_MIN_HEARTBEAT_INTERVAL": ("min_heartbeat_interval", _positive_duration),
     # connection limits
     "KITE_MAX_CALLBACKS": ("max_callbacks", _positive_int),
+    # network limits (0 turns the limit off where the field says so)
+    "KITE_MAX_CONNECTIONS": ("max_connections", _whole_number),
+    "KITE_MAX_CONNECTIONS_PER_IP": ("max_connections_per_ip", _whole_number),
+    "KITE_IDLE_TIMEOUT": ("idle_timeout", _duration_or_zero),
+    "KITE_MAX_OUTBOUND_BYTES": ("max_outbound_bytes", _whole_number),
+    "KITE_MAX_HEADER_SIZE": ("max_header_size", _positive_int),
 }
 
 

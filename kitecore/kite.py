@@ -392,7 +392,13 @@ class Kite:
             max_message_size=self.config.max_message_size,
             max_callbacks=self.config.max_callbacks,
         )
-        await client._serve(connection)
+        try:
+            await client._serve(connection)
+        finally:
+            # client and connection refer to each other: unlinked, both are freed the moment
+            # the connection ends instead of at the next full garbage collection (which, for
+            # long-lived connections, may be a long time away)
+            client.connection = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -404,7 +410,15 @@ class Kite:
         await group.__aenter__()
         self._task_group = group
         try:
-            server = HTTPServer(max_message_size=self.config.max_message_size)
+            config = self.config
+            server = HTTPServer(
+                max_message_size=config.max_message_size,
+                max_header_size=config.max_header_size,
+                max_connections=config.max_connections,
+                max_connections_per_ip=config.max_connections_per_ip,
+                websocket_idle_timeout=config.idle_timeout or None,
+                max_outbound_bytes=config.max_outbound_bytes or None,
+            )
             for transport in self.plugins.transports.values():
                 transport.mount(server, "/kite", self._accept)
             for path, handler, methods in self._http_routes:

@@ -20,7 +20,11 @@ when they differ, and always on trio and for TLS streams.
 
 Flow control: reading pauses while more than ``_PAUSE_MESSAGES`` messages (or
 ``_PAUSE_BYTES`` bytes of them) wait to be received, and resumes once they are all taken;
-senders wait while the transport buffers more than ``_WRITE_HIGH_WATER`` bytes.
+senders wait while the transport buffers more than ``WRITE_HIGH_WATER`` bytes, and on the
+accepting side reading pauses too until the peer takes them (a peer that does not read cannot
+make us queue replies without end). ``write_nowait`` (what the dnode connection uses, also
+for callbacks it initiates) always hands its bytes to the transport, counted against
+``max_outbound_bytes``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from anyio.abc import ByteStream
 
 from kitecore.http.errors import WebSocketProtocolError
 from kitecore.http.frames import (
+    OP_PING,
     OP_PONG,
     Close,
     ControlEvent,
@@ -44,7 +49,13 @@ from kitecore.http.frames import (
     encode_frame,
     encode_text,
 )
-from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
+from kitecore.http.websocket import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    OUTBOUND_LIMIT_CLOSE,
+    WRITE_HIGH_WATER,
+    WebSocketConnection,
+    _monotonic,
+)
 
 try:  # the stream class whose transport can be taken over (anyio internals, checked)
     from anyio._backends._asyncio import SocketStream as _AsyncioSocketStream
@@ -59,8 +70,6 @@ logger = logging.getLogger(__name__)
 _PAUSE_MESSAGES = 256
 #: Bytes read while messages were waiting past which the socket is no longer read.
 _PAUSE_BYTES = 1 << 20
-#: Bytes the transport may buffer before senders wait for the kernel to take them.
-_WRITE_HIGH_WATER = 64 * 1024
 
 
 def websocket_connection(
@@ -70,6 +79,7 @@ def websocket_connection(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     initial_data: bytes = b"",
     close_timeout: float = 2.0,
+    max_outbound_bytes: int | None = None,
 ) -> WebSocketConnection:
     """The fastest :class:`WebSocketConnection` for ``stream`` after an opening handshake.
 
@@ -85,19 +95,25 @@ def websocket_connection(
             max_message_size=max_message_size,
             initial_data=initial_data,
             close_timeout=close_timeout,
+            max_outbound_bytes=max_outbound_bytes,
         )
     read_ahead: deque[bytes] = stream._protocol.read_queue  # type: ignore[attr-defined]
     if read_ahead:
         initial_data = b"".join((initial_data, *read_ahead))
         read_ahead.clear()
-    return AsyncioWebSocketConnection(
+    ws = AsyncioWebSocketConnection(
         stream,
         transport,
         client=client,
         max_message_size=max_message_size,
         initial_data=initial_data,
         close_timeout=close_timeout,
+        max_outbound_bytes=max_outbound_bytes,
     )
+    # anyio's protocol (a read queue and two events: about 2.5 KB per connection) is out of
+    # use now: the transport calls ws, and the stream is only closed through its transport
+    stream._protocol = None  # type: ignore[attr-defined]
+    return ws
 
 
 def closes_at_once(stream: ByteStream) -> bool:
@@ -132,8 +148,8 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     """A :class:`WebSocketConnection` whose transport calls it back (an asyncio Protocol).
 
     Same API and semantics as the portable class, plus: :meth:`write_nowait` always writes
-    (the transport buffers what the kernel does not take) unless the transport is over its
-    high-water mark, so :attr:`pending_bytes` is always 0. Create it with
+    (the transport buffers what the kernel does not take, up to ``max_outbound_bytes``), so
+    :attr:`pending_bytes` is always 0. Create it with
     :func:`websocket_connection`, inside the event loop.
     """
 
@@ -150,9 +166,10 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         initial_data: bytes = b"",
         close_timeout: float = 2.0,
+        max_outbound_bytes: int | None = None,
     ) -> None:
         # Not super().__init__: that sets up the anyio-stream I/O this class replaces.
-        self._init_state(stream, client, max_message_size, close_timeout)
+        self._init_state(stream, client, max_message_size, close_timeout, max_outbound_bytes)
         self._loop = asyncio.get_running_loop()
         self._transport = transport
         self._receiver: asyncio.Future[None] | None = None  # the waiting receive(), if any
@@ -160,20 +177,24 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._error: WebSocketProtocolError | None = None  # raised once by receive()
         self._write_paused = False
-        self._read_paused = False
+        self._read_paused = False  # too many received messages wait to be taken
+        self._reading = False  # whether the transport reads (anyio left it paused)
+        self._pong_due: bytes | None = None  # the latest ping's payload, while writes wait
         self._lost = False  # connection_lost was called
         self._read_since_empty = 0  # bytes read while messages were waiting
         transport.set_protocol(self)
-        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if initial_data:
             self.data_received(initial_data)
-        if not self._read_paused:
-            transport.resume_reading()
+        # whatever state anyio left the transport in, the first update must act
+        self._reading = self._read_paused
+        self._update_reading()
 
     # --- asyncio.Protocol callbacks ----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """Decode ``data``; wake the receiver when messages (or the end) arrived."""
+        self.last_received = _monotonic()
         messages = self._messages
         if not messages:
             self._read_since_empty = 0
@@ -193,7 +214,7 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
                 len(messages) > _PAUSE_MESSAGES or self._read_since_empty > _PAUSE_BYTES
             ):
                 self._read_paused = True
-                self._transport.pause_reading()
+                self._update_reading()
             self._wake_receiver()
 
     def eof_received(self) -> bool:
@@ -204,6 +225,11 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport closed: wake everyone waiting."""
         self._lost = True
+        # asyncio's socket transport keeps a bound method of itself (its read callback): a
+        # reference cycle that would hold it, its socket and much of this connection's
+        # memory until a full garbage collection. It reads no more: break the cycle.
+        if hasattr(self._transport, "_read_ready_cb"):
+            self._transport._read_ready_cb = None
         self._peer_gone()
         drain_waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in drain_waiters:
@@ -211,12 +237,20 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
                 waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        """The transport buffers more than the high-water mark: senders wait."""
+        """The transport buffers more than the high-water mark: senders wait (and on the
+        accepting side, nothing more is read from the peer)."""
         self._write_paused = True
+        if not self._mask:
+            self._update_reading()
 
     def resume_writing(self) -> None:
         """The transport drained below the low-water mark: senders go on."""
         self._write_paused = False
+        pong, self._pong_due = self._pong_due, None
+        if pong is not None and not self._close_sent and not self._lost:
+            self._transport.write(encode_frame(OP_PONG, pong, mask=self._mask))
+        if not self._mask:
+            self._update_reading()
         drain_waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in drain_waiters:
             if not waiter.done():
@@ -262,8 +296,17 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
 
     def _resume_reading(self) -> None:
         self._read_paused = False
-        if not self._lost:
-            self._transport.resume_reading()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume the transport's reading to match the two reasons to pause."""
+        reading = not (self._read_paused or (self._write_paused and not self._mask))
+        if reading != self._reading and not self._lost:
+            self._reading = reading
+            if reading:
+                self._transport.resume_reading()
+            else:
+                self._transport.pause_reading()
 
     def _wake_receiver(self) -> None:
         waiter = self._receiver
@@ -278,7 +321,10 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     def _handle_controls(self, controls: list[ControlEvent]) -> None:
         for event in controls:
             if isinstance(event, Ping):
-                if not self._close_sent and not self._lost:
+                if self._write_paused:
+                    # the peer does not read: answer only its latest ping once it does
+                    self._pong_due = event.payload
+                elif not self._close_sent and not self._lost:
                     self._transport.write(encode_frame(OP_PONG, event.payload, mask=self._mask))
             elif isinstance(event, Close):
                 self._remote_closed = True
@@ -331,11 +377,10 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         self._write(data)
 
     def write_nowait(self, items: list[str]) -> bool:
-        """Write ``items`` now; False (nothing done) while the transport is over its
-        high-water mark, when :meth:`send_many` waits for it to drain. A dead connection
-        raises :class:`anyio.BrokenResourceError` (ClosedResourceError after aclose)."""
-        if self._write_paused:
-            return False
+        """Write ``items`` now (the transport buffers what the kernel does not take); always
+        True. A dead connection raises :class:`anyio.BrokenResourceError`
+        (ClosedResourceError after aclose), as does one closed because over
+        ``max_outbound_bytes`` would be queued."""
         mask = self._mask
         if len(items) == 1:
             self._write(encode_text(items[0], mask=mask))
@@ -368,7 +413,37 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if self._close_sent or self._remote_closed or self._local_closed:
             raise self._closed_error()
+        if self._write_paused and self._max_outbound is not None:
+            queued = self._transport.get_write_buffer_size()
+            if queued + len(data) > self._max_outbound:
+                self._outbound_overflow(queued + len(data))
         self._transport.write(data)
+
+    def _outbound_overflow(self, size: int) -> None:
+        """More than ``max_outbound_bytes`` would wait for a peer that does not read: close
+        with :data:`OUTBOUND_LIMIT_CLOSE` (the frame leaves if the peer ever reads; the
+        transport is aborted after the close timeout) and raise BrokenResourceError."""
+        code, reason = OUTBOUND_LIMIT_CLOSE
+        logger.warning(
+            "closing websocket with %d: %d bytes queued for a peer that does not read (limit %d)",
+            code,
+            size,
+            self._max_outbound,
+        )
+        self._protocol_error(ProtocolError(code, reason))
+        self._loop.call_later(self._close_timeout, self._abort)
+        raise anyio.BrokenResourceError(f"websocket closed with {code}: {reason}")
+
+    def _abort(self) -> None:
+        if not self._lost:
+            self._transport.abort()
+
+    def ping_nowait(self) -> bool:
+        """Send a ping (a keepalive) now; skipped while the peer does not read what we
+        send. Always False (nothing left for :meth:`flush`)."""
+        if not (self._write_paused or self._close_sent or self._lost or self.closed):
+            self._transport.write(encode_frame(OP_PING, b"", mask=self._mask))
+        return False
 
     async def _drain(self) -> None:
         while self._write_paused and not self._lost:

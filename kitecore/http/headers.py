@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from sys import intern as _intern
 
 __all__ = ["Headers"]
 
@@ -25,8 +26,11 @@ class Headers:
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from h11's byte pairs (names already lowercased by h11)."""
         headers = cls.__new__(cls)
+        # interned: the names, and values like "websocket" or "13", repeat on every
+        # connection, and an upgraded connection keeps its request headers for its life
         headers._items = tuple(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
+            (_intern(name.decode("latin-1")), _short_interned(value.decode("latin-1")))
+            for name, value in raw
         )
         return headers
 
@@ -67,3 +71,7 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({list(self._items)!r})"
+
+
+def _short_interned(value: str) -> str:
+    return _intern(value) if len(value) < 24 else value

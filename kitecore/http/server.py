@@ -7,6 +7,14 @@ mounts its long-polling, streaming and websocket routes under the same prefix.
 Each connection runs in its own task; whatever goes wrong in one (bad bytes, a handler that
 raises, a peer that vanishes) is answered or logged once and never reaches the others.
 
+Limits a peer meets (docs/limits.md lists them with their config fields): open connections
+in all and per peer address (beyond them a new connection gets a bare ``503`` and is closed
+at once, before any parsing); descriptor exhaustion only slows accepting down
+(:mod:`kitecore.http.limits`); an upgraded connection silent for ``websocket_idle_timeout``
+is closed with 1001 (it is pinged half-way, and a pong is traffic); bytes queued for a peer
+that does not read are capped by ``max_outbound_bytes`` (close code 1008); a request head is
+at most ``max_header_size`` bytes (431) and an upgrade must be HTTP/1.1.
+
 The upgrade follows the usual h11 hand-over: h11 parses the request, the server answers
 ``101 Switching Protocols`` through h11, then takes h11's ``trailing_data`` (bytes that came
 after the request) and hands the raw stream to :class:`WebSocketConnection`.
@@ -17,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import re
 import socket
 import ssl
@@ -27,14 +36,20 @@ from urllib.parse import parse_qs, unquote
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import ByteStream, SocketAttribute
-from anyio.streams.tls import TLSListener
+from anyio.abc import ByteStream, SocketAttribute, SocketStream
+from anyio.streams.tls import TLSListener, TLSStream
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_stream import closes_at_once, websocket_connection
 from kitecore.http.headers import Headers
-from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
+from kitecore.http.limits import (
+    ConnectionLimits,
+    accept_forever,
+    descriptor_headroom_limit,
+    release_free_memory,
+)
+from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection, _monotonic
 
 __all__ = [
     "HTTPHandler",
@@ -54,6 +69,13 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
 #: Request headers that change the message framing: such requests are left to h11.
 _FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
+#: Seconds between most of a crowd of connections closing and freeing memory.
+_RELEASE_DELAY = 1.0
+#: What a connection over the limits gets before it is closed (nothing has been read).
+_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n"
+    b"content-length: 25\r\n\r\ntoo many open connections"
+)
 _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
@@ -217,9 +239,17 @@ class HTTPServer:
     """An HTTP/1.1 server with WebSocket upgrade routes.
 
     ``max_message_size`` limits one WebSocket message, ``max_body_size`` one request body
-    (larger gets 413), ``max_header_size`` the request head. ``handshake_timeout`` bounds the
-    time a new connection has to deliver its first request, ``idle_timeout`` the time a
+    (larger gets 413), ``max_header_size`` the request head (431). ``handshake_timeout`` bounds
+    the time a new connection has to deliver its first request, ``idle_timeout`` the time a
     keep-alive connection may wait for its next one.
+
+    ``max_connections`` (0: none but the descriptor limit) and ``max_connections_per_ip``
+    (0: none) bound the accepted connections open at once: one more gets a ``503`` and is
+    closed. The descriptor limit always applies: at most the soft ``RLIMIT_NOFILE`` less a
+    reserve (see :func:`~kitecore.http.limits.descriptor_headroom_limit`).
+    ``websocket_idle_timeout`` (None: none) closes an upgraded connection that received
+    nothing for that long, pinging it half-way; ``max_outbound_bytes`` (None: none) caps the
+    bytes queued for one WebSocket peer that does not read.
     """
 
     def __init__(
@@ -231,6 +261,10 @@ class HTTPServer:
         handshake_timeout: float = 15.0,
         idle_timeout: float = 60.0,
         close_timeout: float = 2.0,
+        max_connections: int = 0,
+        max_connections_per_ip: int = 0,
+        websocket_idle_timeout: float | None = None,
+        max_outbound_bytes: int | None = None,
     ) -> None:
         self.max_message_size = max_message_size
         self.max_body_size = max_body_size
@@ -238,11 +272,18 @@ class HTTPServer:
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self.websocket_idle_timeout = websocket_idle_timeout
+        self.max_outbound_bytes = max_outbound_bytes
         self.host = ""
         self.port = 0
+        self.limits = ConnectionLimits(0)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._http_routes = _RouteTable()
         self._ws_routes = _RouteTable()
+        self._websockets: set[WebSocketConnection] = set()
+        self._releasing_memory = False
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -277,17 +318,31 @@ class HTTPServer:
         Cancelling closes the listener and every open connection.
         """
         tcp_listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        listener: anyio.abc.Listener[ByteStream] = tcp_listener
-        if ssl_context is not None:
-            listener = TLSListener(tcp_listener, ssl_context, standard_compatible=False)
-        async with listener, anyio.create_task_group() as tg:
+        limit = descriptor_headroom_limit()
+        if limit is not None and self.max_connections:
+            limit = min(limit, self.max_connections)
+        self.limits = ConnectionLimits(limit or self.max_connections, self.max_connections_per_ip)
+
+        async def admit(stream: SocketStream) -> None:
+            await self._admit(stream, tg, ssl_context)
+
+        async with tcp_listener, anyio.create_task_group() as tg:
             self.host = host
             self.port = tcp_listener.extra(SocketAttribute.local_port)
             self._task_group = tg
             try:
-                logger.info("listening on %s:%d", host, self.port)
+                logger.info(
+                    "listening on %s:%d (at most %s connections)",
+                    host,
+                    self.port,
+                    self.limits.max_connections or "unlimited",
+                )
+                if self.websocket_idle_timeout:
+                    tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
+                for listener in tcp_listener.listeners:
+                    tg.start_soon(accept_forever, listener, admit)
                 task_status.started(self.port)
-                await listener.serve(self._on_accept, tg)
+                await anyio.sleep_forever()
             finally:
                 self._task_group = None
 
@@ -314,31 +369,114 @@ class HTTPServer:
         except Exception:
             logger.exception("server task %r failed", func)
 
-    async def _on_accept(self, stream: ByteStream) -> None:
+    async def _admit(
+        self, stream: SocketStream, tg: anyio.abc.TaskGroup, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        """Start serving an accepted connection, or turn it away at once when over a limit."""
         # one look at the attribute table (``extra()`` builds it anew on every call)
         attributes = stream.extra_attributes
-        get_socket = attributes.get(SocketAttribute.raw_socket)
-        raw_socket = get_socket() if get_socket is not None else None
-        if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         get_remote = attributes.get(SocketAttribute.remote_address)
         remote = get_remote() if get_remote is not None else None
-        await self.handle_connection(stream, _format_address(remote))
+        host = str(remote[0]) if isinstance(remote, tuple) and remote else str(remote or "")
+        refusal = self.limits.admit(host)
+        if refusal is None:
+            tg.start_soon(self._on_accept, stream, attributes, remote, host, ssl_context)
+            return
+        logger.debug("refused a connection from %s: %s", host, refusal)
+        get_socket = attributes.get(SocketAttribute.raw_socket)
+        if get_socket is not None and ssl_context is None:
+            try:  # nothing is buffered yet: a direct, non-blocking write is in order
+                os.write(get_socket().fileno(), _UNAVAILABLE)
+            except OSError:
+                pass
+        await _aclose_quietly(stream)
+
+    async def _on_accept(
+        self,
+        stream: ByteStream,
+        attributes: dict[object, Callable[[], object]],
+        remote: object,
+        host: str,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        try:
+            get_socket = attributes.get(SocketAttribute.raw_socket)
+            raw_socket: socket.socket | None = get_socket() if get_socket is not None else None  # type: ignore[assignment]
+            if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            if ssl_context is not None:
+                try:
+                    with anyio.fail_after(self.handshake_timeout):
+                        stream = await TLSStream.wrap(
+                            stream, ssl_context=ssl_context, standard_compatible=False
+                        )
+                except BaseException as exc:
+                    await TLSListener.handle_handshake_error(exc, stream)
+                    return
+            del attributes, get_socket, raw_socket  # not kept for the connection's life
+            await self.handle_connection(stream, _format_address(remote))
+        finally:
+            if (
+                self.limits.release(host)
+                and not self._releasing_memory
+                and self._task_group is not None
+            ):
+                self._releasing_memory = True
+                self._task_group.start_soon(self._release_memory)
+
+    async def _release_memory(self) -> None:
+        """Most of a crowd of connections has gone: once the burst of closes is over, give
+        free memory back to the system."""
+        try:
+            await anyio.sleep(_RELEASE_DELAY)
+            self._websockets = set(self._websockets)  # a set never shrinks by itself
+            release_free_memory()
+        finally:
+            self._releasing_memory = False
+
+    async def _close_idle_websockets(self, timeout: float) -> None:
+        """Every quarter of ``timeout``: ping the upgraded connections silent for half of it,
+        close (1001) those silent for all of it."""
+        while True:
+            await anyio.sleep(timeout / 4)
+            now = _monotonic()
+            for ws in list(self._websockets):
+                silent = now - ws.last_received
+                if silent >= timeout:
+                    self._websockets.discard(ws)
+                    self.start_soon(ws.aclose, 1001, "idle timeout")
+                elif silent >= timeout / 2 and ws.ping_nowait():
+                    self.start_soon(ws.flush)
 
     async def handle_connection(self, stream: ByteStream, remote_address: str = "") -> None:
         """Serve one accepted connection until it closes; never raises (errors are logged)."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+        # h11 is set up only when the upgrade fast path declines: an upgraded connection
+        # would keep it (several hundred bytes) for its whole life
+        conn: h11.Connection | None = None
         try:
+            with anyio.fail_after(self.handshake_timeout):
+                fast, read, eof = await self._read_plain_upgrade(stream, remote_address)
+            if fast is not None:
+                request, handler, key, trailing = fast
+                del fast, read
+                await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
+                return
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+            conn.receive_data(read)
+            if eof:
+                conn.receive_data(b"")
             await self._serve_requests(conn, stream, remote_address)
         except _BadRequest as exc:
             logger.debug("bad request from %s: %s", remote_address, exc)
-            await _send_error(conn, stream, exc.status, str(exc), exc.headers)
+            if conn is not None:
+                await _send_error(conn, stream, exc.status, str(exc), exc.headers)
         except h11.RemoteProtocolError as exc:
             logger.debug("invalid HTTP from %s: %s", remote_address, exc)
-            await _send_error(conn, stream, exc.error_status_hint, str(exc))
+            if conn is not None:
+                await _send_error(conn, stream, exc.error_status_hint, str(exc))
         except TimeoutError:
             logger.debug("connection from %s timed out", remote_address)
         except _PEER_GONE:
@@ -355,12 +493,6 @@ class HTTPServer:
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str
     ) -> None:
-        with anyio.fail_after(self.handshake_timeout):
-            fast = await self._read_plain_upgrade(conn, stream, remote_address)
-        if fast is not None:
-            request, handler, key, trailing = fast
-            await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
-            return
         timeout = self.handshake_timeout
         while True:
             with anyio.fail_after(timeout):
@@ -368,12 +500,18 @@ class HTTPServer:
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 assert isinstance(event, h11.Request)
+                if _head_size(event) > self.max_header_size:
+                    # h11 checks its buffer only while a head is incomplete, so a head that
+                    # completes within the same read may pass its limit by up to a read
+                    raise _BadRequest(431, f"request head over {self.max_header_size} bytes")
                 request = _make_request(event, remote_address)
                 body = await self._read_body(conn, stream, event)
             request.body = body
             if request.is_websocket_upgrade:
                 candidates = self._ws_routes.find(request.path)
                 if candidates:
+                    if request.http_version != "1.1":  # RFC 6455 section 4.1
+                        raise _BadRequest(400, "a websocket upgrade needs HTTP/1.1")
                     route, request.match = candidates[0]
                     await self._run_websocket(conn, stream, request, route.handler)
                     return
@@ -474,15 +612,16 @@ class HTTPServer:
                 await anyio.sleep_forever()
 
     async def _read_plain_upgrade(
-        self, conn: h11.Connection, stream: ByteStream, remote_address: str
-    ) -> tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None:
+        self, stream: ByteStream, remote_address: str
+    ) -> tuple[tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None, bytes, bool]:
         """Read a connection's first request head and take the common case by hand.
 
         For a plainly valid WebSocket upgrade to a mounted route (``GET``, CRLF line ends, no
-        body, version 13, a valid key) this returns ``(request, handler, key, bytes after the
-        head)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding, odd
-        bytes, a body, another method, an error to answer) returns None after feeding h11
-        everything read, so h11 parses it (and answers errors) as if it had read it itself.
+        body, version 13, a valid key) this returns ``((request, handler, key, bytes after the
+        head), ...)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding,
+        odd bytes, a body, another method, an error to answer) returns ``(None, bytes read,
+        whether the peer closed)``: fed to h11, it parses them (and answers errors) as if it
+        had read them itself.
         """
         data = b""
         end = -1
@@ -498,15 +637,12 @@ class HTTPServer:
                 break
             if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:
                 break
-        if end >= 0:
+        if 0 <= end <= self.max_header_size - 4:  # a longer head goes to h11's 431
             fast = self._parse_plain_upgrade(data[:end], remote_address)
             if fast is not None:
                 request, handler, key = fast
-                return request, handler, key, data[end + 4 :]
-        conn.receive_data(data)
-        if eof:
-            conn.receive_data(b"")
-        return None
+                return (request, handler, key, data[end + 4 :]), b"", False
+        return None, data, eof
 
     def _parse_plain_upgrade(
         self, head: bytes, remote_address: str
@@ -583,7 +719,10 @@ class HTTPServer:
             max_message_size=self.max_message_size,
             initial_data=trailing,
             close_timeout=self.close_timeout,
+            max_outbound_bytes=self.max_outbound_bytes,
         )
+        if self.websocket_idle_timeout:
+            self._websockets.add(ws)
         try:
             await handler(ws, request)
         except (*_PEER_GONE, anyio.BusyResourceError) as exc:
@@ -594,6 +733,7 @@ class HTTPServer:
             logger.exception("websocket handler for %s failed", request.path)
             await ws.aclose(1011, "internal error")
         finally:
+            self._websockets.discard(ws)
             await ws.aclose(1000)
 
 
@@ -609,6 +749,14 @@ def _format_address(address: object) -> str:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address) if address else ""
+
+
+def _head_size(event: h11.Request) -> int:
+    """The size of the request head ``event`` was parsed from (give or take whitespace)."""
+    size = len(event.method) + len(event.target) + 14  # "M T HTTP/1.1\r\n" + the last CRLF
+    for name, value in event.headers:
+        size += len(name) + len(value) + 4
+    return size
 
 
 def _make_request(event: h11.Request, remote_address: str) -> HTTPRequest:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +30,7 @@ from anyio.abc import ByteStream, ObjectStream, SocketAttribute
 
 from kitecore.http.errors import WebSocketProtocolError
 from kitecore.http.frames import (
+    OP_PING,
     OP_PONG,
     Close,
     ControlEvent,
@@ -51,6 +54,11 @@ _DRAIN_TIMEOUT = 30.0
 #: Writing to a socket's descriptor with os.write works on POSIX systems only.
 _DIRECT_WRITES = os.name == "posix"
 _PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, OSError)
+#: Bytes queued for the peer past which an accepting (server) side stops reading from it.
+WRITE_HIGH_WATER = 64 * 1024
+#: The close code and reason of a connection closed because its peer does not read.
+OUTBOUND_LIMIT_CLOSE = (1008, "outbound buffer limit: peer does not read")
+_monotonic = time.monotonic
 
 
 class WebSocketConnection(ObjectStream[str]):
@@ -62,6 +70,15 @@ class WebSocketConnection(ObjectStream[str]):
 
     ``close_code`` / ``close_reason`` say why the connection ended: the code of the first close
     frame sent or received, or 1006 when the peer vanished without one.
+
+    Flow control: bytes the kernel does not take at once are queued here and counted
+    (:attr:`pending_bytes`). On the accepting side (``client=False``) nothing more is read from
+    the peer while over :data:`WRITE_HIGH_WATER` bytes wait for it, and ``max_outbound_bytes``
+    (None: no limit) caps them: a send that would queue more closes the connection with
+    :data:`OUTBOUND_LIMIT_CLOSE` and raises :class:`anyio.BrokenResourceError`. Pings are
+    answered with at most one queued pong (the latest, as RFC 6455 section 5.5.3 allows).
+    ``last_received`` is the :func:`time.monotonic` time bytes last came from the peer (what an
+    idle timeout looks at).
     """
 
     def __init__(
@@ -72,8 +89,9 @@ class WebSocketConnection(ObjectStream[str]):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         initial_data: bytes = b"",
         close_timeout: float = 2.0,
+        max_outbound_bytes: int | None = None,
     ) -> None:
-        self._init_state(stream, client, max_message_size, close_timeout)
+        self._init_state(stream, client, max_message_size, close_timeout, max_outbound_bytes)
         # Only a plain socket stream may be written to directly (never a TLS stream).
         self._raw_socket: Any = (
             stream.extra(SocketAttribute.raw_socket, None)
@@ -84,16 +102,25 @@ class WebSocketConnection(ObjectStream[str]):
         self._stream_closed = anyio.Event()
         self._initial = initial_data
         self._receiving = False
-        # bytes of a frame that send_nowait could only partly write; sent first by _write
-        self._remainder = b""
+        # bytes write_nowait could not write at once, oldest first; sent first by _write
+        self._remainder: list[bytes] = []
+        self._remainder_size = 0
+        self._writing = 0  # bytes _write is handing to the stream right now
 
     def _init_state(
-        self, stream: ByteStream, client: bool, max_message_size: int, close_timeout: float
+        self,
+        stream: ByteStream,
+        client: bool,
+        max_message_size: int,
+        close_timeout: float,
+        max_outbound_bytes: int | None = None,
     ) -> None:
         """The protocol state every implementation shares (subclasses with their own I/O call
         this instead of ``__init__``)."""
         self._stream = stream
         self._mask = client
+        self._max_outbound = max_outbound_bytes
+        self.last_received = _monotonic()
         self._decoder = FrameDecoder(expect_masked=not client, max_message_size=max_message_size)
         self._messages = self._decoder.messages
         self._close_timeout = close_timeout
@@ -141,9 +168,14 @@ class WebSocketConnection(ObjectStream[str]):
             if self._initial:
                 data, self._initial = self._initial, b""
             else:
+                if not self._mask and self._remainder_size + self._writing > WRITE_HIGH_WATER:
+                    # the peer does not take what we send: read nothing more until it does
+                    await self.flush()
+                    continue
                 self._receiving = True
                 try:
                     data = await self._stream.receive(_READ_SIZE)
+                    self.last_received = _monotonic()
                 except anyio.ClosedResourceError:
                     if self._local_closed:
                         raise
@@ -229,36 +261,84 @@ class WebSocketConnection(ObjectStream[str]):
         :meth:`flush` when :attr:`pending_bytes` is non-zero. A dead connection raises
         :class:`anyio.BrokenResourceError` (or ClosedResourceError after a local close).
         """
-        raw = self._raw_socket
-        if raw is None or self._remainder or self._send_lock.locked():
-            return False
         if self._close_sent or self._remote_closed or self._local_closed:
             raise self._closed_error()
-        fd = raw.fileno()
-        if fd < 0:
-            return False
         mask = self._mask
         if len(items) == 1:
             data = encode_text(items[0], mask=mask)
         else:
             data = b"".join([encode_text(item, mask=mask) for item in items])
-        try:
-            sent = os.write(fd, data)
-        except (BlockingIOError, InterruptedError):
+        self._write_or_queue(data)
+        return True
+
+    def _write_or_queue(self, data: bytes) -> bool:
+        """Write ``data`` to the socket now if nothing is ahead of it, queue what is left;
+        True when all of it was written."""
+        raw = self._raw_socket
+        if raw is None or self._remainder or self._send_lock.locked() or raw.fileno() < 0:
+            self._queue(data)
             return False
+        try:
+            sent = os.write(raw.fileno(), data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
         except OSError as exc:
             self._remote_closed = True
             if self.close_code is None:
                 self.close_code, self.close_reason = 1006, "connection lost"
             raise anyio.BrokenResourceError(f"websocket connection lost: {exc}") from exc
         if sent < len(data):
-            self._remainder = data[sent:]
+            self._queue(data[sent:] if sent else data)
+            return False
         return True
+
+    def _queue(self, data: bytes) -> None:
+        """Keep ``data`` for :meth:`flush`; over ``max_outbound_bytes``, close instead."""
+        limit = self._max_outbound
+        if limit is not None:
+            queued = self._remainder_size + self._writing
+            if queued > WRITE_HIGH_WATER and queued + len(data) > limit:
+                self._outbound_overflow(queued + len(data))
+        self._remainder.append(data)
+        self._remainder_size += len(data)
+
+    def _outbound_overflow(self, size: int) -> None:
+        """The peer let more than ``max_outbound_bytes`` pile up: drop them, end the
+        connection (a shutdown wakes whoever reads or writes), raise BrokenResourceError."""
+        code, reason = OUTBOUND_LIMIT_CLOSE
+        logger.warning(
+            "closing websocket with %d: %d bytes queued for a peer that does not read (limit %d)",
+            code,
+            size,
+            self._max_outbound,
+        )
+        self._remainder.clear()
+        self._remainder_size = 0
+        self._remote_closed = True
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        sock = self._stream.extra(SocketAttribute.raw_socket, None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise anyio.BrokenResourceError(f"websocket closed with {code}: {reason}")
+
+    def ping_nowait(self) -> bool:
+        """Send a ping (a keepalive) without waiting. True when it had to be queued behind
+        other bytes: then :meth:`flush` must run for it to leave."""
+        if self._close_sent or self._remote_closed or self._local_closed:
+            return False
+        try:
+            return not self._write_or_queue(encode_frame(OP_PING, b"", mask=self._mask))
+        except anyio.BrokenResourceError:
+            return False
 
     @property
     def pending_bytes(self) -> int:
         """Bytes :meth:`write_nowait` left for :meth:`flush` to write."""
-        return len(self._remainder)
+        return self._remainder_size
 
     async def flush(self) -> None:
         """Write what :meth:`write_nowait` could not."""
@@ -296,7 +376,16 @@ class WebSocketConnection(ObjectStream[str]):
         if self._stream_closed.is_set():
             raise self._closed_error()
         if self._remainder:
-            data, self._remainder = self._remainder + data, b""
+            data = b"".join((*self._remainder, data))
+            self._remainder.clear()
+            self._remainder_size = 0
+        self._writing = len(data)
+        try:
+            await self._write_now(data)
+        finally:
+            self._writing = 0
+
+    async def _write_now(self, data: bytes) -> None:
         raw = self._raw_socket
         try:
             if raw is not None and (fd := raw.fileno()) >= 0:

@@ -7,6 +7,7 @@ included) and ``sleep`` on 127.0.0.1:PORT with authentication off, then prints
 
 from __future__ import annotations
 
+import os
 import sys
 
 import anyio
@@ -44,4 +45,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, int(sys.argv[1]))
+    anyio.run(main, int(sys.argv[1]), backend=os.environ.get("KITE_ANYIO_BACKEND", "asyncio"))

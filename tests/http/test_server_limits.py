@@ -1,0 +1,146 @@
+"""The HTTP server's limits, on asyncio (the fast path) and trio (the portable path):
+open connections, idle upgraded connections, bytes queued for a peer that does not read,
+HTTP/1.0 upgrades and oversized request heads. (tests/hardening attacks a whole kite.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from http_helpers import raw_websocket, serving
+
+from kitecore.http import HTTPServer, WebSocketConnection, connect_websocket
+from kitecore.http.frames import OP_PONG, Close, Ping
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(ws: WebSocketConnection, request: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def upgrade(version: str = "1.1", extra: bytes = b"") -> bytes:
+    return (
+        f"GET /ws HTTP/{version}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n".encode()
+        + extra
+        + b"\r\n"
+    )
+
+
+async def answer(port: int, request: bytes) -> bytes:
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                data += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+        return data
+
+
+async def test_connections_over_max_connections_get_503(anyio_backend: str) -> None:
+    server = HTTPServer(max_connections=2)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        held = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(2)]
+        with anyio.fail_after(10):
+            while server.limits.open < 2:  # noqa: ASYNC110 (a counter, no event to wait on)
+                await anyio.sleep(0.01)
+            assert (await answer(port, upgrade())).startswith(b"HTTP/1.1 503 ")
+            await held.pop().aclose()
+            while server.limits.open > 1:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+            await ws.send("hi")
+            assert await ws.receive() == "hi"
+            await ws.aclose()
+        for stream in held:
+            await stream.aclose()
+
+
+async def test_a_silent_websocket_is_pinged_then_closed_with_1001(anyio_backend: str) -> None:
+    server = HTTPServer(websocket_idle_timeout=0.4)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        ws = await raw_websocket(port)
+        with anyio.fail_after(10):
+            event = await ws.next_event()
+            assert isinstance(event, Ping)  # the keepalive (maybe more than one) it ignores
+            while isinstance(event, Ping):
+                event = await ws.next_event()
+        assert isinstance(event, Close) and event.code == 1001
+        await ws.stream.aclose()
+
+
+async def test_a_websocket_that_answers_pings_is_kept(anyio_backend: str) -> None:
+    server = HTTPServer(websocket_idle_timeout=0.4)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        ws = await raw_websocket(port)
+        pings = 0
+        with anyio.move_on_after(1.5):  # almost four idle timeouts
+            while True:
+                event = await ws.next_event()
+                assert isinstance(event, Ping)
+                pings += 1
+                await ws.send_frame(OP_PONG, event.payload)
+        assert pings >= 2
+        await ws.send_frame(0x1, b"still here")
+        with anyio.fail_after(10):
+            event = await ws.next_event()
+            while isinstance(event, Ping):
+                await ws.send_frame(OP_PONG, event.payload)
+                event = await ws.next_event()
+        assert event == "still here"
+        await ws.stream.aclose()
+
+
+async def test_sends_to_a_peer_that_does_not_read_close_it_with_1008(anyio_backend: str) -> None:
+    server = HTTPServer(max_outbound_bytes=1 << 20)
+    outcome: list[object] = []
+    done = anyio.Event()
+
+    async def flood(ws: WebSocketConnection, request: Any) -> None:
+        try:
+            while True:  # like callbacks a kite starts itself: written without waiting
+                ws.write_nowait(["x" * 65536])
+                await anyio.lowlevel.checkpoint()
+        except anyio.BrokenResourceError as exc:
+            outcome.append(exc)
+            outcome.append(ws.close_code)
+        finally:
+            done.set()
+
+    server.add_websocket_route("/ws", flood)
+    async with serving(server) as port:
+        ws = await raw_websocket(port)  # and never read from
+        with anyio.fail_after(20):
+            await done.wait()
+        await ws.stream.aclose()
+    assert outcome[1] == 1008
+
+
+async def test_an_http_1_0_upgrade_gets_400(anyio_backend: str) -> None:
+    server = HTTPServer()
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        with anyio.fail_after(10):
+            assert (await answer(port, upgrade("1.0"))).startswith(b"HTTP/1.1 400 ")
+
+
+async def test_the_head_limit_holds_for_the_whole_head(anyio_backend: str) -> None:
+    server = HTTPServer(max_header_size=16 * 1024)
+    server.add_websocket_route("/ws", echo)
+    lines = [b"X-F%d: %s\r\n" % (i, b"f" * 1000) for i in range(24)]  # ~24 KiB
+    async with serving(server) as port:
+        with anyio.fail_after(10):
+            # arriving in one read, it used to take the upgrade fast path, which had no limit
+            head = await answer(port, upgrade(extra=b"".join(lines)))
+            assert head.startswith(b"HTTP/1.1 431 ")
+            head = await answer(port, upgrade(extra=b"".join(lines[:8])))
+            assert head.startswith(b"HTTP/1.1 101 ")
