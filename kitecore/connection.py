@@ -124,6 +124,8 @@ class Connection:
         self.dialed = dialed
         self.max_message_size = max_message_size
         self.close_reason = ""
+        #: Messages received and sent, and their sizes in characters (for metrics).
+        self.messages_in = self.messages_out = self.chars_in = self.chars_out = 0
         self._dispatch = dispatcher
         self.new_waiter = waiter_factory()
         self._callbacks: dict[int, Any] = {}
@@ -198,6 +200,8 @@ class Connection:
         """Send one encoded message: written at once if nothing is queued, else queued."""
         if self._closed:
             raise SendError("can't send, client is closed")
+        self.messages_out += 1
+        self.chars_out += len(text)
         if not self._outbox and self._write_nowait is not None:
             try:
                 if self._write_nowait([text]):
@@ -335,6 +339,8 @@ class Connection:
 
     def handle_text(self, text: str) -> None:
         """Process one received message (public for transports that push messages)."""
+        self.messages_in += 1
+        self.chars_in += len(text)
         if len(text) > self.max_message_size:
             logger.warning(
                 "%r: dropped a message of %d characters (limit %d)",

@@ -131,13 +131,16 @@ def incoming_metadata(options: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def error_type(error: BaseException | None) -> str:
-    """The wire error type a call ended with: ``""`` for none, ``genericError`` for an
-    exception that is not a :class:`~kitecore.KiteError`."""
+    """The wire error type a call ended with: ``""`` for none, the type of a
+    :class:`~kitecore.KiteError`, ``genericError`` for any other exception and ``cancelled``
+    when the call was cancelled (e.g. its caller disconnected)."""
     if error is None:
         return ""
     if isinstance(error, KiteError):
         return error.type or "genericError"
-    return "genericError"
+    if isinstance(error, Exception):
+        return "genericError"
+    return "cancelled"
 
 
 async def run_chain(

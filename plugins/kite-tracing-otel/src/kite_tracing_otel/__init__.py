@@ -1,0 +1,1 @@
+"""OpenTelemetry tracing for kite for Python (the ``tracing`` plugin)."""
