@@ -51,7 +51,9 @@ def metrics_path(kite: Kite) -> str | None:
     if value.lower() in _TRUE:
         return "/metrics"
     if value.lower() not in _FALSE:
-        raise ValueError(f"{ENV}/extra['metrics'] must be 1, 0 or a path like /metrics, not {value!r}")
+        raise ValueError(
+            f"{ENV}/extra['metrics'] must be 1, 0 or a path like /metrics, not {value!r}"
+        )
     return None
 
 
