@@ -321,7 +321,7 @@ class Client:
     ) -> Any:
         call = ClientCall(self, method, args)
         return await run_interceptors(
-            interceptors, call, lambda: self._tell(method, args, timeout, call.metadata)
+            interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
         )
 
     async def _tell(

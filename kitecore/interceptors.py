@@ -111,6 +111,8 @@ class ClientCall:
         #: The client of the kite being called (``client.remote_kite``, ``client.url``).
         self.client = client
         self.method = method
+        #: The arguments; an interceptor may replace them (e.g. wrap the functions among
+        #: them, which become callbacks) before calling ``proceed()``.
         self.args = args
         #: String entries to send with the request; interceptors may add to it.
         self.metadata: dict[str, str] = {}
