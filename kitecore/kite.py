@@ -23,6 +23,7 @@ from kitecore.interceptors import (
     ServerInterceptor,
 )
 from kitecore.interceptors import run_chain as run_interceptors
+from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
 from kitecore.protocol.envelope import (
     CallOptions,
@@ -362,6 +363,8 @@ class Kite:
             _reply(connection, respond, None, MethodNotFoundError(f"Method not found: {name}"))
             return
         request = self._new_request(name, options, client)
+        # log lines about this call carry its request id, method and peer (logcontext)
+        context_token = current_request.set(request)
         try:
             if self._server_interceptors:
                 call = ServerCall(self, request, connection.peer, arguments[0])
@@ -385,6 +388,8 @@ class Kite:
             _reply(connection, respond, None, GenericError(message, id=request.id))
         else:
             _reply(connection, respond, result, None)
+        finally:
+            current_request.reset(context_token)
 
     async def _run_method(self, method: Method, request: Request, connection: Connection) -> Any:
         """Authenticate, throttle and run the handlers of one call (what interceptors wrap)."""

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from kitecore.cli import calls, demo, keys, listing
+from kitecore.logcontext import FORMAT_ENV, configure_logging
 from kitecore.plugins import PluginError, get_registry
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help=f"log lines as text or one JSON object each (default: ${FORMAT_ENV} or text)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, run) in BUILTIN_COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -66,10 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(
-        level=os.environ.get("KITE_LOG_LEVEL", "").upper() or level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(os.environ.get("KITE_LOG_LEVEL", "").upper() or level, args.log_format)
+    except ValueError as exc:  # a bad KITE_LOG_FORMAT
+        print(f"kite: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -46,9 +46,7 @@ async def test_server_interceptor_sees_method_caller_outcome_and_error_type(
     make_kite: Any, kite_config: Any, kite_plugins: Any
 ) -> None:
     seen: list[Any] = []
-    server = await make_kite(
-        "server", methods={"square": square, "fail": fail, "slow": _slow}
-    )
+    server = await make_kite("server", methods={"square": square, "fail": fail, "slow": _slow})
     server.handle("strict", square, auth=True)
 
     async def record(call: ServerCall, proceed: Any) -> Any:
