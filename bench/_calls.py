@@ -33,6 +33,8 @@ class Setup:
     mode: str
     tree: str | None = None
     rates: dict[str, list[float]] = field(default_factory=dict)
+    #: Calls per CPU-second of server and client together (robust on a busy machine).
+    cpu_rates: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _prepare(tree: str | None) -> None:
@@ -85,6 +87,7 @@ def client(modes: dict[str, Any], mode: str, url: str) -> None:
                     return
                 workload, n = line.split()
                 count = int(n)
+                cpu_start = time.process_time()
                 start = time.perf_counter()
                 if workload == "seq":
                     for i in range(count):
@@ -93,14 +96,16 @@ def client(modes: dict[str, Any], mode: str, url: str) -> None:
                     per_task = count // CONCURRENCY
                     count = per_task * CONCURRENCY
 
-                    async def worker() -> None:
-                        for i in range(per_task):
+                    async def worker(calls: int) -> None:
+                        for i in range(calls):
                             await c.tell("square", i)
 
                     async with anyio.create_task_group() as group:
                         for _ in range(CONCURRENCY):
-                            group.start_soon(worker)
-                print(json.dumps(count / (time.perf_counter() - start)), flush=True)
+                            group.start_soon(worker, per_task)
+                wall = time.perf_counter() - start
+                cpu = time.process_time() - cpu_start
+                print(json.dumps([count, wall, cpu]), flush=True)
 
     anyio.run(main)
 
@@ -135,6 +140,7 @@ def run(
     client_cpu = cpus[1] if len(cpus) >= 2 else None
     processes: list[subprocess.Popen[str]] = []
     clients: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    servers: dict[str, int] = {}
     try:
         for setup in setups:
             tree = setup.tree or "-"
@@ -144,6 +150,7 @@ def run(
                 text=True,
             )
             processes.append(server)
+            servers[setup.label] = server.pid
             if server_cpu is not None:
                 os.sched_setaffinity(server.pid, {server_cpu})
             assert server.stdout is not None
@@ -163,10 +170,13 @@ def run(
                 for setup in setups:
                     child, url = clients[setup.label]
                     assert child.stdin is not None and child.stdout is not None
+                    server_cpu_before = _cpu_seconds(servers[setup.label])
                     child.stdin.write(f"{workload} {n}\n")
                     child.stdin.flush()
-                    rate = float(child.stdout.readline())
-                    setup.rates.setdefault(workload, []).append(rate)
+                    count, wall, cpu = json.loads(child.stdout.readline())
+                    cpu += _cpu_seconds(servers[setup.label]) - server_cpu_before
+                    setup.rates.setdefault(workload, []).append(count / wall)
+                    setup.cpu_rates.setdefault(workload, []).append(count / cpu)
                     if between_rounds is not None:
                         between_rounds(setup, url)
     finally:
@@ -178,5 +188,40 @@ def run(
     return server_cpu, client_cpu
 
 
-def median(setup: Setup, workload: str) -> float:
-    return statistics.median(setup.rates[workload])
+def median(setup: Setup, workload: str, cpu: bool = False) -> float:
+    """Median calls/s (``cpu``: calls per CPU-second) of ``setup`` on ``workload``."""
+    return statistics.median((setup.cpu_rates if cpu else setup.rates)[workload])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a child process has used so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(
+    setups: list[Setup],
+    workloads: list[tuple[str, int]],
+    ratios: list[tuple[str, str]],
+    repeat: int,
+    cpus: tuple[int | None, int | None],
+) -> None:
+    """Print the medians and the ratios ``(a, b)`` = a/b, by wall clock and by CPU time."""
+    print(f"medians of {repeat} rounds; server cpu {cpus[0]}, client cpu {cpus[1]}")
+    by_label = {setup.label: setup for setup in setups}
+    for workload, _ in workloads:
+        for cpu in (False, True):
+            unit = "calls/CPU-s" if cpu else "calls/s"
+            cells = "  ".join(
+                f"{setup.label} {median(setup, workload, cpu):8.0f}" for setup in setups
+            )
+            print(f"{workload:7s} {unit:12s} {cells}")
+    for cpu in (False, True):
+        parts = []
+        for workload, _ in workloads:
+            for a, b in ratios:
+                value = median(by_label[a], workload, cpu) / median(by_label[b], workload, cpu)
+                parts.append(f"{workload} {a}/{b}={value:.3f}")
+        kind = "by CPU time" if cpu else "by wall clock"
+        print(f"ratios {kind}: " + " ".join(parts))

@@ -9,7 +9,8 @@ Set-ups, each its own server and client process, measured in alternating rounds:
   the code with the seam against the code without it.
 
 Workloads: ``seq`` (one call after another) and ``conc64`` (64 in flight). Prints medians
-and the ratios noop/plain (and plain/base).
+and the ratios noop/plain (and plain/base), by wall clock and by CPU time (the server's and
+the client's CPU seconds per round: on a shared, busy machine the steadier figure).
 
     python bench/interceptors.py [--calls 5000] [--repeat 7] [--baseline-tree DIR]
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _calls  # noqa: E402
+import _calls
 
 
 def _plain(kite: Any, side: str) -> None:
@@ -58,20 +59,11 @@ def main() -> None:
     if args.baseline_tree:
         setups.insert(0, _calls.Setup("base", "plain", os.path.abspath(args.baseline_tree)))
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
-    server_cpu, client_cpu = _calls.run(__file__, setups, workloads, args.repeat)
-    print(f"medians of {args.repeat} rounds; server cpu {server_cpu}, client cpu {client_cpu}")
-    by_label = {setup.label: setup for setup in setups}
-    ratios = []
-    for workload, _ in workloads:
-        line = f"{workload:7s}"
-        for setup in setups:
-            line += f"  {setup.label} {_calls.median(setup, workload):8.0f} calls/s"
-        print(line)
-        plain = _calls.median(by_label["plain"], workload)
-        ratios.append(f"{workload} noop/plain={_calls.median(by_label['noop'], workload) / plain:.3f}")
-        if "base" in by_label:
-            ratios.append(f"{workload} plain/base={plain / _calls.median(by_label['base'], workload):.3f}")
-    print("ratios: " + " ".join(ratios))
+    cpus = _calls.run(__file__, setups, workloads, args.repeat)
+    ratios = [("noop", "plain")]
+    if args.baseline_tree:
+        ratios.append(("plain", "base"))
+    _calls.report(setups, workloads, ratios, args.repeat, cpus)
 
 
 if __name__ == "__main__":

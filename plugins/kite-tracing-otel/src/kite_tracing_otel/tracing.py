@@ -21,6 +21,7 @@ callback join the trace too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -111,11 +112,7 @@ class KiteTracing:
         }
         url = client.url
         if url:
-            parts = urlsplit(url)
-            if parts.hostname:
-                attributes["server.address"] = parts.hostname
-            if parts.port:
-                attributes["server.port"] = parts.port
+            attributes.update(_server_attributes(url))
         span = self.tracer.start_span(
             f"{service or _SYSTEM}/{method}", kind=SpanKind.CLIENT, attributes=attributes
         )
@@ -130,6 +127,22 @@ class KiteTracing:
             raise
         finally:
             span.end()
+
+
+@functools.lru_cache(maxsize=1024)
+def _server_attributes(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of a kite URL (parsed once per URL)."""
+    parts = urlsplit(url)
+    found: dict[str, Any] = {}
+    if parts.hostname:
+        found["server.address"] = parts.hostname
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        found["server.port"] = port
+    return found
 
 
 def _failed(span: Any, exc: BaseException) -> None:
