@@ -117,7 +117,9 @@ class KiteMetrics:
         )
         self._traffic = _TrafficCollector(ns)
         r.register(self._traffic)
-        self.kontrol = KontrolMetrics(r, namespace=ns)
+        self._namespace = ns
+        #: Kontrol's metrics, made (and registered) when a kite named ``kontrol`` is installed.
+        self.kontrol: KontrolMetrics | None = None
         # label children, looked up once per label set (labels() is the costly part)
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -129,6 +131,8 @@ class KiteMetrics:
         kite.on_connect(self._connected)
         kite.on_disconnect(self._disconnected)
         if kite.name == "kontrol":
+            if self.kontrol is None:
+                self.kontrol = KontrolMetrics(self.registry, namespace=self._namespace)
             self.kontrol.install(kite)
 
     def serve(self, kite: Kite, path: str = "/metrics") -> None:
@@ -210,7 +214,7 @@ class KiteMetrics:
             return
         self._child(self.connections, client.kite.name, connection.peer.transport).dec()
         self._traffic.closed(client.kite.name, connection)
-        if client.kite.name == "kontrol":
+        if self.kontrol is not None and client.kite.name == "kontrol":
             self.kontrol.forget(client)
 
 
