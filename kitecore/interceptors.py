@@ -77,7 +77,7 @@ Proceed: TypeAlias = Callable[[], Awaitable[Any]]
 class ServerCall:
     """A call being served, as a server interceptor sees it."""
 
-    __slots__ = ("kite", "metadata", "method", "options", "peer", "request")
+    __slots__ = ("_metadata", "kite", "method", "options", "peer", "request")
 
     def __init__(
         self,
@@ -96,8 +96,15 @@ class ServerCall:
         self.peer = peer
         #: The raw call options object (read it, don't change it).
         self.options = options
-        #: The incoming call metadata (string keys and values; empty if none was sent).
-        self.metadata: Mapping[str, str] = incoming_metadata(options)
+        self._metadata: Mapping[str, str] | None = None
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The incoming call metadata (string keys and values; empty if none was sent)."""
+        metadata = self._metadata
+        if metadata is None:
+            metadata = self._metadata = incoming_metadata(self.options)
+        return metadata
 
 
 class ClientCall:

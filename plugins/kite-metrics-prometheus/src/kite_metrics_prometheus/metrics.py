@@ -9,13 +9,15 @@ so they cost nothing per message here.
 
 from __future__ import annotations
 
-import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from time import perf_counter
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from kitecore import Client, Kite
 from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
@@ -44,8 +46,8 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
-_OK = "ok"
-_ERROR = "error"
+#: The ``le`` label values of the buckets.
+_BOUNDS = [floatToGoString(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
 
 
 class KiteMetrics:
@@ -64,50 +66,22 @@ class KiteMetrics:
         self.registry = REGISTRY if registry is None else registry
         r = self.registry
         ns = namespace
-        self.server_calls = Counter(
-            "server_calls",
+        self._server = _CallCollector(
+            f"{ns}_server",
+            ("kite", "method"),
             "Calls served, by kite, method, outcome (ok/error) and wire error type",
-            ["kite", "method", "outcome", "error_type"],
-            namespace=ns,
-            registry=r,
-        )
-        self.server_latency = Histogram(
-            "server_call_duration_seconds",
             "Time to serve a call (authentication and handlers)",
-            ["kite", "method"],
-            namespace=ns,
-            registry=r,
-            buckets=LATENCY_BUCKETS,
-        )
-        self.server_in_flight = Gauge(
-            "server_calls_in_flight",
             "Calls being served now",
-            ["kite"],
-            namespace=ns,
-            registry=r,
         )
-        self.client_calls = Counter(
-            "client_calls",
+        self._client = _CallCollector(
+            f"{ns}_client",
+            ("kite", "target", "method"),
             "Calls made with tell, by kite, target kite name, method, outcome and error type",
-            ["kite", "target", "method", "outcome", "error_type"],
-            namespace=ns,
-            registry=r,
-        )
-        self.client_latency = Histogram(
-            "client_call_duration_seconds",
             "Time from tell to its answer",
-            ["kite", "target", "method"],
-            namespace=ns,
-            registry=r,
-            buckets=LATENCY_BUCKETS,
-        )
-        self.client_in_flight = Gauge(
-            "client_calls_in_flight",
             "Calls made and not answered yet",
-            ["kite"],
-            namespace=ns,
-            registry=r,
         )
+        r.register(self._server)
+        r.register(self._client)
         self.connections = Gauge(
             "connections_open",
             "Open connections (accepted and dialed), by kite and transport",
@@ -120,8 +94,6 @@ class KiteMetrics:
         self._namespace = ns
         #: Kontrol's metrics, made (and registered) when a kite named ``kontrol`` is installed.
         self.kontrol: KontrolMetrics | None = None
-        # label children, looked up once per label set (labels() is the costly part)
-        self._children: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------ attaching
 
@@ -144,60 +116,34 @@ class KiteMetrics:
 
     # ------------------------------------------------------------ interceptors
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
         """Count and time one served call."""
-        name = call.kite.name
-        in_flight = self._child(self.server_in_flight, name)
-        in_flight.inc()
-        started = time.perf_counter()
-        error: BaseException | None = None
+        key = (call.kite.name, call.method)
+        stats = self._server.stats.get(key) or self._server.add(key)
+        stats.in_flight += 1
+        started = perf_counter()
         try:
-            return await proceed()
+            result = await proceed()
         except BaseException as exc:
-            error = exc
+            stats.finish(perf_counter() - started, error_type(exc))
             raise
-        finally:
-            elapsed = time.perf_counter() - started
-            in_flight.dec()
-            method = call.method
-            self._child(self.server_latency, name, method).observe(elapsed)
-            if error is None:
-                self._child(self.server_calls, name, method, _OK, "").inc()
-            else:
-                kind = error_type(error)
-                self._child(self.server_calls, name, method, _ERROR, kind).inc()
+        stats.finish(perf_counter() - started, "")
+        return result
 
     async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
         """Count and time one call made with ``tell``."""
-        name = call.kite.name
         remote = call.client.remote_kite
-        target = remote.name if remote is not None else ""
-        in_flight = self._child(self.client_in_flight, name)
-        in_flight.inc()
-        started = time.perf_counter()
-        error: BaseException | None = None
+        key = (call.kite.name, remote.name if remote is not None else "", call.method)
+        stats = self._client.stats.get(key) or self._client.add(key)
+        stats.in_flight += 1
+        started = perf_counter()
         try:
-            return await proceed()
+            result = await proceed()
         except BaseException as exc:
-            error = exc
+            stats.finish(perf_counter() - started, error_type(exc))
             raise
-        finally:
-            elapsed = time.perf_counter() - started
-            in_flight.dec()
-            method = call.method
-            self._child(self.client_latency, name, target, method).observe(elapsed)
-            if error is None:
-                self._child(self.client_calls, name, target, method, _OK, "").inc()
-            else:
-                kind = error_type(error)
-                self._child(self.client_calls, name, target, method, _ERROR, kind).inc()
+        stats.finish(perf_counter() - started, "")
+        return result
 
     # ------------------------------------------------------------ connections
 
@@ -205,17 +151,92 @@ class KiteMetrics:
         connection = client.connection
         if connection is None:
             return
-        self._child(self.connections, client.kite.name, connection.peer.transport).inc()
+        self.connections.labels(client.kite.name, connection.peer.transport).inc()
         self._traffic.opened(client.kite.name, connection)
 
     def _disconnected(self, client: Client) -> None:
         connection = client.connection
         if connection is None:
             return
-        self._child(self.connections, client.kite.name, connection.peer.transport).dec()
+        self.connections.labels(client.kite.name, connection.peer.transport).dec()
         self._traffic.closed(client.kite.name, connection)
         if self.kontrol is not None and client.kite.name == "kontrol":
             self.kontrol.forget(client)
+
+
+class _CallStats:
+    """Counts of one label set, updated without locks: a kite runs on one event loop, and a
+    scrape from another thread reads whole ints (the GIL makes each update atomic)."""
+
+    __slots__ = ("buckets", "in_flight", "outcomes", "total")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        #: error type ("" for success) -> calls
+        self.outcomes: dict[str, int] = {}
+        #: calls per latency bucket (not cumulative), the last one for +Inf
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def finish(self, elapsed: float, kind: str) -> None:
+        self.in_flight -= 1
+        self.total += elapsed
+        self.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        outcomes = self.outcomes
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+
+
+class _CallCollector(Collector):
+    """The calls of one side (server or client): ``<prefix>_calls_total``,
+    ``<prefix>_call_duration_seconds`` and ``<prefix>_calls_in_flight``, made from
+    :class:`_CallStats` when the registry is collected."""
+
+    def __init__(
+        self,
+        prefix: str,
+        labels: tuple[str, ...],
+        calls_help: str,
+        latency_help: str,
+        in_flight_help: str,
+    ) -> None:
+        self._prefix = prefix
+        self._labels = list(labels)
+        self._help = (calls_help, latency_help, in_flight_help)
+        self.stats: dict[tuple[str, ...], _CallStats] = {}
+
+    def add(self, key: tuple[str, ...]) -> _CallStats:
+        return self.stats.setdefault(key, _CallStats())
+
+    def collect(self) -> Iterator[Any]:
+        calls_help, latency_help, in_flight_help = self._help
+        calls = CounterMetricFamily(
+            f"{self._prefix}_calls", calls_help, labels=[*self._labels, "outcome", "error_type"]
+        )
+        latency = HistogramMetricFamily(
+            f"{self._prefix}_call_duration_seconds", latency_help, labels=self._labels
+        )
+        in_flight = GaugeMetricFamily(
+            f"{self._prefix}_calls_in_flight", in_flight_help, labels=["kite"]
+        )
+        per_kite: dict[str, int] = {}
+        for key, stats in sorted(self.stats.items()):
+            for kind, count in sorted(stats.outcomes.items()):
+                calls.add_metric([*key, "error" if kind else "ok", kind], count)
+            cumulative = 0
+            buckets = []
+            for bound, count in zip(_BOUNDS, list(stats.buckets), strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric(list(key), buckets, stats.total)
+            per_kite[key[0]] = per_kite.get(key[0], 0) + stats.in_flight
+        for kite, count in sorted(per_kite.items()):
+            in_flight.add_metric([kite], count)
+        yield calls
+        yield latency
+        yield in_flight
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
 
 
 class _TrafficCollector(Collector):
