@@ -17,11 +17,7 @@ from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection
-from kitecore.interceptors import (
-    ClientInterceptor,
-    ServerCall,
-    ServerInterceptor,
-)
+from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
