@@ -18,7 +18,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.interceptors import METADATA_FIELD, ClientCall, ClientInterceptor
+from kitecore.interceptors import METADATA_FIELD, ClientCall
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol import dnode
 from kitecore.protocol.envelope import Authentication
@@ -309,20 +309,11 @@ class Client:
         # interceptors pays no extra frame for the seam.
         interceptors = self.kite._client_interceptors
         if interceptors:
-            return self._tell_intercepted(interceptors, method, args, timeout)
+            call = ClientCall(self, method, args)
+            return run_interceptors(
+                interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
+            )
         return self._tell(method, args, timeout, None)
-
-    async def _tell_intercepted(
-        self,
-        interceptors: tuple[ClientInterceptor, ...],
-        method: str,
-        args: tuple[Any, ...],
-        timeout: Any,
-    ) -> Any:
-        call = ClientCall(self, method, args)
-        return await run_interceptors(
-            interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
-        )
 
     async def _tell(
         self,

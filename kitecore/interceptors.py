@@ -152,12 +152,18 @@ def error_type(error: BaseException | None) -> str:
     return "cancelled"
 
 
-async def run_chain(
-    interceptors: Sequence[Callable[[Any, Proceed], Awaitable[Any]]], call: Any, innermost: Proceed
-) -> Any:
-    """Run ``innermost`` inside ``interceptors`` (the first one outermost)."""
+def run_chain(
+    interceptors: Sequence[Callable[[Any, Proceed], Awaitable[Any]]],
+    call: Any,
+    innermost: Proceed,
+) -> Awaitable[Any]:
+    """The awaitable of ``innermost`` run inside ``interceptors`` (the first one outermost).
+
+    A plain function, not a coroutine: awaiting its result awaits the first interceptor
+    directly, one frame less per call.
+    """
     if len(interceptors) == 1:
-        return await interceptors[0](call, innermost)
+        return interceptors[0](call, innermost)
 
     def step(index: int) -> Proceed:
         if index == len(interceptors):
@@ -165,4 +171,4 @@ async def run_chain(
         interceptor = interceptors[index]
         return lambda: interceptor(call, step(index + 1))
 
-    return await step(0)()
+    return step(0)()
