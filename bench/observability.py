@@ -8,10 +8,11 @@ Set-ups, each its own server and client process, measured in alternating rounds:
   ``SimpleSpanProcessor`` and an exporter that drops the spans; every trace sampled unless
   ``--sample-ratio`` says otherwise), on both sides.
 
-Workloads: ``seq`` (one call after another) and ``conc64`` (64 in flight). Prints the medians
-and the ratios observed/plain.
+With ``--parts`` also ``metrics`` and ``tracing`` alone. Workloads: ``seq`` (one call after
+another) and ``conc64`` (64 in flight). Prints the medians and the ratios to plain, by wall
+clock and by CPU time (server + client CPU seconds per round: steadier on a busy machine).
 
-    python bench/observability.py [--calls 5000] [--repeat 7]
+    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0] [--parts]
 """
 
 from __future__ import annotations
@@ -32,13 +33,20 @@ def _plain(kite: Any, side: str) -> None:
     pass
 
 
-def _observed(kite: Any, side: str) -> None:
+def _metrics(kite: Any, side: str) -> None:
     from kite_metrics_prometheus import KiteMetrics
+    from prometheus_client import CollectorRegistry
+
+    metrics = KiteMetrics(CollectorRegistry())
+    metrics.install(kite)
+    metrics.serve(kite)
+
+
+def _tracing(kite: Any, side: str) -> None:
     from kite_tracing_otel import KiteTracing
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-    from prometheus_client import CollectorRegistry
 
     class DropSpans(SpanExporter):
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
@@ -47,17 +55,24 @@ def _observed(kite: Any, side: str) -> None:
     ratio = float(os.environ.get("KITE_BENCH_SAMPLE_RATIO", "1"))
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(SimpleSpanProcessor(DropSpans()))
-    metrics = KiteMetrics(CollectorRegistry())
-    metrics.install(kite)
-    metrics.serve(kite)
     KiteTracing(tracer_provider=provider).install(kite)
 
 
-MODES = {"plain": (["websocket"], _plain), "observed": (["websocket"], _observed)}
+def _observed(kite: Any, side: str) -> None:
+    _metrics(kite, side)
+    _tracing(kite, side)
+
+
+MODES = {
+    "plain": (["websocket"], _plain),
+    "metrics": (["websocket"], _metrics),
+    "tracing": (["websocket"], _tracing),
+    "observed": (["websocket"], _observed),
+}
 
 
 def scrape(setup: _calls.Setup, url: str) -> None:
-    if setup.mode != "observed":
+    if setup.mode not in ("observed", "metrics"):
         return
     metrics_url = url.replace("ws://", "http://").removesuffix("/kite") + "/metrics"
     with urllib.request.urlopen(metrics_url, timeout=10) as answer:
@@ -75,13 +90,20 @@ def main() -> None:
         default=1.0,
         help="traces sampled (ParentBased(TraceIdRatioBased)); 1.0 records every span",
     )
+    parser.add_argument(
+        "--parts", action="store_true", help="also measure metrics alone and tracing alone"
+    )
     args = parser.parse_args()
     os.environ["KITE_BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)  # for the child processes
     setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
+    ratios = [("observed", "plain")]
+    if args.parts:
+        setups += [_calls.Setup("metrics", "metrics"), _calls.Setup("tracing", "tracing")]
+        ratios += [("metrics", "plain"), ("tracing", "plain")]
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
     cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
     print(f"tracing: ParentBased(TraceIdRatioBased({args.sample_ratio})), spans dropped")
-    _calls.report(setups, workloads, [("observed", "plain")], args.repeat, cpus)
+    _calls.report(setups, workloads, ratios, args.repeat, cpus)
 
 
 if __name__ == "__main__":
