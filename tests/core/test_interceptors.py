@@ -168,3 +168,23 @@ def test_error_type() -> None:
     assert error_type(ValueError("x")) == "genericError"
     assert error_type(SimpleNamespace(type="argumentError")) == "cancelled"  # type: ignore[arg-type]
     assert error_type(KeyboardInterrupt()) == "cancelled"
+
+
+async def test_a_call_retried_after_token_renewal_is_one_intercepted_call(make_kite: Any) -> None:
+    refusals = [AuthenticationError("token is expired")]
+
+    async def picky(r: Any) -> str:
+        if refusals:
+            raise refusals.pop()
+        return "ok"
+
+    server = await make_kite("server", methods={"picky": picky})
+    caller = await make_kite("caller")
+    seen: list[Any] = []
+    caller.add_interceptor(client=recorder(seen, "c"))
+    renewals: list[Any] = []
+    async with caller.new_client(server.url) as client:
+        client.on_token_expire(renewals.append)
+        assert await client.tell("picky") == "ok"
+    assert len(renewals) == 1
+    assert seen == [("c", "in", "picky"), ("c", "out", "picky", "")]
