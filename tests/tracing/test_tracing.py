@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kitecore import Kite
 from kitecore.plugins import load_plugins
@@ -28,11 +29,15 @@ def exporter() -> InMemorySpanExporter:
     return InMemorySpanExporter()
 
 
-@pytest.fixture
-def tracing(exporter: InMemorySpanExporter) -> Iterator[KiteTracing]:
+@pytest.fixture(params=["w3c", "propagator"])
+def tracing(
+    exporter: InMemorySpanExporter, request: pytest.FixtureRequest
+) -> Iterator[KiteTracing]:
+    """Tracing with the built-in W3C reader/writer, or with OpenTelemetry's propagator."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield KiteTracing(tracer_provider=provider)
+    propagator = TraceContextTextMapPropagator() if request.param == "propagator" else None
+    yield KiteTracing(tracer_provider=provider, propagator=propagator)
     provider.shutdown()
 
 

@@ -31,16 +31,19 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kitecore import Kite
 from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
+
+from . import w3c
 
 __all__ = ["INSTRUMENTATION_NAME", "KiteTracing"]
 
 #: The instrumentation scope name of the spans.
 INSTRUMENTATION_NAME = "kite_tracing_otel"
 _SYSTEM = "kite"
+#: The parent of a call that carries no trace context: none (it starts a trace).
+_ROOT = otel_context.Context()
 
 
 class KiteTracing:
@@ -48,7 +51,8 @@ class KiteTracing:
 
     ``tracer_provider`` defaults to OpenTelemetry's global one (set it up with the SDK, e.g.
     ``trace.set_tracer_provider(TracerProvider())`` plus a span processor and exporter);
-    ``propagator`` defaults to W3C trace context.
+    ``propagator`` defaults to W3C trace context (``traceparent``/``tracestate``); pass any
+    OpenTelemetry ``TextMapPropagator`` to carry another format in the call metadata.
     """
 
     def __init__(
@@ -59,7 +63,8 @@ class KiteTracing:
         self.tracer: Tracer = trace.get_tracer(
             INSTRUMENTATION_NAME, tracer_provider=tracer_provider
         )
-        self.propagator = TraceContextTextMapPropagator() if propagator is None else propagator
+        #: ``None``: W3C trace context, read and written by :mod:`kite_tracing_otel.w3c`.
+        self.propagator = propagator
 
     def install(self, kite: Kite) -> None:
         """Trace every call ``kite`` serves and makes."""
@@ -69,7 +74,12 @@ class KiteTracing:
         """A ``SERVER`` span around one served call, child of the caller's span if it sent one."""
         metadata = call.metadata
         # without trace context from the caller the call starts a trace of its own
-        parent = self.propagator.extract(metadata) if metadata else otel_context.Context()
+        if not metadata:
+            parent = _ROOT
+        elif self.propagator is None:
+            parent = w3c.extract(metadata)
+        else:
+            parent = self.propagator.extract(metadata)
         service = call.kite.name
         method = call.method
         attributes: dict[str, Any] = {
@@ -117,7 +127,10 @@ class KiteTracing:
             f"{service or _SYSTEM}/{method}", kind=SpanKind.CLIENT, attributes=attributes
         )
         span_context = trace.set_span_in_context(span)
-        self.propagator.inject(call.metadata, context=span_context)
+        if self.propagator is None:
+            w3c.inject(call.metadata, span.get_span_context())
+        else:
+            self.propagator.inject(call.metadata, context=span_context)
         if any(callable(arg) or type(arg) is dict for arg in call.args):
             call.args = tuple(_in_context(arg, span_context) for arg in call.args)
         try:
