@@ -7,6 +7,7 @@
 from kitecore.client import DEFAULT_TIMEOUT, Client, DialError
 from kitecore.config import Config
 from kitecore.hookspecs import hookimpl
+from kitecore.interceptors import ClientCall, ServerCall
 from kitecore.kite import Kite
 from kitecore.methods import Method, MethodHandling
 from kitecore.pickers import Candidate, Picker, PickerBase
@@ -41,6 +42,7 @@ __all__ = [
     "CallbackLimitError",
     "Candidate",
     "Client",
+    "ClientCall",
     "Config",
     "DialError",
     "DisconnectError",
@@ -61,5 +63,6 @@ __all__ = [
     "Request",
     "RequestLimitError",
     "SendError",
+    "ServerCall",
     "hookimpl",
 ]

@@ -11,7 +11,7 @@ import contextvars
 import inspect
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,6 +19,8 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
+from kitecore.interceptors import METADATA_FIELD, ClientCall
+from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
@@ -439,13 +441,31 @@ class Client:
 
     # ------------------------------------------------------------ calling
 
-    async def tell(self, method: str, *args: Any, timeout: Any = DEFAULT_TIMEOUT) -> Any:
+    def tell(self, method: str, *args: Any, timeout: Any = DEFAULT_TIMEOUT) -> Awaitable[Any]:
         """Call ``method`` on the remote kite with ``args`` and return its result.
 
         ``timeout`` defaults to the kite's ``config.timeout``; ``None`` waits for ever (a
         disconnect still ends the wait). Functions among ``args`` become callbacks the
         remote side can invoke. Errors arrive as :class:`~kitecore.KiteError` subclasses.
+        Use it as ``await client.tell(...)``; the kite's client interceptors wrap the call.
         """
+        # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
+        # interceptors pays no extra frame for the seam.
+        interceptors = self.kite._client_interceptors
+        if interceptors:
+            call = ClientCall(self, method, args)
+            return run_interceptors(
+                interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
+            )
+        return self._tell(method, args, timeout, None)
+
+    async def _tell(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        timeout: Any,
+        metadata: dict[str, str] | None,
+    ) -> Any:
         if timeout is DEFAULT_TIMEOUT:
             timeout = self.kite.config.timeout
         connection = self.connection
@@ -455,15 +475,15 @@ class Client:
         scrubbed, user_callbacks = connection.scrub(with_args)
         callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
         auth = self.auth
-        arguments = [
-            {
-                "kite": self.kite.identity_wire,
-                "authentication": None if auth is None else auth.to_wire(),
-                "responseCallback": "[Function]",
-                "withArgs": scrubbed,
-            }
-        ]
-        pending, callback_id = connection.call(method, arguments, callbacks)
+        options = {
+            "kite": self.kite.identity_wire,
+            "authentication": None if auth is None else auth.to_wire(),
+            "responseCallback": "[Function]",
+            "withArgs": scrubbed,
+        }
+        if metadata:
+            options[METADATA_FIELD] = metadata
+        pending, callback_id = connection.call(method, [options], callbacks)
         try:
             return await connection.wait_response(pending, callback_id, timeout)
         except AuthenticationError as exc:
@@ -473,15 +493,22 @@ class Client:
                 or _RETRYING_AFTER_RENEWAL.get()
             ):
                 raise
-        return await self._retry_with_new_token(method, args, timeout)
+        return await self._retry_with_new_token(method, args, timeout, metadata)
 
-    async def _retry_with_new_token(self, method: str, args: tuple[Any, ...], timeout: Any) -> Any:
-        """Run the token-expired hooks, then make the refused call once more."""
+    async def _retry_with_new_token(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        timeout: Any,
+        metadata: dict[str, str] | None,
+    ) -> Any:
+        """Run the token-expired hooks, then make the refused call once more (inside the
+        same interceptors: it is still one call)."""
         logger.debug("%r: %s was refused with an expired token; renewing", self, method)
         await self._fire(self._token_expire_hooks)
         reset = _RETRYING_AFTER_RENEWAL.set(True)
         try:
-            return await self.tell(method, *args, timeout=timeout)
+            return await self._tell(method, args, timeout, metadata)
         finally:
             _RETRYING_AFTER_RENEWAL.reset(reset)
 

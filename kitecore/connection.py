@@ -133,6 +133,8 @@ class Connection:
         #: True when the local kite dialed this connection (requests on it are trusted).
         self.dialed = dialed
         self.close_reason = ""
+        #: Messages received and sent, and their sizes in characters (for metrics).
+        self.messages_in = self.messages_out = self.chars_in = self.chars_out = 0
         self._dispatch = dispatcher
         self.new_waiter = waiter_factory()
         #: The dnode session state: callback table, pending calls, callback order.
@@ -226,6 +228,8 @@ class Connection:
         """Send one encoded message: written at once if nothing is queued, else queued."""
         if self._closed:
             raise SendError("can't send, client is closed")
+        self.messages_out += 1
+        self.chars_out += len(text)
         if not self._outbox and self._write_nowait is not None:
             try:
                 if self._write_nowait([text]):
@@ -379,6 +383,8 @@ class Connection:
 
     def handle_text(self, text: str) -> None:
         """Process one received message (public for transports that push messages)."""
+        self.messages_in += 1
+        self.chars_in += len(text)
         session = self.session
         event = session.receive(text)
         if event is None:  # queued behind a running callback

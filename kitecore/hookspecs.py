@@ -13,12 +13,13 @@ caught in one place, :mod:`kitecore.plugins`, with one error naming both plugins
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeAlias
 
 import pluggy
 
 if TYPE_CHECKING:
     from kitecore.auth import Authenticator
+    from kitecore.interceptors import ClientInterceptor, ServerInterceptor
     from kitecore.kite import Kite
     from kitecore.pickers import Picker
     from kitecore.plugins import CommandRegistry
@@ -40,6 +41,18 @@ StorageFactory: TypeAlias = "Callable[[str], Storage]"
 #: ``factory(**options) -> picker``: builds a peer picker (:class:`kitecore.pickers.Picker`)
 #: that chooses one kite among several matching a query.
 PickerFactory: TypeAlias = "Callable[..., Picker]"
+
+
+class InterceptorRegister(Protocol):
+    """``register(server=..., client=...)``: adds interceptors to one kite
+    (:meth:`kitecore.Kite.add_interceptor`)."""
+
+    def __call__(
+        self,
+        *,
+        server: ServerInterceptor | None = None,
+        client: ClientInterceptor | None = None,
+    ) -> None: ...
 
 
 # --- Registration: called once per process, when the plugins are loaded ----------------------
@@ -108,6 +121,18 @@ def kite_register_methods(kite: Any) -> None:
     """Add methods to a kite with ``kite.handle("name")(function)``.
 
     Called once for every Kite, when it is created and before it serves. Returns nothing.
+    """
+
+
+@hookspec
+def kite_register_interceptors(kite: Any, register: InterceptorRegister) -> None:
+    """Wrap ``kite``'s calls: call ``register(server=..., client=...)`` (either may be
+    omitted) with interceptors of :mod:`kitecore.interceptors`.
+
+    Called once for every Kite, when it is created (after ``kite_register_methods``); the
+    core then calls the interceptors once per call served (``server``) or made with
+    ``Client.tell`` (``client``). A plugin may look at ``kite.config`` and register nothing.
+    Returns nothing.
     """
 
 

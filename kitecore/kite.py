@@ -18,6 +18,9 @@ from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection
+from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
+from kitecore.interceptors import run_chain as run_interceptors
+from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
 from kitecore.protocol.envelope import (
     CallOptions,
@@ -119,6 +122,9 @@ class Kite:
         self._identity_cache: tuple[tuple[str, ...], dict[str, str]] | None = None
         #: Per URL, the transport that opened the last connection there (tried first in ``auto``).
         self.dial_memory = DialMemory()
+        # tuples, empty when none: the per-call check is one falsy test
+        self._server_interceptors: tuple[ServerInterceptor, ...] = ()
+        self._client_interceptors: tuple[ClientInterceptor, ...] = ()
 
         from kitecore.builtins import register_builtins
 
@@ -126,6 +132,7 @@ class Kite:
         for auth_type, factory in plugins.authenticators.items():
             self.authenticators[auth_type] = factory(self)
         plugins.pm.hook.kite_register_methods(kite=self)
+        plugins.pm.hook.kite_register_interceptors(kite=self, register=self.add_interceptor)
 
     def __repr__(self) -> str:
         return f"<Kite {self.identity.path}>"
@@ -211,6 +218,20 @@ class Kite:
     def final_func(self, function: Callable[..., Any]) -> Callable[..., Any]:
         self.middleware.final_funcs.append(HandlerFunc(function))
         return function
+
+    def add_interceptor(
+        self,
+        *,
+        server: ServerInterceptor | None = None,
+        client: ClientInterceptor | None = None,
+    ) -> None:
+        """Wrap every call this kite serves with ``server`` and every call its clients make
+        with ``client`` (:mod:`kitecore.interceptors`); either may be omitted. Interceptors
+        run in the order added, the first one outermost."""
+        if server is not None:
+            self._server_interceptors = (*self._server_interceptors, server)
+        if client is not None:
+            self._client_interceptors = (*self._client_interceptors, client)
 
     # ------------------------------------------------------------ hooks
 
@@ -355,11 +376,21 @@ class Kite:
             _reply(connection, respond, None, MethodNotFoundError(f"Method not found: {name}"))
             return
         request = self._new_request(name, options, client)
+        # log lines about this call carry its request id, method and peer (logcontext)
+        context_token = current_request.set(request)
         try:
-            if self._needs_auth(method):
-                await self._authenticate(request, connection)
-            method.check_throttle()
-            result = await run_chain(method, self.middleware, request, self.method_handling)
+            if self._server_interceptors:
+                call = ServerCall(self, request, connection.peer, arguments[0])
+                result = await run_interceptors(
+                    self._server_interceptors,
+                    call,
+                    lambda: self._run_method(method, request, connection),
+                )
+            else:  # _run_method inline: no interceptor costs no extra frame
+                if self._needs_auth(method):
+                    await self._authenticate(request, connection)
+                method.check_throttle()
+                result = await run_chain(method, self.middleware, request, self.method_handling)
         except KiteError as exc:
             if not exc.id:
                 exc.id = request.id
@@ -370,6 +401,15 @@ class Kite:
             _reply(connection, respond, None, GenericError(message, id=request.id))
         else:
             _reply(connection, respond, result, None)
+        finally:
+            current_request.reset(context_token)
+
+    async def _run_method(self, method: Method, request: Request, connection: Connection) -> Any:
+        """Authenticate, throttle and run the handlers of one call (what interceptors wrap)."""
+        if self._needs_auth(method):
+            await self._authenticate(request, connection)
+        method.check_throttle()
+        return await run_chain(method, self.middleware, request, self.method_handling)
 
     def _new_request(self, name: str, options: CallOptions, client: Client) -> Request:
         return Request(

@@ -21,6 +21,7 @@ from kitecore.cli import calls, demo, keys, listing
 from kitecore.cli.common import UsageError, fail
 from kitecore.config import ConfigError
 from kitecore.kite import ListenError
+from kitecore.logcontext import FORMAT_ENV, configure_logging
 from kitecore.plugins import PluginError, get_registry
 from kitecore.protocol.errors import KiteError
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="kite", description="Kite for Python")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"kitecore {installed_version()}")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help=f"log lines as text or one JSON object each (default: ${FORMAT_ENV} or text)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, run) in BUILTIN_COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -136,10 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbose = args.verbose + getattr(args, "sub_verbose", 0)
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(
-        level=os.environ.get("KITE_LOG_LEVEL", "").upper() or level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(os.environ.get("KITE_LOG_LEVEL", "").upper() or level, args.log_format)
+    except ValueError as exc:  # a bad KITE_LOG_FORMAT
+        print(f"kite: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -184,3 +184,47 @@ async def test_kitejs_countdown_callbacks_all_run_before_tell_returns(
                 finished.clear()
                 assert await client.tell("countdown", 50, record) == "done"
                 assert finished == list(range(50, 0, -1))
+
+
+@pytest.mark.parametrize("kitejs_server", ["websocket", "sockjs"], indirect=True)
+async def test_kitejs_server_answers_calls_carrying_trace_metadata(
+    kitejs_server: tuple[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call options' ``metadata`` field (W3C trace context from kite-tracing-otel) is
+    ignored by kite.js 1.0.13's server: calls, errors and callbacks work as without it."""
+    from kite_tracing_otel import KiteTracing
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from kitecore.interceptors import ClientCall
+
+    _, url = kitejs_server
+    monkeypatch.setenv("KITE_HOME", str(tmp_path))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    kite = Kite("caller", "1.0.0", config=make_config(), plugins=load_plugins(names=PLUGINS))
+    KiteTracing(tracer_provider=provider).install(kite)
+    sent: list[dict[str, str]] = []
+
+    async def record(call: ClientCall, proceed: Any) -> Any:
+        result = await proceed()  # inner to tracing: sees what was sent
+        sent.append(dict(call.metadata))
+        return result
+
+    kite.add_interceptor(client=record)
+    seen: list[Any] = []
+    with anyio.fail_after(60):
+        async with kite.new_client(url) as client:
+            assert await client.tell("square", 7) == 49
+            assert await client.tell("callMeBack", 2, seen.append) == 2
+            with pytest.raises(KiteError) as info:
+                await client.tell("fail", "bad")
+            assert info.value.type == "genericError"
+    assert all(entry.get("traceparent", "").startswith("00-") for entry in sent)
+    assert len(sent) == 2  # the failed call raised through the recorder
+    assert seen == [{"error": 0}, {"error": 1}]
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["kite/square", "kite/callMeBack", "kite/fail"]
+    provider.shutdown()

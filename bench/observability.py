@@ -1,0 +1,111 @@
+"""The cost of observing kites: ``square`` calls/s, plain vs metrics and tracing both on.
+
+Set-ups, each its own server and client process, measured in alternating rounds:
+
+- ``plain``: no plugin;
+- ``observed``: kite-metrics-prometheus (``/metrics`` served by the server and scraped over
+  HTTP after every round) and kite-tracing-otel (the SDK's ``TracerProvider`` with a
+  ``SimpleSpanProcessor`` and an exporter that drops the spans; every trace sampled unless
+  ``--sample-ratio`` says otherwise), on both sides.
+
+With ``--parts`` also ``metrics`` and ``tracing`` alone. Workloads: ``seq`` (one call after
+another) and ``conc64`` (64 in flight). Prints the medians and the ratios to plain, by wall
+clock and by CPU time (server + client CPU seconds per round: steadier on a busy machine).
+
+    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0] [--parts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _calls
+
+
+def _plain(kite: Any, side: str) -> None:
+    pass
+
+
+def _metrics(kite: Any, side: str) -> None:
+    from kite_metrics_prometheus import KiteMetrics
+    from prometheus_client import CollectorRegistry
+
+    metrics = KiteMetrics(CollectorRegistry())
+    metrics.install(kite)
+    metrics.serve(kite)
+
+
+def _tracing(kite: Any, side: str) -> None:
+    from kite_tracing_otel import KiteTracing
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class DropSpans(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    ratio = float(os.environ.get("KITE_BENCH_SAMPLE_RATIO", "1"))
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(SimpleSpanProcessor(DropSpans()))
+    KiteTracing(tracer_provider=provider).install(kite)
+
+
+def _observed(kite: Any, side: str) -> None:
+    _metrics(kite, side)
+    _tracing(kite, side)
+
+
+MODES = {
+    "plain": (["websocket"], _plain),
+    "metrics": (["websocket"], _metrics),
+    "tracing": (["websocket"], _tracing),
+    "observed": (["websocket"], _observed),
+}
+
+
+def scrape(setup: _calls.Setup, url: str) -> None:
+    if setup.mode not in ("observed", "metrics"):
+        return
+    metrics_url = url.replace("ws://", "http://").removesuffix("/kite") + "/metrics"
+    with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+        body = answer.read().decode()
+    assert "kite_server_calls_total" in body, body[:200]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=1.0,
+        help="traces sampled (ParentBased(TraceIdRatioBased)); 1.0 records every span",
+    )
+    parser.add_argument(
+        "--parts", action="store_true", help="also measure metrics alone and tracing alone"
+    )
+    args = parser.parse_args()
+    os.environ["KITE_BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)  # for the child processes
+    setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
+    ratios = [("observed", "plain")]
+    if args.parts:
+        setups += [_calls.Setup("metrics", "metrics"), _calls.Setup("tracing", "tracing")]
+        ratios += [("metrics", "plain"), ("tracing", "plain")]
+    workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
+    cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
+    print(f"tracing: ParentBased(TraceIdRatioBased({args.sample_ratio})), spans dropped")
+    _calls.report(setups, workloads, ratios, args.repeat, cpus)
+
+
+if __name__ == "__main__":
+    if not _calls.child_main(MODES):
+        main()

@@ -1,0 +1,174 @@
+"""Interceptors: code that wraps every call a kite serves or makes (metrics, tracing, logs).
+
+An interceptor is an async function given the call and ``proceed``; it awaits ``proceed()`` to
+run the call and returns (or raises) what it gives::
+
+    async def timed(call: ServerCall, proceed: Proceed) -> Any:
+        started = time.perf_counter()
+        try:
+            return await proceed()
+        finally:
+            print(call.method, time.perf_counter() - started)
+
+    kite.add_interceptor(server=timed)
+
+A **server** interceptor wraps authentication, throttling and the method's handlers of each
+call the kite serves (calls of unknown methods are answered before it: their names are the
+caller's choosing). It sees the method, the :class:`~kitecore.Request` (``request.username``
+is the authenticated caller once ``proceed()`` has returned or raised), the peer and the
+call's incoming :attr:`ServerCall.metadata`. Whatever ``proceed()`` raises is what the caller
+receives: a :class:`~kitecore.KiteError` as it is, any other exception as ``genericError``.
+
+A **client** interceptor wraps :meth:`Client.tell <kitecore.Client.tell>`: it sees the
+target client, the method and the arguments, and may add string entries to
+:attr:`ClientCall.metadata`, sent with the request (see below).
+
+Plugins register interceptors at start-up through the ``kite_register_interceptors`` hook;
+users call :meth:`Kite.add_interceptor <kitecore.Kite.add_interceptor>`. Interceptors run in
+registration order, the first one outermost. A kite without interceptors pays one falsy
+check per call and nothing else.
+
+Call metadata
+-------------
+Metadata rides in the request's call options object as one extra field, ``"metadata"``, an
+object of string values, beside ``kite``, ``authentication``, ``withArgs`` and
+``responseCallback``. The field is sent only when an interceptor put something in it. Go kites
+(which decode the options into a struct) and kite.js servers (which read the fields they know)
+ignore fields they do not know, so a call with metadata still works against them; this is
+where W3C ``traceparent``/``tracestate`` travel between Python kites. On the server, a missing
+or malformed ``metadata`` field reads as an empty mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from kitecore.protocol.errors import KiteError
+
+if TYPE_CHECKING:
+    from kitecore.client import Client
+    from kitecore.kite import Kite
+    from kitecore.request import Request
+    from kitecore.transport import PeerInfo
+
+__all__ = [
+    "METADATA_FIELD",
+    "ClientCall",
+    "ClientInterceptor",
+    "Proceed",
+    "ServerCall",
+    "ServerInterceptor",
+    "error_type",
+    "incoming_metadata",
+    "run_chain",
+]
+
+#: The call options field that carries :attr:`ClientCall.metadata`.
+METADATA_FIELD = "metadata"
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+#: ``await proceed()`` runs the rest of the chain and the call itself.
+Proceed: TypeAlias = Callable[[], Awaitable[Any]]
+
+
+class ServerCall:
+    """A call being served, as a server interceptor sees it."""
+
+    __slots__ = ("_metadata", "kite", "method", "options", "peer", "request")
+
+    def __init__(
+        self,
+        kite: Kite,
+        request: Request,
+        peer: PeerInfo,
+        options: Mapping[str, Any],
+    ) -> None:
+        #: The kite serving the call.
+        self.kite = kite
+        #: The method's name.
+        self.method = request.method
+        #: The request the handlers get (``request.id`` is the id an error reply carries).
+        self.request = request
+        #: The connection's transport and remote address.
+        self.peer = peer
+        #: The raw call options object (read it, don't change it).
+        self.options = options
+        self._metadata: Mapping[str, str] | None = None
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The incoming call metadata (string keys and values; empty if none was sent)."""
+        metadata = self._metadata
+        if metadata is None:
+            metadata = self._metadata = incoming_metadata(self.options)
+        return metadata
+
+
+class ClientCall:
+    """A call being made with :meth:`Client.tell`, as a client interceptor sees it."""
+
+    __slots__ = ("args", "client", "kite", "metadata", "method")
+
+    def __init__(self, client: Client, method: str, args: tuple[Any, ...]) -> None:
+        #: The local kite making the call.
+        self.kite = client.kite
+        #: The client of the kite being called (``client.remote_kite``, ``client.url``).
+        self.client = client
+        self.method = method
+        #: The arguments; an interceptor may replace them (e.g. wrap the functions among
+        #: them, which become callbacks) before calling ``proceed()``.
+        self.args = args
+        #: String entries to send with the request; interceptors may add to it.
+        self.metadata: dict[str, str] = {}
+
+
+#: ``async def interceptor(call: ServerCall, proceed) -> result``.
+ServerInterceptor: TypeAlias = Callable[[ServerCall, Proceed], Awaitable[Any]]
+#: ``async def interceptor(call: ClientCall, proceed) -> result``.
+ClientInterceptor: TypeAlias = Callable[[ClientCall, Proceed], Awaitable[Any]]
+
+
+def incoming_metadata(options: Mapping[str, Any]) -> Mapping[str, str]:
+    """The ``metadata`` field of call options: only its string entries; empty if absent."""
+    raw = options.get(METADATA_FIELD)
+    if type(raw) is not dict or not raw:
+        return _EMPTY
+    return {k: v for k, v in raw.items() if type(k) is str and type(v) is str}
+
+
+def error_type(error: BaseException | None) -> str:
+    """The wire error type a call ended with: ``""`` for none, the type of a
+    :class:`~kitecore.KiteError`, ``genericError`` for any other exception and ``cancelled``
+    when the call was cancelled (e.g. its caller disconnected)."""
+    if error is None:
+        return ""
+    if isinstance(error, KiteError):
+        return error.type or "genericError"
+    if isinstance(error, Exception):
+        return "genericError"
+    return "cancelled"
+
+
+def run_chain(
+    interceptors: Sequence[Callable[[Any, Proceed], Awaitable[Any]]],
+    call: Any,
+    innermost: Proceed,
+) -> Awaitable[Any]:
+    """The awaitable of ``innermost`` run inside ``interceptors`` (the first one outermost).
+
+    A plain function, not a coroutine: awaiting its result awaits the first interceptor
+    directly, one frame less per call.
+    """
+    if len(interceptors) == 1:
+        return interceptors[0](call, innermost)
+
+    def step(index: int) -> Proceed:
+        if index == len(interceptors):
+            return innermost
+        interceptor = interceptors[index]
+        return lambda: interceptor(call, step(index + 1))
+
+    return step(0)()

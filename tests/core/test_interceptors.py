@@ -1,0 +1,190 @@
+"""The interceptor seam: server and client interceptors wrap real calls over real sockets."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import pytest
+
+from kitecore import Kite, hookimpl
+from kitecore.interceptors import ClientCall, ServerCall, error_type, incoming_metadata
+from kitecore.plugins import load_plugins
+from kitecore.protocol.errors import (
+    ArgumentError,
+    AuthenticationError,
+    GenericError,
+    KiteTimeoutError,
+    MethodNotFoundError,
+)
+from kitecore.testing import CORE_PLUGINS, square
+
+pytestmark = pytest.mark.anyio
+
+
+async def fail(r: Any) -> None:
+    raise RuntimeError("boom")
+
+
+def recorder(seen: list[Any], label: str) -> Any:
+    async def record(call: Any, proceed: Any) -> Any:
+        seen.append((label, "in", call.method))
+        error: BaseException | None = None
+        try:
+            return await proceed()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            seen.append((label, "out", call.method, error_type(error)))
+
+    return record
+
+
+async def test_server_interceptor_sees_method_caller_outcome_and_error_type(
+    make_kite: Any, kite_config: Any, kite_plugins: Any
+) -> None:
+    seen: list[Any] = []
+    server = await make_kite("server", methods={"square": square, "fail": fail, "slow": _slow})
+    server.handle("strict", square, auth=True)
+
+    async def record(call: ServerCall, proceed: Any) -> Any:
+        error: BaseException | None = None
+        try:
+            return await proceed()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:  # username is known once proceed() has authenticated the call
+            seen.append(
+                (call.method, call.request.username, error_type(error), call.peer.transport)
+            )
+
+    server.add_interceptor(server=record)  # live at once on a serving kite
+    caller_config = kite_config.copy()
+    caller_config.username = "alice"
+    caller = Kite("caller", "1.0.0", config=caller_config, plugins=kite_plugins)
+    async with caller.new_client(server.url) as client:
+        assert await client.tell("square", 3) == 9
+        with pytest.raises(GenericError, match="boom") as failed:
+            await client.tell("fail")
+        with pytest.raises(ArgumentError):
+            await client.tell("square", "x")
+        with pytest.raises(AuthenticationError):
+            await client.tell("strict", 2)
+        with pytest.raises(MethodNotFoundError):
+            await client.tell("nothing")
+    assert seen == [
+        ("square", "alice", "", "websocket"),
+        ("fail", "alice", "genericError", "websocket"),
+        ("square", "alice", "argumentError", "websocket"),
+        ("strict", "alice", "authenticationError", "websocket"),
+    ]  # calls of unknown methods are answered before the interceptors
+    assert failed.value.id  # the request id the caller sees in its error
+
+
+async def _slow(r: Any) -> None:
+    await anyio.sleep(10)
+
+
+async def test_interceptors_from_a_plugin_nest_in_order_on_both_sides(make_kite: Any) -> None:
+    seen: list[Any] = []
+
+    class Plugin:
+        __name__ = "recording"
+
+        @hookimpl
+        def kite_register_interceptors(self, kite: Any, register: Any) -> None:
+            register(server=recorder(seen, "s1"), client=recorder(seen, "c1"))
+            register(server=recorder(seen, "s2"))
+            register(client=recorder(seen, "c2"))
+
+    plugins = load_plugins(names=CORE_PLUGINS, extra_plugins=[Plugin()])
+    server = await make_kite("server", methods={"square": square, "slow": _slow})
+    config = server.config.copy()
+    caller = Kite("caller", "1.0.0", config=config, plugins=plugins)
+    # the server kite came from make_kite's registry: give it the plugin's interceptors too
+    plugins.pm.hook.kite_register_interceptors(kite=server, register=server.add_interceptor)
+    async with caller.new_client(server.url) as client:
+        assert await client.tell("square", 2) == 4
+        with pytest.raises(KiteTimeoutError):
+            await client.tell("slow", timeout=0.05)
+        seen_before_close = list(seen)
+    # caller's own kite also got the plugin's server interceptors; only the client ones ran
+    assert seen_before_close == [
+        ("c1", "in", "square"),
+        ("c2", "in", "square"),
+        ("s1", "in", "square"),
+        ("s2", "in", "square"),
+        ("s2", "out", "square", ""),
+        ("s1", "out", "square", ""),
+        ("c2", "out", "square", ""),
+        ("c1", "out", "square", ""),
+        ("c1", "in", "slow"),
+        ("c2", "in", "slow"),
+        ("s1", "in", "slow"),
+        ("s2", "in", "slow"),
+        ("c2", "out", "slow", "timeout"),
+        ("c1", "out", "slow", "timeout"),
+    ]
+
+
+async def test_client_metadata_rides_in_the_call_options(make_kite: Any) -> None:
+    received: list[Any] = []
+
+    async def server_side(call: ServerCall, proceed: Any) -> Any:
+        received.append((dict(call.metadata), sorted(call.options)))
+        return await proceed()
+
+    async def client_side(call: ClientCall, proceed: Any) -> Any:
+        call.metadata["traceparent"] = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        return await proceed()
+
+    server = await make_kite("server", methods={"square": square})
+    server.add_interceptor(server=server_side)
+    caller = await make_kite("caller")
+    async with caller.new_client(server.url) as client:
+        assert await client.tell("square", 5) == 25  # no metadata: no field
+        caller.add_interceptor(client=client_side)
+        assert await client.tell("square", 6) == 36
+    plain = ["authentication", "kite", "responseCallback", "withArgs"]
+    assert received == [
+        ({}, plain),
+        ({"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}, sorted([*plain, "metadata"])),
+    ]
+
+
+def test_incoming_metadata_keeps_only_strings() -> None:
+    assert incoming_metadata({}) == {}
+    assert incoming_metadata({"metadata": None}) == {}
+    assert incoming_metadata({"metadata": "traceparent"}) == {}
+    assert incoming_metadata({"metadata": {"a": "1", "b": 2, "c": None}}) == {"a": "1"}
+
+
+def test_error_type() -> None:
+    assert error_type(None) == ""
+    assert error_type(ArgumentError("x")) == "argumentError"
+    assert error_type(ValueError("x")) == "genericError"
+    assert error_type(SimpleNamespace(type="argumentError")) == "cancelled"  # type: ignore[arg-type]
+    assert error_type(KeyboardInterrupt()) == "cancelled"
+
+
+async def test_a_call_retried_after_token_renewal_is_one_intercepted_call(make_kite: Any) -> None:
+    refusals = [AuthenticationError("token is expired")]
+
+    async def picky(r: Any) -> str:
+        if refusals:
+            raise refusals.pop()
+        return "ok"
+
+    server = await make_kite("server", methods={"picky": picky})
+    caller = await make_kite("caller")
+    seen: list[Any] = []
+    caller.add_interceptor(client=recorder(seen, "c"))
+    renewals: list[Any] = []
+    async with caller.new_client(server.url) as client:
+        client.on_token_expire(renewals.append)
+        assert await client.tell("picky") == "ok"
+    assert len(renewals) == 1
+    assert seen == [("c", "in", "picky"), ("c", "out", "picky", "")]

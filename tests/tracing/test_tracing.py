@@ -1,0 +1,183 @@
+"""kite-tracing-otel: spans across three kites on real sockets, checked with the SDK's
+in-memory exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from kite_tracing_otel import KiteTracing
+from kite_tracing_otel import plugin as tracing_plugin
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from kitecore import Kite
+from kitecore.plugins import load_plugins
+from kitecore.protocol.errors import GenericError
+from kitecore.testing import CORE_PLUGINS, square
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(params=["w3c", "propagator"])
+def tracing(
+    exporter: InMemorySpanExporter, request: pytest.FixtureRequest
+) -> Iterator[KiteTracing]:
+    """Tracing with the built-in W3C reader/writer, or with OpenTelemetry's propagator."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    propagator = TraceContextTextMapPropagator() if request.param == "propagator" else None
+    yield KiteTracing(tracer_provider=provider, propagator=propagator)
+    provider.shutdown()
+
+
+async def fail(r: Any) -> None:
+    raise RuntimeError("boom")
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str, kind: SpanKind) -> ReadableSpan:
+    matches = [s for s in spans if s.name == name and s.kind == kind]
+    assert len(matches) == 1, [(s.name, s.kind) for s in spans]
+    return matches[0]
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+async def test_a_call_through_three_kites_is_one_trace(
+    make_kite: Any, tracing: KiteTracing, exporter: InMemorySpanExporter
+) -> None:
+    c = await make_kite("c", methods={"square": square, "fail": fail})
+    tracing.install(c)
+    clients: dict[str, Any] = {}
+
+    async def relay(r: Any) -> Any:  # B calls C from inside its handler
+        return await clients["c"].tell("square", r.args.one(float))
+
+    b = await make_kite("b", methods={"relay": relay})
+    tracing.install(b)
+    a = await make_kite("a")
+    tracing.install(a)
+    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
+        clients["c"] = to_c
+        assert await to_b.tell("relay", 3) == 9
+        relayed = exporter.get_finished_spans()
+        exporter.clear()
+        async with a.new_client(c.url) as a_to_c:
+            with pytest.raises(GenericError, match="boom") as failed:
+                await a_to_c.tell("fail")
+        failures = exporter.get_finished_spans()
+
+    a_client = by_name(relayed, "kite/relay", SpanKind.CLIENT)
+    b_server = by_name(relayed, "b/relay", SpanKind.SERVER)
+    b_client = by_name(relayed, "kite/square", SpanKind.CLIENT)
+    c_server = by_name(relayed, "c/square", SpanKind.SERVER)
+    assert len(relayed) == 4
+    assert {s.context.trace_id for s in relayed} == {a_client.context.trace_id}
+    assert a_client.parent is None
+    assert parent_of(b_server) == a_client.context.span_id
+    assert parent_of(b_client) == b_server.context.span_id
+    assert parent_of(c_server) == b_client.context.span_id
+    assert b_server.parent is not None and b_server.parent.is_remote
+    assert dict(c_server.attributes or {}) == {
+        "rpc.system": "kite",
+        "rpc.service": "c",
+        "rpc.method": "square",
+        "kite.request_id": c_server.attributes["kite.request_id"],  # type: ignore[index]
+        "network.peer.address": "127.0.0.1",
+        "network.peer.port": c_server.attributes["network.peer.port"],  # type: ignore[index]
+    }
+    assert a_client.attributes is not None
+    assert a_client.attributes["rpc.system"] == "kite"
+    assert a_client.attributes["rpc.method"] == "relay"
+    assert a_client.attributes["server.port"] == b.port
+    assert all(s.status.status_code == StatusCode.UNSET for s in relayed)
+
+    c_failed = by_name(failures, "c/fail", SpanKind.SERVER)
+    a_failed = by_name(failures, "kite/fail", SpanKind.CLIENT)
+    assert parent_of(c_failed) == a_failed.context.span_id
+    for span in (c_failed, a_failed):
+        assert span.status.status_code == StatusCode.ERROR
+        assert span.attributes is not None and span.attributes["error.type"] == "genericError"
+    # the id in the caller's error is the server span's kite.request_id
+    assert c_failed.attributes is not None
+    assert failed.value.id == c_failed.attributes["kite.request_id"]
+
+
+async def test_calls_from_a_callback_join_the_trace_of_the_call_that_passed_it(
+    make_kite: Any, tracing: KiteTracing, exporter: InMemorySpanExporter
+) -> None:
+    c = await make_kite("c", methods={"square": square})
+    tracing.install(c)
+
+    async def each(r: Any) -> int:  # B calls A's function back
+        count = r.args.get(0, int)
+        callback = r.args.function(1)
+        for i in range(count):
+            await callback(i)
+        return count
+
+    b = await make_kite("b", methods={"each": each})
+    tracing.install(b)
+    a = await make_kite("a")
+    tracing.install(a)
+    done = anyio.Event()
+    results: list[float] = []
+    async with a.new_client(c.url) as a_to_c, a.new_client(b.url) as a_to_b:
+
+        async def on_item(i: int) -> None:  # A's callback calls C
+            results.append(await a_to_c.tell("square", i))
+            if len(results) == 2:
+                done.set()
+
+        assert await a_to_b.tell("each", 2, on_item) == 2
+        with anyio.fail_after(10):
+            await done.wait()
+    spans = exporter.get_finished_spans()
+    each_client = by_name(spans, "kite/each", SpanKind.CLIENT)
+    square_clients = [s for s in spans if s.name == "kite/square" and s.kind == SpanKind.CLIENT]
+    square_servers = [s for s in spans if s.name == "c/square" and s.kind == SpanKind.SERVER]
+    assert sorted(results) == [0, 1]
+    assert len(square_clients) == len(square_servers) == 2
+    assert {s.context.trace_id for s in spans} == {each_client.context.trace_id}
+    assert {parent_of(s) for s in square_clients} == {each_client.context.span_id}
+    assert {parent_of(s) for s in square_servers} == {s.context.span_id for s in square_clients}
+
+
+async def test_a_call_without_trace_context_starts_a_trace(
+    make_kite: Any, tracing: KiteTracing, exporter: InMemorySpanExporter
+) -> None:
+    server = await make_kite("server", methods={"square": square})
+    tracing.install(server)
+    plain = await make_kite("plain")  # no tracing: sends no metadata
+    async with plain.new_client(server.url) as client:
+        assert await client.tell("square", 2) == 4
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "server/square" and span.kind == SpanKind.SERVER
+    assert span.parent is None
+
+
+async def test_the_plugin_traces_kites_that_opt_in(
+    monkeypatch: pytest.MonkeyPatch, kite_config: Any
+) -> None:
+    plugins = load_plugins(names=CORE_PLUGINS, extra_plugins=[tracing_plugin])
+    monkeypatch.delenv(tracing_plugin.ENV, raising=False)
+    off = Kite("off", "1.0.0", config=kite_config.copy(), plugins=plugins)
+    assert not off._server_interceptors and not off._client_interceptors
+    monkeypatch.setenv(tracing_plugin.ENV, "1")
+    on = Kite("on", "1.0.0", config=kite_config.copy(), plugins=plugins)
+    assert len(on._server_interceptors) == len(on._client_interceptors) == 1
+    config = kite_config.copy()
+    config.extra["tracing"] = "0"  # the config wins over the environment
+    assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_interceptors
