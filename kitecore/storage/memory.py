@@ -5,20 +5,29 @@ Registered as a built-in plugin through ``kite_register_storages``. Lookups use 
 could match; expiry uses a heap of deadlines, so purging costs ``O(log n)`` per entry. Every
 method runs without awaiting inside, so concurrent tasks on one event loop never see a half-made
 change. The clock is injectable for tests (:func:`time.monotonic` by default).
+
+Change feeds (:meth:`MemoryStorage.watch`) get their events as the writes happen; while one is
+open, a timer task purges entries as their deadlines pass, so expiries show at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from kitecore.hookspecs import hookimpl
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
+    DEREGISTER,
+    REGISTER,
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -28,6 +37,7 @@ from kitecore.storage import (
     RegisterValue,
     Storage,
     StorageError,
+    StorageEvent,
     validate_key_pair,
     validate_query,
     validate_write,
@@ -59,6 +69,9 @@ class MemoryStorage(Storage):
         self._keys: dict[str, KeyPairRecord] = {}
         self._key_ids_by_public: dict[str, str] = {}
         self._closed = False
+        self._feeds: set[ChangeFeed] = set()
+        self._timer_wakeup: anyio.Event | None = None
+        self._timer_target = float("inf")
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -83,7 +96,9 @@ class MemoryStorage(Storage):
             raise IdConflictError(f"kite id {kite.id} is registered by another user")
         if old is not None:
             self._unindex(old.record.kite)
-        self._store(KiteRecord(kite, value.url, value.key_id), ttl)
+        record = KiteRecord(kite, value.url, value.key_id)
+        self._store(record, ttl)
+        self._changed(old.record if old is not None else None, record)
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
         self._check_open()
@@ -93,7 +108,9 @@ class MemoryStorage(Storage):
         if old is None or old.record.kite.username != kite.username:
             return False
         self._unindex(old.record.kite)
-        self._store(KiteRecord(kite, value.url, value.key_id), ttl)
+        record = KiteRecord(kite, value.url, value.key_id)
+        self._store(record, ttl)
+        self._changed(old.record, record)
         return True
 
     async def delete(self, kite: KiteIdentity) -> None:
@@ -102,6 +119,7 @@ class MemoryStorage(Storage):
         if old is not None and old.record.kite.username == kite.username:
             del self._by_id[kite.id]
             self._unindex(old.record.kite)
+            self._emit(DEREGISTER, old.record)
 
     async def get(self, query: Query) -> list[KiteRecord]:
         self._check_open()
@@ -137,6 +155,8 @@ class MemoryStorage(Storage):
         self._by_name.setdefault(kite.name, set()).add(kite.id)
         self._by_username.setdefault(kite.username, set()).add(kite.id)
         heapq.heappush(self._deadlines, (expires_at, kite.id))
+        if expires_at < self._timer_target and self._timer_wakeup is not None:
+            self._timer_wakeup.set()  # the expiry timer sleeps past this deadline
 
     def _unindex(self, kite: KiteIdentity) -> None:
         _discard(self._by_triple, (kite.username, kite.environment, kite.name), kite.id)
@@ -154,6 +174,52 @@ class MemoryStorage(Storage):
                 del self._by_id[kite_id]
                 self._unindex(entry.record.kite)
                 logger.debug("registration of %s expired", entry.record.kite)
+                self._emit(DEREGISTER, entry.record)
+
+    # --- change feed ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        self._check_open()
+        feed = ChangeFeed()
+        self._feeds.add(feed)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._expire_timer)
+                try:
+                    yield feed
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            self._feeds.discard(feed)
+            feed.close()
+
+    def _changed(self, old: KiteRecord | None, new: KiteRecord) -> None:
+        if old is not None and old.kite == new.kite:
+            return  # a refresh, or the same kite registering again: no news
+        if old is not None:
+            self._emit(DEREGISTER, old)
+        self._emit(REGISTER, new)
+
+    def _emit(self, action: str, record: KiteRecord) -> None:
+        if self._feeds:
+            event = StorageEvent(action, record)
+            for feed in self._feeds:
+                feed.push(event)
+
+    async def _expire_timer(self) -> None:
+        """Purge entries as their deadlines pass, so feeds learn about expiries at once."""
+        while True:
+            self._purge()
+            deadlines = self._deadlines
+            wait = 1.0
+            if deadlines:
+                wait = min(wait, max(0.0, deadlines[0][0] - self._clock()) + 0.001)
+            self._timer_target = self._clock() + wait
+            wakeup = self._timer_wakeup = anyio.Event()
+            with anyio.move_on_after(wait):
+                await wakeup.wait()
+            self._timer_wakeup = None
 
     # --- key pairs -----------------------------------------------------------------------------
 
@@ -205,6 +271,8 @@ class MemoryStorage(Storage):
 
     async def aclose(self) -> None:
         self._closed = True
+        for feed in self._feeds:
+            feed.fail(StorageError("the memory storage is closed"))
 
     def _check_open(self) -> None:
         if self._closed:
