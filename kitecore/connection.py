@@ -168,6 +168,12 @@ class Connection:
         """How many local callbacks the peer may still invoke (for tests and metrics)."""
         return len(self._callbacks)
 
+    @property
+    def backlog(self) -> int:
+        """How many messages wait to be handed to the transport (the peer is not keeping up
+        when this grows); senders that must not queue without bound check it."""
+        return len(self._outbox)
+
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
         if self._run_done:

@@ -46,9 +46,9 @@ async def test_username_comes_from_the_kite_key(kontrol, make_kite):
     kite = make_kite("math", username="claimed-name")
     async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol, "bob")) as client:
         await client.tell("register", {"url": kite.url})
-    (record,) = await kontrol.storage.get(Query(id=kite.id))
-    assert record.kite.username == "bob"
-    assert await kontrol.storage.get(Query(username="claimed-name")) == []
+        (record,) = await kontrol.storage.get(Query(id=kite.id))
+        assert record.kite.username == "bob"
+        assert await kontrol.storage.get(Query(username="claimed-name")) == []
 
 
 async def test_register_accepts_kitejs_bare_url(kontrol, make_kite):
@@ -56,7 +56,7 @@ async def test_register_accepts_kitejs_bare_url(kontrol, make_kite):
     async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
         result = await client.tell("register", kite.url)
         assert result["url"] == kite.url
-    assert [r.url for r in await kontrol.storage.get(Query(id=kite.id))] == [kite.url]
+        assert [r.url for r in await kontrol.storage.get(Query(id=kite.id))] == [kite.url]
 
 
 async def test_reregister_with_new_url_updates(kontrol, make_kite):
@@ -153,8 +153,8 @@ async def test_identity_and_kite_key_contents(kontrol, make_kite):
     kite = make_kite("math", username="alice")
     async with contextlib.AsyncExitStack() as stack:
         await serve_registered(stack, kontrol, kite)
-    (record,) = await kontrol.storage.get(Query(id=kite.id))
-    assert record.kite == kite.identity
+        (record,) = await kontrol.storage.get(Query(id=kite.id))
+        assert record.kite == kite.identity
     claims = verify_kite_key(kontrol.create_kite_key("zed"), trust=kontrol.public_key)
     assert claims.subject == "zed" and claims.issuer == KONTROL_USER
     assert claims.kontrol_url == kontrol.url

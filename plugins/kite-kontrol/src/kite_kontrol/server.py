@@ -29,6 +29,7 @@ from kitecore.storage.memory import MemoryStorage
 
 from ._tokenlib import kite_auth_token
 from .auth import KiteKeyAuthenticator, TokenAuthenticator
+from .departures import Departures
 from .handlers import KontrolHandlers
 from .http import HTTPEndpoints
 from .identity import IdentityFile, kontrol_config
@@ -37,6 +38,7 @@ from .keyring import Keyring
 from .machine import MachinePolicy
 from .settings import KontrolSettings
 from .tokens import TokenIssuer
+from .watch import WatchHub
 
 __all__ = ["KONTROL_VERSION", "Kontrol"]
 
@@ -88,6 +90,10 @@ class Kontrol:
         self.kite = Kite("kontrol", version, config=self.config, plugins=self.plugins)
         self.handlers = KontrolHandlers(self)
         self.handlers.install()
+        #: Registry watches (``getKites`` with a watch function) and their change feed.
+        self.watch = WatchHub(self)
+        #: Kites registered over a connection, deleted when it closes.
+        self.departures = Departures(self)
         self._stack: contextlib.AsyncExitStack | None = None
         # set up on start
         self.storage: Storage = storage if isinstance(storage, Storage) else MemoryStorage()
@@ -200,6 +206,7 @@ class Kontrol:
             await self._register_self()
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(self._keep_registered)
+            group.start_soon(self.watch.run)
             stack.callback(group.cancel_scope.cancel)
             logger.info(
                 "Kontrol %s serving on %s (key pair %s)", self.username, self.url, current.id
