@@ -86,6 +86,7 @@ class Watcher:
     """One caller's watch: its query, its function, and the kites it was told about."""
 
     __slots__ = (
+        "__weakref__",
         "_hub",
         "active",
         "callback",
