@@ -21,9 +21,11 @@ second after its lease runs out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aetcd
@@ -31,6 +33,7 @@ import anyio
 
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -46,6 +49,7 @@ from kitecore.storage import (
 )
 
 from .endpoints import Endpoints, require_asyncio
+from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
 from .url import EtcdURL, parse_etcd_url
 
@@ -217,6 +221,22 @@ class EtcdStorage(Storage):
             if seen is None or seen[0] < kv.mod_revision:
                 newest[record.kite.id] = (kv.mod_revision, record)
         return [record for _, record in newest.values()]
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        """The change feed: an etcd watch on the id index (:mod:`kite_storage_etcd.feed`)."""
+        feed = ChangeFeed()
+        pump = EtcdFeed(self._etcd, self.layout, feed)
+        await pump.start()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(pump.run)
+                try:
+                    yield feed
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            feed.close()
 
     # --- leases --------------------------------------------------------------------------------
 
