@@ -1,8 +1,9 @@
 """Kite-side registration and discovery through Kontrol.
 
 ``kite.kontrol_client`` (a :class:`KontrolClient`) registers the kite, finds others with
-``get_kites`` and fetches tokens, and watches the registry with ``watch_kites`` (a :class:`KiteWatch` of
-:class:`KiteEvent`); the clients it returns carry a :class:`TokenRenewer`, and a
+``get_kites``, fetches tokens, and watches the registry with ``watch_kites`` (a
+:class:`KiteWatch` of :class:`KiteEvent`); the clients it returns carry a :class:`TokenRenewer`,
+and a
 :class:`KeyRenewer` keeps the kite's copy of Kontrol's public key current across key rotations.
 """
 
