@@ -188,3 +188,34 @@ async def test_polls_a_kontrol_that_gives_no_watcher_id(go_kontrol, config_for, 
         # only the first getKites carried a watch function: polls do not pile up callbacks
         handlers = [args for args in go_kontrol.calls_of("getKites") if "watchHandler" in args]
         assert len(handlers) == 1
+
+
+async def test_pool_polls_a_kontrol_without_watches(go_kontrol, config_for, kite_plugins):
+    async with contextlib.AsyncExitStack() as stack:
+        kites = []
+        for _ in range(2):
+            kite = Kite("math", "1.0.0", config=config_for(go_kontrol, "bob"), plugins=kite_plugins)
+            kite.handle("square", square)
+            kites.append(await stack.enter_async_context(kite))
+        await kites[0].register()
+        from kite_auth_token import plugin as token_plugin
+        from kite_pickers import plugin as pickers_plugin
+
+        from kitecore.plugins import load_plugins
+        from kitecore.testing import CORE_PLUGINS
+
+        with_pickers = load_plugins(
+            names=CORE_PLUGINS, extra_plugins=[token_plugin, pickers_plugin]
+        )
+        caller = await stack.enter_async_context(
+            Kite("caller", "1.0.0", config=config_for(go_kontrol, "alice"), plugins=with_pickers)
+        )
+        pool = await stack.enter_async_context(
+            caller.pool({"username": "bob", "name": "math"}, refresh_interval=0.1)
+        )
+        assert await pool.tell("square", 2) == 4
+        await kites[1].register()
+        with anyio.fail_after(15):
+            while len(pool.candidates) < 2:  # noqa: ASYNC110 - the pool's polling adds it
+                await anyio.sleep(0.02)
+        assert not pool.watching
