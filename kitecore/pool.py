@@ -7,11 +7,11 @@
 The pool asks Kontrol for the matching kites (when it starts, every ``refresh_interval``
 seconds, and soon after a kite fails) and, with ``watch=True`` (the default), follows a registry
 watch (:mod:`kitecore.discovery.watch`) so that arrivals and departures reach it at once; a
-Kontrol without watches (Go's) leaves it to the polling. It keeps one connection per kite open and reuses it, and
-lets its :class:`~kitecore.pickers.Picker` choose the kite for each call. After every call the
-picker hears how long it took and how it ended. A kite whose connection drops or cannot be
-dialed is taken out of the rotation and redialed in the background with backoff; it comes back
-when a dial succeeds, and goes for good when Kontrol stops listing it.
+Kontrol without watches (Go's) leaves it to the polling. It keeps one connection per kite open
+and reuses it, and lets its :class:`~kitecore.pickers.Picker` choose the kite for each call.
+After every call the picker hears how long it took and how it ended. A kite whose connection
+drops or cannot be dialed is taken out of the rotation and redialed in the background with
+backoff; it comes back when a dial succeeds, and goes for good when Kontrol stops listing it.
 
 Retries: a call marked idempotent (per call or for the whole pool) that ends in a disconnect,
 a timeout or a send error is made again on another kite, at most ``attempts`` times in all,
