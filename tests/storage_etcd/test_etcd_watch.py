@@ -105,6 +105,7 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
         assert await events.next_result() == {
             "action": "DEREGISTER",
             "kite": kite.identity.to_wire(),
+            "token": "",
         }
 
         async with EtcdStorage(etcd_url) as storage:  # a third writer; a lease that runs out
@@ -114,6 +115,7 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
             assert await events.next_result() == {
                 "action": "DEREGISTER",
                 "kite": short.to_wire(),
+                "token": "",
             }
         assert len(events.messages) == 4
 

@@ -110,6 +110,7 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
         assert await events.next_result() == {
             "action": "DEREGISTER",
             "kite": kite.identity.to_wire(),
+            "token": "",
         }
 
         # a kite whose TTL runs out (written by a third process's storage)
@@ -120,6 +121,7 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
             assert await events.next_result() == {
                 "action": "DEREGISTER",
                 "kite": short.to_wire(),
+                "token": "",
             }
         assert len(events.messages) == 4  # once each, nothing repeated by the other Kontrol
 

@@ -5,7 +5,10 @@ struct); the answer gains a ``watcherID`` and the function is then called with o
 ``{"error": null, "result": EVENT}``, for every kite that starts or stops matching the query::
 
     {"action": "REGISTER", "kite": {...}, "url": "...", "token": "<jwt>"}
-    {"action": "DEREGISTER", "kite": {...}}
+    {"action": "DEREGISTER", "kite": {...}, "token": ""}
+
+(``"token": ""`` on DEREGISTER because kite.js 1.0.13 builds a kite from every event and reads
+its token's claims: a missing token crashes its connection; Go decodes ``""`` as absent.)
 
 The events come from the storage's change feed (:meth:`kitecore.storage.Storage.watch`), so a
 kite that registers through another Kontrol sharing the storage, or expires, shows too. The
@@ -150,7 +153,7 @@ class Watcher:
         else:
             if self.known.pop(kite.id, None) is None:
                 return
-            payload = {"action": DEREGISTER, "kite": kite.to_wire()}
+            payload = {"action": DEREGISTER, "kite": kite.to_wire(), "token": ""}
         self.emit({"error": None, "result": payload})
 
     def emit(self, message: dict[str, Any]) -> None:
