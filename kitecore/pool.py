@@ -510,35 +510,42 @@ class Pool:
             logger.info("%r: %r is no longer listed by Kontrol", self, candidate)
 
     async def _follow_watch(self) -> None:
-        """Apply the registry watch's events as they come (pushed watches only)."""
-        try:
-            async with self.kite.kontrol_client.watch_kites(
-                self.query, poll_interval=self.refresh_interval
-            ) as watch:
-                if not watch.pushed:
-                    logger.info("%r: Kontrol offers no watch; polling", self)
-                    return
-                self.watching = True
-                # kites that left between the pool's first answer and the watch's
-                stale = [c for key, c in self._candidates.items() if key not in watch.known]
-                await self._apply(stale, None)
-                async for event in watch:
-                    if event.action == REGISTER and event.client is not None:
-                        known = self._candidates.get(event.kite.id)
-                        stale = [known] if known is not None and known.url != event.url else []
-                        await self._apply(stale, event.client)
-                    elif event.action == DEREGISTER:
-                        known = self._candidates.get(event.kite.id)
-                        await self._apply([known] if known is not None else [], None)
-        except (KiteError, OSError, ValueError) as exc:
-            logger.warning(
-                "%r: registry watch failed (%s); polling every %gs",
-                self,
-                exc,
-                self.refresh_interval,
-            )
-        finally:
-            self.watching = False
+        """Apply the registry watch's events as they come (pushed watches only). A watch that
+        cannot start is tried again (the polling covers the gap); once started, the watch
+        resubscribes by itself after lost connections."""
+        backoff = Backoff(initial=0.5, multiplier=2.0, randomization=0.3, maximum=30.0)
+        while True:
+            delay = backoff.initial
+            try:
+                if not await self._watch_once():
+                    return  # Kontrol offers no watch: the polling does it all
+            except (KiteError, OSError, ValueError) as exc:
+                delay = min(backoff.next(), self.refresh_interval)
+                logger.warning("%r: registry watch failed (%s); again in %.1fs", self, exc, delay)
+            finally:
+                self.watching = False
+            await anyio.sleep(delay)
+
+    async def _watch_once(self) -> bool:
+        """Follow one watch until it ends; False when Kontrol has no watches (Go's)."""
+        async with self.kite.kontrol_client.watch_kites(
+            self.query, poll_interval=self.refresh_interval
+        ) as watch:
+            if not watch.pushed:
+                logger.info("%r: Kontrol offers no watch; polling", self)
+                return False
+            self.watching = True
+            # kites that left between the pool's first answer and the watch's
+            stale = [c for key, c in self._candidates.items() if key not in watch.known]
+            await self._apply(stale, None)
+            async for event in watch:
+                known = self._candidates.get(event.kite.id)
+                if event.action == REGISTER and event.client is not None:
+                    stale = [known] if known is not None and known.url != event.url else []
+                    await self._apply(stale, event.client)
+                elif event.action == DEREGISTER and known is not None:
+                    await self._apply([known], None)
+        return True
 
     async def _apply(self, gone: Sequence[Candidate], new: Client | None) -> None:
         self._drop(gone)

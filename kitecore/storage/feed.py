@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,12 +55,21 @@ class ChangeFeed:
 
     :meth:`push` never blocks and may be called from synchronous code on the event loop's
     thread. :meth:`fail` ends the feed: the reader gets ``error`` after the queued events.
+    ``tick``, if given, is called while the reader waits for events and returns how many
+    seconds to wait before calling it again (``None``: until an event or :meth:`poke`); a
+    backend uses it for work it does on the reader's time, such as noticing expiries.
     """
 
-    def __init__(self, *, limit: int = DEFAULT_FEED_LIMIT) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = DEFAULT_FEED_LIMIT,
+        tick: Callable[[], float | None] | None = None,
+    ) -> None:
         if limit < 2:
             raise ValueError("a change feed needs room for at least two events")
         self.limit = limit
+        self._tick = tick
         self._events: deque[StorageEvent] = deque()
         self._wakeup: anyio.Event | None = None
         self._error: BaseException | None = None
@@ -109,6 +119,10 @@ class ChangeFeed:
         self._closed = True
         self._wake()
 
+    def poke(self) -> None:
+        """Wake a waiting reader so that it calls ``tick`` again."""
+        self._wake()
+
     def _wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None:
@@ -128,6 +142,13 @@ class ChangeFeed:
                 if self._error is not None:
                     raise self._error
                 raise StopAsyncIteration
+            wait = self._tick() if self._tick is not None else None
+            if self._events or self._closed:
+                continue  # the tick produced events (or ended the feed)
             wakeup = self._wakeup = anyio.Event()
-            await wakeup.wait()
+            if wait is None:
+                await wakeup.wait()
+            else:
+                with anyio.move_on_after(max(0.0, wait)):
+                    await wakeup.wait()
         return self._events.popleft()

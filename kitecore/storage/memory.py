@@ -6,8 +6,8 @@ could match; expiry uses a heap of deadlines, so purging costs ``O(log n)`` per 
 method runs without awaiting inside, so concurrent tasks on one event loop never see a half-made
 change. The clock is injectable for tests (:func:`time.monotonic` by default).
 
-Change feeds (:meth:`MemoryStorage.watch`) get their events as the writes happen; while one is
-open, a timer task purges entries as their deadlines pass, so expiries show at once.
+Change feeds (:meth:`MemoryStorage.watch`) get their events as the writes happen; while a feed's
+reader waits, the feed purges entries as their deadlines pass, so expiries show at once.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import anyio
 
 from kitecore.hookspecs import hookimpl
 from kitecore.protocol.identity import KiteIdentity, Query
@@ -70,8 +68,6 @@ class MemoryStorage(Storage):
         self._key_ids_by_public: dict[str, str] = {}
         self._closed = False
         self._feeds: set[ChangeFeed] = set()
-        self._timer_wakeup: anyio.Event | None = None
-        self._timer_target = float("inf")
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -155,8 +151,9 @@ class MemoryStorage(Storage):
         self._by_name.setdefault(kite.name, set()).add(kite.id)
         self._by_username.setdefault(kite.username, set()).add(kite.id)
         heapq.heappush(self._deadlines, (expires_at, kite.id))
-        if expires_at < self._timer_target and self._timer_wakeup is not None:
-            self._timer_wakeup.set()  # the expiry timer sleeps past this deadline
+        if self._deadlines[0][1] == kite.id:
+            for feed in self._feeds:
+                feed.poke()  # the earliest deadline now: readers wait less
 
     def _unindex(self, kite: KiteIdentity) -> None:
         _discard(self._by_triple, (kite.username, kite.environment, kite.name), kite.id)
@@ -181,18 +178,20 @@ class MemoryStorage(Storage):
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[ChangeFeed]:
         self._check_open()
-        feed = ChangeFeed()
+        feed = ChangeFeed(tick=self._tick)
         self._feeds.add(feed)
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._expire_timer)
-                try:
-                    yield feed
-                finally:
-                    group.cancel_scope.cancel()
+            yield feed
         finally:
             self._feeds.discard(feed)
             feed.close()
+
+    def _tick(self) -> float | None:
+        """A feed's reader waits: purge what expired; wait until the next deadline."""
+        self._purge()
+        if not self._deadlines:
+            return None
+        return self._deadlines[0][0] - self._clock() + 0.001
 
     def _changed(self, old: KiteRecord | None, new: KiteRecord) -> None:
         if old is not None and old.kite == new.kite:
@@ -206,20 +205,6 @@ class MemoryStorage(Storage):
             event = StorageEvent(action, record)
             for feed in self._feeds:
                 feed.push(event)
-
-    async def _expire_timer(self) -> None:
-        """Purge entries as their deadlines pass, so feeds learn about expiries at once."""
-        while True:
-            self._purge()
-            deadlines = self._deadlines
-            wait = 1.0
-            if deadlines:
-                wait = min(wait, max(0.0, deadlines[0][0] - self._clock()) + 0.001)
-            self._timer_target = self._clock() + wait
-            wakeup = self._timer_wakeup = anyio.Event()
-            with anyio.move_on_after(wait):
-                await wakeup.wait()
-            self._timer_wakeup = None
 
     # --- key pairs -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from kontrol_helpers import KONTROL_USER, kite_key
 
 from kitecore import GenericError, Query
 from kitecore.contracts.storage import make_identity
-from kitecore.storage import RegisterValue
+from kitecore.storage import RegisterValue, StorageError
 
 pytestmark = pytest.mark.anyio
 
@@ -206,3 +206,21 @@ async def test_cannot_cancel_someone_elses_watcher(kontrol, make_kite, watcher_c
         with pytest.raises(GenericError, match="belongs to another connection"):
             await client.tell("cancelWatcher", answer["watcherID"])
     assert answer["watcherID"] in kontrol.watch.watchers
+
+
+async def test_feed_failure_is_logged_and_recovered_without_loss_or_repeat(
+    kontrol, watcher_client, caplog
+):
+    _, events = await watch(watcher_client, MATH)
+    value = RegisterValue("http://127.0.0.1:9/kite", kontrol.keyring.current.id)
+    (feed,) = kontrol.storage._feeds  # the hub's change feed on the memory storage
+    feed.fail(StorageError("feed broke"))  # as a backend whose stream died for good
+    missed = make_identity()
+    await kontrol.storage.upsert(missed, value, ttl=60)  # no feed hears this one
+    event = await events.result()  # the hub reopened the feed and resynchronised
+    assert (event["action"], event["kite"]["id"]) == ("REGISTER", missed.id)
+    sentinel = make_identity()
+    await kontrol.storage.upsert(sentinel, value, ttl=60)
+    assert (await events.result())["kite"]["id"] == sentinel.id  # nothing repeated
+    assert "storage change feed failed" in caplog.text
+    assert len(kontrol.storage._feeds) == 1  # the broken feed is gone, one live feed

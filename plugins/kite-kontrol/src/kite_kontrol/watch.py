@@ -304,6 +304,8 @@ class WatchHub:
                 if self._kontrol.storage is not storage:
                     return
                 logger.warning("storage change feed failed (retrying in %gs): %s", pause, exc)
+            except Exception:  # a backend's bug must not stop Kontrol: log it, go on
+                logger.exception("storage change feed broke (retrying in %gs)", pause)
             first = False
             await anyio.sleep(pause)
             pause = min(pause * 2, 5.0)

@@ -21,6 +21,7 @@ second after its lease runs out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -228,14 +229,15 @@ class EtcdStorage(Storage):
         feed = ChangeFeed()
         pump = EtcdFeed(self._etcd, self.layout, feed)
         await pump.start()
+        # a plain asyncio task, not a task group: the reader's own exceptions must leave this
+        # block as they are, not wrapped in an exception group
+        task = asyncio.get_running_loop().create_task(pump.run())
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(pump.run)
-                try:
-                    yield feed
-                finally:
-                    group.cancel_scope.cancel()
+            yield feed
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             feed.close()
 
     # --- leases --------------------------------------------------------------------------------
