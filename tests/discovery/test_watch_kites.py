@@ -152,6 +152,26 @@ async def test_resubscribes_after_kontrol_restarts_without_duplicates_or_losses(
         group.cancel_scope.cancel()
 
 
+async def test_resubscribes_after_a_watch_error(kontrol, kite_for, storage):
+    caller = await kite_for("caller", "alice")
+    value = RegisterValue("http://127.0.0.1:9/kite", kontrol.keyring.current.id)
+    first, second, third = (make_identity(name="svc") for _ in range(3))
+    await storage.upsert(first, value, ttl=600)
+    async with caller.watch_kites(name="svc") as watch:
+        assert (await next_event(watch)).kite == first
+        old_id = watch.watcher_id
+        (watcher,) = kontrol.watch.watchers.values()
+        watcher.fail("testing")  # what a watcher that fell behind gets: one watchError
+        await storage.upsert(second, value, ttl=600)  # while the watch is being replaced
+        event = await next_event(watch)
+        assert (event.action, event.kite) == ("REGISTER", second)
+        assert watch.watcher_id and watch.watcher_id != old_id
+        await storage.upsert(third, value, ttl=600)
+        assert (await next_event(watch)).kite == third  # nothing repeated, nothing lost
+        assert set(watch.known) == {first.id, second.id, third.id}
+        assert len(kontrol.watch) == 1
+
+
 # --- a Kontrol without watches (Go's): polling ------------------------------------------
 
 
