@@ -1,7 +1,9 @@
-"""Kontrol: registrations per second and getKites latency with 10,000 registered kites.
+"""Kontrol: registrations per second, getKites latency, and the watch event path.
 
-A real Kontrol (memory storage) runs in a subprocess, pinned to one core when the machine has
-two or more (the client gets another). Then:
+A real Kontrol runs in a subprocess on ``--storage memory|etcd|postgres`` (etcd and PostgreSQL
+are started here on loopback, as the tests start them: an etcd member in a temporary
+directory, a throw-away PostgreSQL from ``bench/_postgres_server.py``), pinned to one core when
+the machine has two or more (the client gets another). Then:
 
 1. ``register``: 10,000 kites register over real RPC connections, ``--concurrency`` at a time.
    Kontrol binds a connection to the first kite that speaks on it, so each registration is a
@@ -12,15 +14,27 @@ two or more (the client gets another). Then:
    and by username/environment/name (matches 100 kites). Latency is measured at the client,
    from the call to the decoded answer; p50 and p99 are printed for both.
 
-Targets: getKites p99 < 10 ms at 10,000 kites, >= 1,000 registrations/s. Every phase is
-bounded (``--deadline``); the query choice is seeded, so runs are reproducible.
+3. ``events`` (``--watchers N``, default 1,000; 0 skips it): N watchers (``getKites`` with a
+   ``watchHandler``) on 20 connections, each watching one of 100 names (so 10 watchers per
+   name), then ``--event-kites`` kites of those names register one after another over RPC. For
+   every event the time from the kite's ``register`` returning to the event arriving at the
+   watcher is recorded (an event can even arrive before the answer: Kontrol announces the
+   kite as soon as it is stored); p50/p99 over every arrival are printed and compared with the
+   pool's polling, which this path replaces (``Pool(refresh_interval=30)``: a new kite is seen
+   15 s later on average, 30 s at worst).
 
-    python bench/kontrol.py [--kites 10000] [--concurrency 32] [--queries 2000] [--seed 1]
+Targets: getKites p99 < 10 ms at 10,000 kites, >= 1,000 registrations/s; event p99 < 50 ms on
+memory, < 200 ms on etcd and PostgreSQL. Every phase is bounded (``--deadline``); the query
+choice is seeded, so runs are reproducible.
+
+    python bench/kontrol.py [--storage memory] [--kites 10000] [--concurrency 32]
+                            [--queries 2000] [--watchers 1000] [--event-kites 200] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -35,13 +49,24 @@ ENVIRONMENT = "production"
 KONTROL_USER = "bench-kontrol"
 TARGET_P99_MS = 10.0
 TARGET_REGISTRATIONS = 1000.0
+#: Event path targets (p99, ms) per storage.
+TARGET_EVENT_P99_MS = {"memory": 50.0, "etcd": 200.0, "postgres": 200.0}
+#: The pool's default polling interval, which watches replace (seconds).
+POOL_REFRESH_INTERVAL = 30.0
+WATCH_CONNECTIONS = 20
+WATCH_NAMES = 100
+PLUGINS = {
+    "memory": ["websocket"],
+    "etcd": ["websocket", "etcd"],
+    "postgres": ["websocket", "postgres"],
+}
 
 
 # ---------------------------------------------------------------- server (subprocess)
 
 
-def serve(data_dir: str) -> None:
-    """Run a Kontrol with memory storage; print its port and its users' kite.keys (JSON)."""
+def serve(data_dir: str, storage_url: str) -> None:
+    """Run a Kontrol on ``storage_url``; print its port and its users' kite.keys (JSON)."""
     import json
 
     import anyio
@@ -52,16 +77,20 @@ def serve(data_dir: str) -> None:
     from kitecore.plugins import load_plugins
 
     config = Config(ip="127.0.0.1", port=0, username=KONTROL_USER, environment=ENVIRONMENT)
-    # registrations must outlive the benchmark: no expiry while the queries run
-    settings = KontrolSettings(key_ttl=3600.0, update_interval=600.0)
+    # registrations must outlive the benchmark: no expiry while the queries run, and no
+    # removal when a registering connection closes (each registration uses its own)
+    settings = KontrolSettings(
+        key_ttl=3600.0, update_interval=600.0, deregister_on_disconnect=False
+    )
 
     async def main() -> None:
+        scheme = storage_url.split(":", 1)[0]
         kontrol = Kontrol(
-            storage="memory://",
+            storage=storage_url,
             data_dir=data_dir,
             config=config,
             settings=settings,
-            plugins=load_plugins(names=["websocket"]),
+            plugins=load_plugins(names=PLUGINS[scheme]),
         )
         async with kontrol:
             keys = [kontrol.create_kite_key(f"user{u:02d}") for u in range(USERS)]
@@ -71,10 +100,12 @@ def serve(data_dir: str) -> None:
     anyio.run(main)
 
 
-def start_server(data_dir: str, cpu: int | None) -> tuple[subprocess.Popen[str], int, list[str]]:
+def start_server(
+    data_dir: str, storage_url: str, cpu: int | None
+) -> tuple[subprocess.Popen[str], int, list[str]]:
     import json
 
-    command = [sys.executable, __file__, "--serve", data_dir]
+    command = [sys.executable, __file__, "--serve", data_dir, "--storage-url", storage_url]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})
@@ -98,6 +129,7 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Figures:
+    storage: str
     kites: int
     register_seconds: float
     by_id_ms: list[float]
@@ -105,6 +137,11 @@ class Figures:
     by_name_count: int
     server_cpu: float  # Kontrol's CPU seconds during the registrations
     client_cpu: float  # the client's CPU seconds during the registrations
+    event_ms: list[float]  # register returned -> event arrived, every arrival
+    sent_ms: list[float]  # register sent -> event arrived, every arrival
+    early_events: int  # arrivals before the register answer
+    watchers: int
+    event_kites: int
 
     @property
     def registrations_per_second(self) -> float:
@@ -193,9 +230,100 @@ async def run_client(
                 }
                 ms, by_name_count = await get(query)
                 by_name.append(ms)
+    event_ms, sent_ms, early = await measure_events(url, kites[0].config.kite_key, keys, args)
     return Figures(
-        args.kites, register_seconds, by_id, by_name, by_name_count, server_cpu, client_cpu
+        args.storage,
+        args.kites,
+        register_seconds,
+        by_id,
+        by_name,
+        by_name_count,
+        server_cpu,
+        client_cpu,
+        event_ms,
+        sent_ms,
+        early,
+        args.watchers,
+        args.event_kites,
     )
+
+
+async def measure_events(
+    url: str, watcher_key: str, keys: list[str], args: argparse.Namespace
+) -> tuple[list[float], list[float], int]:
+    """The ``events`` phase (see the module docs): latencies in ms from the ``register``
+    answer and from the ``register`` call, and how many arrived before the answer."""
+    import anyio
+
+    from kitecore import Authentication, Config, Kite
+    from kitecore.plugins import load_plugins
+
+    if args.watchers <= 0 or args.event_kites <= 0:
+        return [], [], 0
+    plugins = load_plugins(names=["websocket"])
+    base = Config(ip="127.0.0.1", port=0, environment=ENVIRONMENT, timeout=30.0)
+    sent_at: dict[str, float] = {}
+    arrivals: dict[str, list[float]] = {}
+    complete: dict[str, tuple[int, anyio.Event]] = {}
+
+    def handler(message: dict) -> None:
+        event = message.get("result") or {}
+        if event.get("action") != "REGISTER":
+            return
+        kite_id = event["kite"]["id"]
+        seen = arrivals.setdefault(kite_id, [])
+        seen.append(time.perf_counter())
+        wanted, all_there = complete[kite_id]
+        if len(seen) >= wanted:
+            all_there.set()
+
+    watcher = Kite("watcher", "1.0.0", config=base.copy(), plugins=plugins)
+    auth = Authentication("kiteKey", watcher_key)
+    registered_at: dict[str, float] = {}
+    with anyio.fail_after(args.deadline):
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(watcher.new_client(url, auth=auth))
+                for _ in range(WATCH_CONNECTIONS)
+            ]
+
+            async def watch(index: int) -> None:
+                query = {"environment": ENVIRONMENT, "name": f"event{index % WATCH_NAMES:03d}"}
+                client = clients[index % WATCH_CONNECTIONS]
+                answer = await client.tell("getKites", {"query": query, "watchHandler": handler})
+                assert answer.get("watcherID"), answer
+
+            async with anyio.create_task_group() as group:
+                for index in range(args.watchers):
+                    group.start_soon(watch, index)
+            watchers_per_name = [0] * WATCH_NAMES
+            for index in range(args.watchers):
+                watchers_per_name[index % WATCH_NAMES] += 1
+            for i in range(args.event_kites):  # one at a time: latency, not queueing
+                config = base.copy()
+                config.apply_kite_key(keys[i % USERS])
+                name = i % WATCH_NAMES
+                kite = Kite(f"event{name:03d}", "1.0.0", config=config, plugins=plugins)
+                all_there = anyio.Event()
+                complete[kite.id] = (watchers_per_name[name], all_there)
+                if not watchers_per_name[name]:
+                    continue
+                kite_auth = Authentication("kiteKey", kite.config.kite_key)
+                async with kite.new_client(url, auth=kite_auth) as client:
+                    target = {"url": f"http://10.9.{i // 250}.{i % 250}:1/kite"}
+                    sent_at[kite.id] = time.perf_counter()
+                    await client.tell("register", target)
+                    registered_at[kite.id] = time.perf_counter()
+                    await all_there.wait()
+    latencies: list[float] = []
+    from_call: list[float] = []
+    early = 0
+    for kite_id, returned in registered_at.items():
+        for arrived in arrivals.get(kite_id, ()):
+            early += arrived < returned
+            latencies.append(max(0.0, arrived - returned) * 1000)
+            from_call.append((arrived - sent_at[kite_id]) * 1000)
+    return latencies, from_call, early
 
 
 # ---------------------------------------------------------------- report
@@ -204,7 +332,7 @@ async def run_client(
 def report(figures: Figures, pinned: str) -> bool:
     """Print the summary; True when both targets are met."""
     rate = figures.registrations_per_second
-    print(f"Kontrol, memory storage, {figures.kites} kites ({pinned})")
+    print(f"Kontrol, {figures.storage} storage, {figures.kites} kites ({pinned})")
     ok = rate >= TARGET_REGISTRATIONS
     print(
         f"  register: {rate:8.0f} registrations/s   ({figures.register_seconds:.1f}s; "
@@ -226,7 +354,50 @@ def report(figures: Figures, pinned: str) -> bool:
             f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  mean {statistics.fmean(samples):6.2f} ms  "
             f"(target p99 < {TARGET_P99_MS:g} ms)  {verdict}"
         )
+    if figures.event_ms:
+        samples = figures.event_ms
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        target = TARGET_EVENT_P99_MS[figures.storage]
+        verdict = "OK" if p99 < target else "MISS"
+        ok = ok and p99 < target
+        print(
+            f"  watch event, {figures.watchers} watchers ({figures.event_kites} kites, "
+            f"{len(samples)} arrivals): register returned -> event at the watcher "
+            f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {max(samples):6.2f} ms  "
+            f"(target p99 < {target:g} ms)  {verdict}"
+        )
+        sent = figures.sent_ms
+        s50, s99 = percentile(sent, 50), percentile(sent, 99)
+        print(
+            f"            {figures.early_events} of {len(samples)} events arrived before the "
+            f"register answer (Kontrol announces a kite once stored, while it still sets up "
+            f"the heartbeat); from the register call: p50 {s50:6.2f} ms  p99 {s99:6.2f} ms"
+        )
+        print(
+            f"            the pool's polling it replaces (refresh_interval "
+            f"{POOL_REFRESH_INTERVAL:g}s) sees a new kite {POOL_REFRESH_INTERVAL / 2:g}s later "
+            f"on average, {POOL_REFRESH_INTERVAL:g}s at worst: "
+            f"{POOL_REFRESH_INTERVAL * 1000 / 2 / max(s50, 0.001):,.0f}x the p50 from the call"
+        )
     return ok
+
+
+@contextlib.contextmanager
+def storage_server(kind: str, work_dir: str):
+    """Yield the storage URL of ``kind``, starting (and then stopping) its server."""
+    if kind == "memory":
+        yield "memory://"
+    elif kind == "etcd":
+        from kite_storage_etcd.testing import EtcdCluster
+
+        with EtcdCluster.start(os.path.join(work_dir, "etcd"), size=1) as cluster:
+            yield cluster.storage_url("/bench")
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _postgres_server import start_postgres
+
+        with start_postgres() as url:
+            yield url
 
 
 def main() -> int:
@@ -237,10 +408,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument("--storage", choices=sorted(PLUGINS), default="memory")
+    parser.add_argument("--watchers", type=int, default=1000, help="watchers (0: no event phase)")
+    parser.add_argument("--event-kites", type=int, default=200, help="registrations timed")
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--storage-url", default="memory://", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.storage_url)
         return 0
     if args.kites % (USERS * NAMES):
         parser.error(f"--kites must be a multiple of {USERS * NAMES}")
@@ -256,8 +431,13 @@ def main() -> int:
         pinned = f"Kontrol pinned to CPU {server_cpu}, client on CPU {','.join(map(str, cpus[1:]))}"
     else:
         pinned = "one CPU, not pinned"
-    with tempfile.TemporaryDirectory(prefix="kontrol-bench-") as data_dir:
-        process, port, keys = start_server(data_dir, server_cpu)
+    with (
+        tempfile.TemporaryDirectory(prefix="kontrol-bench-") as data_dir,
+        storage_server(args.storage, data_dir) as storage_url,
+    ):
+        process, port, keys = start_server(
+            os.path.join(data_dir, "kontrol"), storage_url, server_cpu
+        )
         try:
             figures = anyio.run(run_client, port, keys, process.pid, args)
         finally:

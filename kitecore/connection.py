@@ -189,6 +189,19 @@ class Connection:
         """How many local callbacks the peer may still invoke (for tests and metrics)."""
         return self.session.callback_count
 
+    @property
+    def backlog(self) -> int:
+        """How many messages wait to be handed to the transport (the peer is not keeping up
+        when this grows); senders that must not queue without bound check it."""
+        return len(self._outbox)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes (characters, for the outbox) written for the peer and not yet taken by it:
+        the outbox plus what the stream holds (``outbound_bytes``, when it says)."""
+        queued: int = getattr(self.stream, "outbound_bytes", 0)
+        return queued + sum(len(text) for text in self._outbox)
+
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
         if self._run_done:

@@ -41,7 +41,7 @@ from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
 if TYPE_CHECKING:
-    from kitecore.discovery import KontrolClient, RegisterResult
+    from kitecore.discovery import KiteWatch, KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
     from kitecore.plugins import PluginRegistry
     from kitecore.pool import Pool
@@ -317,6 +317,12 @@ class Kite:
     async def get_kites(self, query: Any = None, /, **fields: str) -> list[Client]:
         """Undialed clients of the kites matching ``query`` (a Query, a dict or keywords)."""
         return await self.kontrol_client.get_kites(query, **fields)
+
+    def watch_kites(self, query: Any = None, /, **options: Any) -> KiteWatch:
+        """Arrivals and departures of the kites matching ``query`` (a Query, a dict or
+        keywords), initial kites first: ``async with kite.watch_kites(name="math") as watch:
+        async for event in watch: ...`` (:mod:`kitecore.discovery.watch`)."""
+        return self.kontrol_client.watch_kites(query, **options)
 
     def pool(self, query: Any = None, /, *, picker: Any = "round_robin", **options: Any) -> Pool:
         """A :class:`~kitecore.pool.Pool` that calls any kite matching ``query`` (a Query, a

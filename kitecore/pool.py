@@ -5,11 +5,13 @@
 >>> await pool.tell("square", 4, idempotent=True)      # retried on another kite if one fails
 
 The pool asks Kontrol for the matching kites (when it starts, every ``refresh_interval``
-seconds, and soon after a kite fails), keeps one connection per kite open and reuses it, and
-lets its :class:`~kitecore.pickers.Picker` choose the kite for each call. After every call the
-picker hears how long it took and how it ended. A kite whose connection drops or cannot be
-dialed is taken out of the rotation and redialed in the background with backoff; it comes back
-when a dial succeeds, and goes for good when Kontrol stops listing it.
+seconds, and soon after a kite fails) and, with ``watch=True`` (the default), follows a registry
+watch (:mod:`kitecore.discovery.watch`) so that arrivals and departures reach it at once; a
+Kontrol without watches (Go's) leaves it to the polling. It keeps one connection per kite open
+and reuses it, and lets its :class:`~kitecore.pickers.Picker` choose the kite for each call.
+After every call the picker hears how long it took and how it ended. A kite whose connection
+drops or cannot be dialed is taken out of the rotation and redialed in the background with
+backoff; it comes back when a dial succeeds, and goes for good when Kontrol stops listing it.
 
 Retries: a call marked idempotent (per call or for the whole pool) that ends in a disconnect,
 a timeout or a send error is made again on another kite, at most ``attempts`` times in all,
@@ -35,6 +37,7 @@ from anyio.abc import TaskGroup
 from kitecore.backoff import Backoff
 from kitecore.client import DEFAULT_TIMEOUT, Client, DialError
 from kitecore.discovery.messages import NoKitesError, to_query
+from kitecore.discovery.watch import DEREGISTER, REGISTER
 from kitecore.pickers import BUILTIN_PICKERS, PLUGIN_PICKERS, Candidate, Picker, is_failure
 from kitecore.protocol.errors import DisconnectError, KiteError, SendError
 from kitecore.protocol.identity import KiteIdentity, Query
@@ -119,7 +122,8 @@ class Pool:
     ``picker`` is a registered picker name (``random``, ``round_robin``, ``fastest``,
     ``least_latency``; built with ``picker_options``) or a :class:`~kitecore.pickers.Picker`.
     ``idempotent`` is the default of :meth:`tell`'s flag; ``attempts`` bounds the kites one
-    call is tried on. ``refresh_interval`` is how often Kontrol is asked again;
+    call is tried on. ``refresh_interval`` is how often Kontrol is asked again (``watch``
+    follows Kontrol's registry watch in between, when Kontrol offers one);
     ``retry_backoff`` spaces the attempts of one call and ``redial_backoff`` the redials of
     a lost kite.
 
@@ -140,6 +144,7 @@ class Pool:
         refresh_interval: float = 30.0,
         retry_backoff: Backoff | None = None,
         redial_backoff: Backoff | None = None,
+        watch: bool = True,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
@@ -151,6 +156,9 @@ class Pool:
         self.idempotent = idempotent
         self.attempts = attempts
         self.refresh_interval = refresh_interval
+        self.watch = watch
+        #: True while the pool follows a watch Kontrol pushes (False: polling only).
+        self.watching = False
         self._retry_backoff = retry_backoff or Backoff(
             initial=0.02, multiplier=2.0, randomization=0.5, maximum=1.0
         )
@@ -256,6 +264,8 @@ class Pool:
         with scope:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._run_picker)
+                if self.watch:
+                    group.start_soon(self._follow_watch)
                 await self._maintain(group)
 
     async def _run_picker(self) -> None:
@@ -491,19 +501,76 @@ class Pool:
             for key, c in self._candidates.items()
             if key not in listed or (listed[key].url != c.url)
         ]
+        self._drop(gone)
+        for client in listed.values():
+            self._add(client)
+        self._set_live()
+        with anyio.CancelScope(shield=True):
+            for candidate in gone:
+                await candidate.client.close()
+
+    def _add(self, client: Client) -> None:
+        """A kite Kontrol lists (a no-op for one already known)."""
+        assert client.remote_kite is not None and client.url is not None
+        key = client.remote_kite.id
+        if key in self._candidates:
+            return
+        candidate = Candidate(client.remote_kite, client.url, client)
+        client._own_task_group = self._group  # its connection lives as long as the pool
+        client.on_disconnect(self._on_disconnect(candidate))
+        self._candidates[key] = candidate
+        self._states[candidate] = _State(self._new_redial_backoff())
+
+    def _drop(self, gone: Sequence[Candidate]) -> None:
+        """Forget kites Kontrol no longer lists (the caller closes their clients)."""
         for candidate in gone:
-            del self._candidates[candidate.key]
+            if self._candidates.get(candidate.key) is candidate:
+                del self._candidates[candidate.key]
             self._states.pop(candidate, None)
             logger.info("%r: %r is no longer listed by Kontrol", self, candidate)
-        for key, client in listed.items():
-            if key in self._candidates:
-                continue
-            assert client.remote_kite is not None and client.url is not None
-            candidate = Candidate(client.remote_kite, client.url, client)
-            client._own_task_group = self._group  # its connection lives as long as the pool
-            client.on_disconnect(self._on_disconnect(candidate))
-            self._candidates[key] = candidate
-            self._states[candidate] = _State(self._new_redial_backoff())
+
+    async def _follow_watch(self) -> None:
+        """Apply the registry watch's events as they come (pushed watches only). A watch that
+        cannot start is tried again (the polling covers the gap); once started, the watch
+        resubscribes by itself after lost connections."""
+        backoff = Backoff(initial=0.5, multiplier=2.0, randomization=0.3, maximum=30.0)
+        while True:
+            delay = backoff.initial
+            try:
+                if not await self._watch_once():
+                    return  # Kontrol offers no watch: the polling does it all
+            except (KiteError, OSError, ValueError) as exc:
+                delay = min(backoff.next(), self.refresh_interval)
+                logger.warning("%r: registry watch failed (%s); again in %.1fs", self, exc, delay)
+            finally:
+                self.watching = False
+            await anyio.sleep(delay)
+
+    async def _watch_once(self) -> bool:
+        """Follow one watch until it ends; False when Kontrol has no watches (Go's)."""
+        async with self.kite.kontrol_client.watch_kites(
+            self.query, poll_interval=self.refresh_interval
+        ) as watch:
+            if not watch.pushed:
+                logger.info("%r: Kontrol offers no watch; polling", self)
+                return False
+            self.watching = True
+            # kites that left between the pool's first answer and the watch's
+            stale = [c for key, c in self._candidates.items() if key not in watch.known]
+            await self._apply(stale, None)
+            async for event in watch:
+                known = self._candidates.get(event.kite.id)
+                if event.action == REGISTER and event.client is not None:
+                    stale = [known] if known is not None and known.url != event.url else []
+                    await self._apply(stale, event.client)
+                elif event.action == DEREGISTER and known is not None:
+                    await self._apply([known], None)
+        return True
+
+    async def _apply(self, gone: Sequence[Candidate], new: Client | None) -> None:
+        self._drop(gone)
+        if new is not None:
+            self._add(new)
         self._set_live()
         with anyio.CancelScope(shield=True):
             for candidate in gone:

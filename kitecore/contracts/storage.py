@@ -33,6 +33,10 @@ import pytest
 
 from kitecore.protocol.identity import FIELDS, KiteIdentity, Query
 from kitecore.storage import (
+    DEREGISTER,
+    REGISTER,
+    RESYNC,
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -41,6 +45,8 @@ from kitecore.storage import (
     KiteRecord,
     RegisterValue,
     Storage,
+    StorageError,
+    StorageEvent,
 )
 
 __all__ = ["LONG_TTL", "StorageContract", "fake_key_pair", "make_identity"]
@@ -85,7 +91,8 @@ class StorageContract:
     """Behaviour shared by every :class:`~kitecore.storage.Storage` backend.
 
     Subclasses provide the ``storage`` fixture; they may tune ``short_ttl`` and
-    ``expiry_slack`` (seconds) and ``concurrent_writers``.
+    ``expiry_slack`` (seconds) and ``concurrent_writers``; ``feed_timeout`` bounds the wait for
+    one change-feed event (an expiry may take ``short_ttl + expiry_slack`` more).
     """
 
     pytestmark = pytest.mark.anyio
@@ -93,6 +100,7 @@ class StorageContract:
     short_ttl: float = 0.3
     expiry_slack: float = 0.4
     concurrent_writers: int = 200
+    feed_timeout: float = 10.0
 
     # --- register and query ----------------------------------------------------------------
 
@@ -354,3 +362,97 @@ class StorageContract:
     async def test_bad_key_pair_is_refused(self, storage: Storage, pair: KeyPairRecord) -> None:
         with pytest.raises(InvalidInputError):
             await storage.add_key(pair)
+
+    # --- change feed -------------------------------------------------------------------------
+
+    async def _expect(
+        self, feed: ChangeFeed, ids: set[str], *expected: tuple[str, KiteIdentity]
+    ) -> list[StorageEvent]:
+        """Read the feed until ``expected`` arrived, ignoring kites outside ``ids``; any other
+        event of those kites (or a RESYNC) fails the test."""
+        got: list[StorageEvent] = []
+        with anyio.fail_after(self.feed_timeout + self.short_ttl + self.expiry_slack):
+            while len(got) < len(expected):
+                event = await feed.__anext__()
+                assert event.action != RESYNC, "the feed lost events"
+                assert event.record is not None
+                if event.record.kite.id in ids:
+                    got.append(event)
+        assert [(e.action, e.record.kite) for e in got if e.record] == list(expected)
+        return got
+
+    async def test_watch_register_refresh_and_delete(self, storage: Storage) -> None:
+        kite, sentinel = make_identity(), make_identity()
+        ids = {kite.id, sentinel.id}
+        async with storage.watch() as feed:
+            await storage.upsert(kite, _value("http://a/kite"), ttl=LONG_TTL)
+            (event,) = await self._expect(feed, ids, (REGISTER, kite))
+            assert event.record is not None and event.record.url == "http://a/kite"
+            # heartbeats and re-registration of a live kite are no news
+            assert await storage.update(kite, _value("http://a/kite"), ttl=LONG_TTL)
+            await storage.upsert(kite, _value("http://b/kite"), ttl=LONG_TTL)
+            await storage.delete(kite)
+            await storage.delete(kite)  # deleting twice: one event
+            await storage.upsert(sentinel, _value(), ttl=LONG_TTL)
+            await self._expect(feed, ids, (DEREGISTER, kite), (REGISTER, sentinel))
+
+    async def test_watch_sees_expiry(self, storage: Storage) -> None:
+        kite = make_identity()
+        async with storage.watch() as feed:
+            await storage.upsert(kite, _value(), ttl=self.short_ttl)
+            await self._expect(feed, {kite.id}, (REGISTER, kite), (DEREGISTER, kite))
+            await storage.upsert(kite, _value(), ttl=LONG_TTL)  # back after expiry: news again
+            await self._expect(feed, {kite.id}, (REGISTER, kite))
+
+    async def test_watch_identity_change_is_deregister_then_register(
+        self, storage: Storage
+    ) -> None:
+        old = make_identity(version="1.0.0")
+        new = make_identity(version="2.0.0", id=old.id)
+        async with storage.watch() as feed:
+            await storage.upsert(old, _value(), ttl=LONG_TTL)
+            await storage.upsert(new, _value(), ttl=LONG_TTL)
+            await self._expect(feed, {old.id}, (REGISTER, old), (DEREGISTER, old), (REGISTER, new))
+
+    async def test_watch_refused_write_is_no_event(self, storage: Storage) -> None:
+        victim = make_identity(username="alice")
+        thief = make_identity(username="bob", id=victim.id)
+        sentinel = make_identity()
+        ids = {victim.id, sentinel.id}
+        async with storage.watch() as feed:
+            await storage.upsert(victim, _value(), ttl=LONG_TTL)
+            with pytest.raises(IdConflictError):
+                await storage.upsert(thief, _value(), ttl=LONG_TTL)
+            await storage.delete(thief)  # not bob's: nothing happens
+            await storage.upsert(sentinel, _value(), ttl=LONG_TTL)
+            await self._expect(feed, ids, (REGISTER, victim), (REGISTER, sentinel))
+
+    async def test_watch_many_writers_in_order_per_kite(self, storage: Storage) -> None:
+        kites = [make_identity() for _ in range(20)]
+        ids = {k.id for k in kites}
+        async with storage.watch() as feed:
+
+            async def cycle(kite: KiteIdentity) -> None:
+                for _ in range(2):
+                    await storage.upsert(kite, _value(), ttl=LONG_TTL)
+                    await storage.delete(kite)
+
+            async with anyio.create_task_group() as group:
+                for kite in kites:
+                    group.start_soon(cycle, kite)
+            seen: dict[str, list[str]] = {k.id: [] for k in kites}
+            with anyio.fail_after(self.feed_timeout):
+                while sum(len(v) for v in seen.values()) < 4 * len(kites):
+                    event = await feed.__anext__()
+                    assert event.action != RESYNC and event.record is not None
+                    if event.record.kite.id in ids:
+                        seen[event.record.kite.id].append(event.action)
+        expected = [REGISTER, DEREGISTER, REGISTER, DEREGISTER]
+        assert all(actions == expected for actions in seen.values()), seen
+
+    async def test_watch_ends_when_storage_closes(self, storage: Storage) -> None:
+        async with storage.watch() as feed:
+            await storage.aclose()
+            with anyio.fail_after(self.feed_timeout), pytest.raises(StorageError):
+                async for _ in feed:
+                    pass

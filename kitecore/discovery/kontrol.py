@@ -24,6 +24,7 @@ from kitecore.backoff import Backoff
 from kitecore.client import Client, DialError, DialTimeoutError
 from kitecore.discovery.keys import KEY_REFRESH_INTERVAL, KEY_RENEW_INTERVAL, KeyRenewer
 from kitecore.discovery.messages import (
+    KiteRecord,
     NoKitesError,
     RegisterResult,
     get_kites_args,
@@ -35,6 +36,7 @@ from kitecore.discovery.messages import (
     to_query,
 )
 from kitecore.discovery.renewer import RENEW_BEFORE, RETRY_INTERVAL, TokenRenewer
+from kitecore.discovery.watch import KiteWatch
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
 from kitecore.protocol.identity import KiteIdentity, Query
@@ -321,19 +323,28 @@ class KontrolClient:
         records = parse_get_kites_result(await self.call("getKites", get_kites_args(wanted)))
         if not records:
             raise NoKitesError("no kites found")
-        clients = []
-        for record in records:
-            auth = Authentication("token", record.token) if record.token else None
-            client = Client(self.kite, record.url, auth=auth, remote_kite=record.kite)
-            if auth is not None:
-                TokenRenewer(
-                    self,
-                    client,
-                    renew_before=self.renew_before,
-                    retry_interval=self.retry_interval,
-                ).install()
-            clients.append(client)
-        return clients
+        return [self.client_for_record(record) for record in records]
+
+    def client_for_record(self, record: KiteRecord) -> Client:
+        """An undialed client for a kite Kontrol listed, with its token kept renewed."""
+        auth = Authentication("token", record.token) if record.token else None
+        client = Client(self.kite, record.url, auth=auth, remote_kite=record.kite)
+        if auth is not None:
+            TokenRenewer(
+                self,
+                client,
+                renew_before=self.renew_before,
+                retry_interval=self.retry_interval,
+            ).install()
+        return client
+
+    def watch_kites(
+        self, query: QueryLike = None, /, *, poll_interval: float | None = None, **fields: str
+    ) -> KiteWatch:
+        """A :class:`~kitecore.discovery.watch.KiteWatch` of the kites matching ``query``:
+        ``async with client.watch_kites(...) as watch: async for event in watch: ...``."""
+        options = {} if poll_interval is None else {"poll_interval": poll_interval}
+        return KiteWatch(self, to_query(query, **fields), **options)
 
     async def get_token(self, kite: QueryLike, *, force: bool = False) -> str:
         """A token to call the one kite ``kite`` names (an identity, a query or a mapping).

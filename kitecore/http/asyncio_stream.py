@@ -405,6 +405,11 @@ class AsyncioWebSocketConnection(WebSocketConnection, asyncio.Protocol):
         """Always 0: the transport keeps what the kernel did not take."""
         return 0
 
+    @property
+    def outbound_bytes(self) -> int:
+        """Bytes written for the peer that it has not taken yet (the transport's buffer)."""
+        return int(self._transport.get_write_buffer_size())
+
     async def flush(self) -> None:
         """Wait until the transport is below its high-water mark."""
         if self._write_paused:

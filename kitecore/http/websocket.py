@@ -340,6 +340,11 @@ class WebSocketConnection(ObjectStream[str]):
         """Bytes :meth:`write_nowait` left for :meth:`flush` to write."""
         return self._remainder_size
 
+    @property
+    def outbound_bytes(self) -> int:
+        """Bytes written for the peer that it has not taken yet (here: :attr:`pending_bytes`)."""
+        return self._remainder_size
+
     async def flush(self) -> None:
         """Write what :meth:`write_nowait` could not."""
         async with self._send_lock:

@@ -31,6 +31,18 @@ Bad input
     Empty identity fields, ``/`` inside a field, an empty URL or key id, a field with ``/`` or a
     malformed constraint in a query raise :class:`InvalidInputError` and store nothing.
 
+Change feed
+    :meth:`Storage.watch` yields a :class:`~kitecore.storage.feed.ChangeFeed` of
+    :class:`~kitecore.storage.feed.StorageEvent`: ``REGISTER`` when a kite id becomes live (a
+    first registration, one after expiry or deletion, or the same id under another identity,
+    which first gives ``DEREGISTER`` of the old one), ``DEREGISTER`` when a live kite is deleted
+    or expires (noticed within a backend-specific delay), never for refreshes or for a live kite
+    registering again with the same identity. Every write any process makes to the same storage
+    shows, once, in order per kite. ``RESYNC`` says changes may have been missed (the reader
+    fell behind, or the backend lost its server and reconnected): the reader reads again.
+    Entering ``watch()`` returns once the feed is live: every change committed afterwards is
+    delivered.
+
 Key pairs
     Kontrol's RSA key pairs (:class:`KeyPairRecord`). :meth:`Storage.delete_key` is a soft delete:
     the pair is *retired*, still found by id and public key (so Kontrol keeps trusting kite.keys it
@@ -42,15 +54,22 @@ Key pairs
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
 
 from kitecore.protocol.errors import ArgumentError
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.protocol.version import Constraint, Version
+from kitecore.storage.feed import DEREGISTER, REGISTER, RESYNC, ChangeFeed, StorageEvent
 
 __all__ = [
+    "DEREGISTER",
+    "REGISTER",
+    "RESYNC",
+    "ChangeFeed",
     "IdConflictError",
     "InvalidInputError",
     "KeyDeletedError",
@@ -60,6 +79,8 @@ __all__ = [
     "RegisterValue",
     "Storage",
     "StorageError",
+    "StorageEvent",
+    "WatchUnsupportedError",
     "validate_key_pair",
     "validate_kite",
     "validate_query",
@@ -84,6 +105,10 @@ class InvalidInputError(StorageError, ValueError):
 
 class IdConflictError(StorageError):
     """A live kite with this id is registered by another username."""
+
+
+class WatchUnsupportedError(StorageError):
+    """This storage has no change feed (:meth:`Storage.watch`)."""
 
 
 class KeyNotFoundError(StorageError, LookupError):
@@ -264,6 +289,20 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get(self, query: Query) -> list[KiteRecord]:
         """The live registrations matching ``query`` (see the module docs); ``[]`` if none."""
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        """The registry's change feed (see the module docs), live once entered::
+
+            async with storage.watch() as feed:
+                async for event in feed:
+                    ...
+
+        The feed ends with a :class:`StorageError` when the storage is closed. Backends
+        without one raise :class:`WatchUnsupportedError`.
+        """
+        raise WatchUnsupportedError(f"{type(self).__name__} has no change feed")
+        yield ChangeFeed()  # pragma: no cover - makes this an async generator
 
     # key pairs
 

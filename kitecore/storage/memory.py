@@ -5,20 +5,27 @@ Registered as a built-in plugin through ``kite_register_storages``. Lookups use 
 could match; expiry uses a heap of deadlines, so purging costs ``O(log n)`` per entry. Every
 method runs without awaiting inside, so concurrent tasks on one event loop never see a half-made
 change. The clock is injectable for tests (:func:`time.monotonic` by default).
+
+Change feeds (:meth:`MemoryStorage.watch`) get their events as the writes happen; while a feed's
+reader waits, the feed purges entries as their deadlines pass, so expiries show at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kitecore.hookspecs import hookimpl
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
+    DEREGISTER,
+    REGISTER,
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -28,6 +35,7 @@ from kitecore.storage import (
     RegisterValue,
     Storage,
     StorageError,
+    StorageEvent,
     validate_key_pair,
     validate_query,
     validate_write,
@@ -59,6 +67,7 @@ class MemoryStorage(Storage):
         self._keys: dict[str, KeyPairRecord] = {}
         self._key_ids_by_public: dict[str, str] = {}
         self._closed = False
+        self._feeds: set[ChangeFeed] = set()
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -83,7 +92,9 @@ class MemoryStorage(Storage):
             raise IdConflictError(f"kite id {kite.id} is registered by another user")
         if old is not None:
             self._unindex(old.record.kite)
-        self._store(KiteRecord(kite, value.url, value.key_id), ttl)
+        record = KiteRecord(kite, value.url, value.key_id)
+        self._store(record, ttl)
+        self._changed(old.record if old is not None else None, record)
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
         self._check_open()
@@ -93,7 +104,9 @@ class MemoryStorage(Storage):
         if old is None or old.record.kite.username != kite.username:
             return False
         self._unindex(old.record.kite)
-        self._store(KiteRecord(kite, value.url, value.key_id), ttl)
+        record = KiteRecord(kite, value.url, value.key_id)
+        self._store(record, ttl)
+        self._changed(old.record, record)
         return True
 
     async def delete(self, kite: KiteIdentity) -> None:
@@ -102,6 +115,7 @@ class MemoryStorage(Storage):
         if old is not None and old.record.kite.username == kite.username:
             del self._by_id[kite.id]
             self._unindex(old.record.kite)
+            self._emit(DEREGISTER, old.record)
 
     async def get(self, query: Query) -> list[KiteRecord]:
         self._check_open()
@@ -137,6 +151,9 @@ class MemoryStorage(Storage):
         self._by_name.setdefault(kite.name, set()).add(kite.id)
         self._by_username.setdefault(kite.username, set()).add(kite.id)
         heapq.heappush(self._deadlines, (expires_at, kite.id))
+        if self._deadlines[0][1] == kite.id:
+            for feed in self._feeds:
+                feed.poke()  # the earliest deadline now: readers wait less
 
     def _unindex(self, kite: KiteIdentity) -> None:
         _discard(self._by_triple, (kite.username, kite.environment, kite.name), kite.id)
@@ -154,6 +171,40 @@ class MemoryStorage(Storage):
                 del self._by_id[kite_id]
                 self._unindex(entry.record.kite)
                 logger.debug("registration of %s expired", entry.record.kite)
+                self._emit(DEREGISTER, entry.record)
+
+    # --- change feed ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        self._check_open()
+        feed = ChangeFeed(tick=self._tick)
+        self._feeds.add(feed)
+        try:
+            yield feed
+        finally:
+            self._feeds.discard(feed)
+            feed.close()
+
+    def _tick(self) -> float | None:
+        """A feed's reader waits: purge what expired; wait until the next deadline."""
+        self._purge()
+        if not self._deadlines:
+            return None
+        return self._deadlines[0][0] - self._clock() + 0.001
+
+    def _changed(self, old: KiteRecord | None, new: KiteRecord) -> None:
+        if old is not None and old.kite == new.kite:
+            return  # a refresh, or the same kite registering again: no news
+        if old is not None:
+            self._emit(DEREGISTER, old)
+        self._emit(REGISTER, new)
+
+    def _emit(self, action: str, record: KiteRecord) -> None:
+        if self._feeds:
+            event = StorageEvent(action, record)
+            for feed in self._feeds:
+                feed.push(event)
 
     # --- key pairs -----------------------------------------------------------------------------
 
@@ -205,6 +256,8 @@ class MemoryStorage(Storage):
 
     async def aclose(self) -> None:
         self._closed = True
+        for feed in self._feeds:
+            feed.fail(StorageError("the memory storage is closed"))
 
     def _check_open(self) -> None:
         if self._closed:

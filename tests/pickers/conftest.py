@@ -49,6 +49,8 @@ async def kontrol(
         update_interval=0.25,
         heartbeat_call_timeout=4.0,
         self_register_interval=0.3,
+        # these tests are about kites that die without Kontrol noticing at once
+        deregister_on_disconnect=False,
     )
     async with Kontrol(
         storage="memory://", config=config, plugins=kite_plugins, settings=settings

@@ -1,4 +1,5 @@
-"""Kontrol's RPC methods: register, getKites, getToken, getKey, registerMachine (protocol.md §7.1).
+"""Kontrol's RPC methods: register, getKites, getToken, getKey, registerMachine (protocol.md §7.1),
+and cancelWatcher (§15; the watches themselves live in :mod:`kite_kontrol.watch`).
 
 Argument and result shapes, and error texts, are Go Kontrol's: Go clients, kite.js and the kite
 side of this project all speak to these methods.
@@ -20,6 +21,7 @@ from .heartbeat import HeartbeatTracker, ask_for_heartbeats
 from .limits import check_identity_sizes, peer_host
 from .machine import MachineDenied
 from .registration import register_kite, url_argument
+from .watch import watch_function
 
 if TYPE_CHECKING:
     from .server import Kontrol
@@ -68,6 +70,7 @@ class KontrolHandlers:
         kite.handle("getToken", self.get_token, auth=True)
         kite.handle("getKey", self.get_key, auth=True)
         kite.handle("registerMachine", self.register_machine, auth=False)
+        kite.handle("cancelWatcher", self.cancel_watcher, auth=True)
 
     async def _get(self, query: Query) -> list[KiteRecord]:
         try:
@@ -99,6 +102,7 @@ class KontrolHandlers:
             url=url,
             quota=kontrol.quota,
         )
+        kontrol.departures.track(r.client, registration.kite)
         connection = r.client.connection
         if connection is not None:
             settings = kontrol.settings
@@ -114,12 +118,20 @@ class KontrolHandlers:
     # --- discovery and tokens ------------------------------------------------------------
 
     async def get_kites(self, r: Request) -> dict[str, Any]:
-        """``getKites [{"query": {...}}]`` -> ``{"kites": [{"kite", "url", "keyId", "token"}]}``."""
+        """``getKites [{"query": {...}}]`` -> ``{"kites": [{"kite", "url", "keyId", "token"}]}``.
+
+        With a function in ``watchHandler`` (kite.js) or ``watchCallback`` (Go), the answer
+        also carries a ``watcherID`` and the function receives the query's changes
+        (:mod:`kite_kontrol.watch`).
+        """
         args = r.args.mapping(0)
         raw_query = args.get("query")
         if not isinstance(raw_query, dict):
             raise GenericError("invalid query: no query object given")
         query = _query_from(raw_query, self.kontrol)
+        handler = watch_function(args)
+        if handler is not None:
+            return await self._get_kites_watching(r, query, handler)
         records = await self._get(query)
         random.shuffle(records)
         kontrol = self.kontrol
@@ -132,6 +144,39 @@ class KontrolHandlers:
             for record in records
         ]
         return {"kites": kites}
+
+    async def _get_kites_watching(self, r: Request, query: Query, handler: Any) -> dict[str, Any]:
+        hub = self.kontrol.watch
+        watcher = hub.add(r.client, handler, query, r.username)
+        try:
+            found = await self._answer(r, query)
+        except BaseException:
+            hub.remove(watcher)
+            raise
+        watcher.known.update((record.kite.id, record.kite) for record, _ in found)
+        connection = r.client.connection
+        if connection is None:
+            hub.remove(watcher)
+            raise GenericError("the connection closed")
+        # runs after this answer was written: events never overtake it
+        connection.spawn(watcher.activate)
+        return {"kites": [entry for _, entry in found], "watcherID": watcher.id}
+
+    async def _answer(self, r: Request, query: Query) -> list[tuple[KiteRecord, dict[str, Any]]]:
+        records = await self._get(query)
+        random.shuffle(records)
+        kontrol = self.kontrol
+        found = []
+        for record in records:
+            token = await kontrol.tokens.token_for(
+                record, query, subject=r.username, issuer=kontrol.username
+            )
+            found.append((record, record.to_wire(token)))
+        return found
+
+    async def cancel_watcher(self, r: Request) -> None:
+        """``cancelWatcher [id]`` -> ``null``; only the watcher's own connection may cancel it."""
+        self.kontrol.watch.cancel(r.args[0] if len(r.args) else None, r.client)
 
     async def get_token(self, r: Request) -> str:
         """``getToken [{query fields..., "force": bool}]`` -> a token for the one matching kite."""

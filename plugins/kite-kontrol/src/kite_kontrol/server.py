@@ -29,6 +29,7 @@ from kitecore.storage.memory import MemoryStorage
 
 from ._tokenlib import kite_auth_token
 from .auth import KiteKeyAuthenticator, TokenAuthenticator
+from .departures import Departures
 from .handlers import KontrolHandlers
 from .http import HTTPEndpoints
 from .identity import IdentityFile, kontrol_config
@@ -38,6 +39,7 @@ from .limits import FailureLimiter, KiteQuota
 from .machine import MachinePolicy
 from .settings import KontrolSettings
 from .tokens import TokenIssuer
+from .watch import WatchHub
 
 __all__ = ["KONTROL_VERSION", "Kontrol"]
 
@@ -96,6 +98,10 @@ class Kontrol:
         )
         self.handlers = KontrolHandlers(self)
         self.handlers.install()
+        #: Registry watches (``getKites`` with a watch function) and their change feed.
+        self.watch = WatchHub(self)
+        #: Kites registered over a connection, deleted when it closes.
+        self.departures = Departures(self)
         self._stack: contextlib.AsyncExitStack | None = None
         # set up on start
         self.storage: Storage = storage if isinstance(storage, Storage) else MemoryStorage()
@@ -208,6 +214,7 @@ class Kontrol:
             await self._register_self()
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(self._keep_registered)
+            group.start_soon(self.watch.run)
             stack.callback(group.cancel_scope.cancel)
             logger.info(
                 "Kontrol %s serving on %s (key pair %s)", self.username, self.url, current.id

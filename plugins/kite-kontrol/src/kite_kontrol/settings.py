@@ -26,6 +26,14 @@ class KontrolSettings:
     #: Token lifetime and clock-skew leeway (Go ``TokenTTL``, ``TokenLeeway``).
     token_ttl: float = 48 * 3600.0
     token_leeway: float = 5 * 60.0
+    #: A watcher is dropped (after one ``watchError``) when its connection has more than this
+    #: many messages waiting to be sent: the caller is not reading (kite_kontrol.watch).
+    watch_backlog: int = 4096
+    #: ... or more than this many bytes written for it and not yet read.
+    watch_backlog_bytes: int = 4 * 1024 * 1024
+    #: Delete a kite's registration as soon as the connection it registered over closes
+    #: (watchers see it leave at once); off, it stays until its TTL runs out, as in Go.
+    deregister_on_disconnect: bool = True
     #: Omit ``nbf`` from tokens (Go ``TokenNoNBF``).
     token_no_nbf: bool = False
     #: How long a trusted (or untrusted) Kontrol key / verified kite.key is remembered.

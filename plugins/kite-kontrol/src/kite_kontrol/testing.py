@@ -18,7 +18,7 @@ from typing import IO, Any
 import anyio
 from anyio.abc import Process
 
-__all__ = ["KontrolProcess"]
+__all__ = ["KontrolProcess", "WatchRecorder"]
 
 
 class KontrolProcess:
@@ -128,3 +128,36 @@ class KontrolProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class WatchRecorder:
+    """A watch function for ``getKites``: records the events Kontrol sends (for tests).
+
+    >>> recorder = WatchRecorder()
+    >>> answer = await client.tell("getKites", {"query": q, "watchHandler": recorder})
+    >>> event = await recorder.next_result()      # {"action": "REGISTER", ...}
+    """
+
+    def __init__(self) -> None:
+        import math
+
+        self._send, self._receive = anyio.create_memory_object_stream[Any](math.inf)
+        #: Every message received so far, in order.
+        self.messages: list[Any] = []
+
+    def __call__(self, *args: Any) -> None:
+        message = args[0] if len(args) == 1 else list(args)
+        self.messages.append(message)
+        self._send.send_nowait(message)
+
+    async def next(self, timeout: float = 30.0) -> Any:
+        """The next message (``{"error", "result"}``), waiting at most ``timeout`` seconds."""
+        with anyio.fail_after(timeout):
+            return await self._receive.receive()
+
+    async def next_result(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The next event; fails if Kontrol sent an error instead."""
+        message = await self.next(timeout)
+        assert isinstance(message, dict) and message.get("error") is None, message
+        result: dict[str, Any] = message["result"]
+        return result

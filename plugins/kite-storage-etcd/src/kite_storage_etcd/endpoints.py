@@ -97,6 +97,21 @@ class Endpoints:
             self._clients[index] = client
         return client
 
+    def current(self) -> tuple[int, aetcd.Client]:
+        """The endpoint in use and its client (for long-lived streams such as watches)."""
+        if self._closed:
+            raise StorageError("the etcd storage is closed")
+        require_asyncio()
+        return self._current, self._client(self._current)
+
+    def fail_over(self, index: int) -> None:
+        """Endpoint ``index`` failed: use the next one (if it is still the current one)."""
+        self._fail_over(index)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _fail_over(self, index: int) -> None:
         if self._current == index and len(self._clients) > 1:
             self._current = (index + 1) % len(self._clients)

@@ -96,6 +96,11 @@ class KeyLayout:
         """The id index key."""
         return self._ids + kite_id.encode()
 
+    @property
+    def id_prefix(self) -> bytes:
+        """The prefix of every id index key (what the change feed watches)."""
+        return self._ids
+
     def name_key(self, kite: KiteIdentity) -> bytes:
         """The name index key."""
         return self._names + kite.name.encode() + b"/" + kite.id.encode()

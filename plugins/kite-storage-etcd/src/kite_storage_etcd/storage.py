@@ -21,9 +21,12 @@ second after its lease runs out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aetcd
@@ -31,6 +34,7 @@ import anyio
 
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -46,6 +50,7 @@ from kitecore.storage import (
 )
 
 from .endpoints import Endpoints, require_asyncio
+from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
 from .url import EtcdURL, parse_etcd_url
 
@@ -217,6 +222,23 @@ class EtcdStorage(Storage):
             if seen is None or seen[0] < kv.mod_revision:
                 newest[record.kite.id] = (kv.mod_revision, record)
         return [record for _, record in newest.values()]
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        """The change feed: an etcd watch on the id index (:mod:`kite_storage_etcd.feed`)."""
+        feed = ChangeFeed()
+        pump = EtcdFeed(self._etcd, self.layout, feed)
+        await pump.start()
+        # a plain asyncio task, not a task group: the reader's own exceptions must leave this
+        # block as they are, not wrapped in an exception group
+        task = asyncio.get_running_loop().create_task(pump.run())
+        try:
+            yield feed
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            feed.close()
 
     # --- leases --------------------------------------------------------------------------------
 

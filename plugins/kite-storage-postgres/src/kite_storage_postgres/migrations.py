@@ -92,6 +92,44 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_key_delete();
         """,
     ),
+    Migration(
+        4,
+        "kite changes are notified (the change feed)",
+        """
+        CREATE FUNCTION {schema}.kite_event(action TEXT, k {schema}.kite) RETURNS TEXT
+            LANGUAGE sql IMMUTABLE AS $$
+            SELECT json_build_object(
+                'action', action, 'id', k.id, 'username', k.username,
+                'environment', k.environment, 'name', k.kitename, 'version', k.version,
+                'region', k.region, 'hostname', k.hostname, 'url', k.url, 'key_id', k.key_id
+            )::text
+            $$;
+        CREATE FUNCTION {schema}.notify_kite_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                channel TEXT := 'kite_changes_' || left(md5(TG_TABLE_SCHEMA), 16);
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    PERFORM pg_notify(channel, {schema}.kite_event('DEREGISTER', OLD));
+                    RETURN NULL;
+                END IF;
+                IF TG_OP = 'UPDATE' THEN
+                    IF OLD.expires_at > now()
+                        AND (OLD.username, OLD.environment, OLD.kitename, OLD.version,
+                             OLD.region, OLD.hostname)
+                        = (NEW.username, NEW.environment, NEW.kitename, NEW.version,
+                           NEW.region, NEW.hostname) THEN
+                        RETURN NULL;  -- a refresh or re-registration of a live kite
+                    END IF;
+                    PERFORM pg_notify(channel, {schema}.kite_event('DEREGISTER', OLD));
+                END IF;
+                PERFORM pg_notify(channel, {schema}.kite_event('REGISTER', NEW));
+                RETURN NULL;
+            END $$;
+        CREATE TRIGGER kite_notify AFTER INSERT OR UPDATE OR DELETE ON {schema}.kite
+            FOR EACH ROW EXECUTE FUNCTION {schema}.notify_kite_change();
+        """,
+    ),
 )
 
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import asyncpg
@@ -31,6 +31,7 @@ import sniffio
 
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
+    ChangeFeed,
     IdConflictError,
     InvalidInputError,
     KeyDeletedError,
@@ -46,6 +47,7 @@ from kitecore.storage import (
 )
 
 from .errors import RETRYABLE, AsyncioRequiredError, map_error
+from .feed import PostgresFeed
 from .migrations import migrate
 from .options import PostgresOptions
 
@@ -73,18 +75,27 @@ class PostgresStorage(Storage):
     """Kites and key pairs in PostgreSQL (see the module docs).
 
     ``retry_interval`` is how long a failed connection attempt is reported again before the
-    next attempt.
+    next attempt. While a change feed is open (:meth:`watch`), expired kites are deleted (and
+    so announced) every ``expiry_interval`` seconds.
     """
 
-    def __init__(self, options: PostgresOptions, *, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        options: PostgresOptions,
+        *,
+        retry_interval: float = 1.0,
+        expiry_interval: float = 0.5,
+    ) -> None:
         self.options = options
         self.retry_interval = retry_interval
+        self.expiry_interval = expiry_interval
         self._where = options.dsn(redact=True)
         self._pool: asyncpg.Pool | None = None
         self._lock: asyncio.Lock | None = None
         self._failure: tuple[float, StorageError] | None = None
         self._cleaner: asyncio.Task[None] | None = None
         self._closed = False
+        self._feeds: set[PostgresFeed] = set()
         self._sql = _statements(f'"{options.schema}"')
 
     @classmethod
@@ -236,6 +247,33 @@ class PostgresStorage(Storage):
             if deleted:
                 logger.debug("postgres cleaner deleted %d expired kites", deleted)
 
+    # --- change feed ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[ChangeFeed]:
+        """The change feed: LISTEN/NOTIFY from a trigger (:mod:`kite_storage_postgres.feed`)."""
+        _require_asyncio()
+        if self._closed:
+            raise StorageError("the postgres storage is closed")
+        feed = ChangeFeed()
+        listener = PostgresFeed(self, feed)
+        await listener.start()
+        task = asyncio.get_running_loop().create_task(listener.run())
+        self._feeds.add(listener)
+        try:
+            yield feed
+        finally:
+            self._feeds.discard(listener)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await listener.aclose()
+            feed.close()
+
     # --- key pairs -----------------------------------------------------------------------------
 
     async def add_key(self, pair: KeyPairRecord) -> None:
@@ -284,6 +322,9 @@ class PostgresStorage(Storage):
     async def aclose(self) -> None:
         """Stop the cleaner and close the pool (waiting at most ``command_timeout``)."""
         self._closed = True
+        for listener in list(self._feeds):
+            listener.feed.fail(StorageError("the postgres storage is closed"))
+            await listener.aclose()
         cleaner, self._cleaner = self._cleaner, None
         if cleaner is not None:
             cleaner.cancel()
