@@ -25,9 +25,6 @@ from kitecore.logcontext import FORMAT_ENV, configure_logging
 from kitecore.plugins import PluginError, get_registry
 from kitecore.protocol.errors import KiteError
 
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
-
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
@@ -187,8 +184,11 @@ def _reader_went_away() -> int:
 
 def _single(exc: BaseException) -> BaseException:
     """The one exception inside (nested) exception groups of one, else ``exc`` itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    # exception groups: the builtin one, or anyio's backport on Python 3.10
+    inner = getattr(exc, "exceptions", None)
+    while isinstance(inner, tuple) and len(inner) == 1:
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
     return exc
 
 
