@@ -12,11 +12,14 @@ Fixtures:
 - ``kite_server`` / ``kite_client``: a running kite serving ``square`` and ``echo``, and
   a client dialed to it.
 
+Helpers: :func:`free_port` (a loopback TCP port for a server a test starts itself).
+
 The async fixtures need an anyio test (``@pytest.mark.anyio``).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +35,13 @@ from kitecore.plugins import PluginRegistry, load_plugins
 CORE_PLUGINS = ("websocket", "loopback")
 
 MakeKite = Callable[..., Awaitable[Kite]]
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (bind to it soon, or it may be taken)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
