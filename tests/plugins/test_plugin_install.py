@@ -3,7 +3,8 @@
 The fresh venv gets kitecore and the plugin template (``examples/plugin-template``) installed
 by pip from source, with no index. Their dependencies (anyio, pluggy, stevedore, hatchling for
 the build...) come from the running test environment through a ``.pth`` file: this keeps the
-test offline and fast, while kitecore and the plugin themselves are real installs with real entry-point metadata.
+test offline and fast, while kitecore and the plugin themselves are real installs with real
+entry-point metadata.
 """
 
 from __future__ import annotations
