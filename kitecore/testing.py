@@ -12,7 +12,8 @@ Fixtures:
 - ``kite_server`` / ``kite_client``: a running kite serving ``square`` and ``echo``, and
   a client dialed to it.
 
-Helpers: :func:`free_port` (a loopback TCP port for a server a test starts itself).
+Helpers: :func:`free_port` (a loopback TCP port for a server a test starts itself), and the
+methods :func:`square`, :func:`echo` and :func:`whoami` to serve.
 
 The async fixtures need an anyio test (``@pytest.mark.anyio``).
 """
@@ -71,6 +72,11 @@ async def square(r: Any) -> float:
 async def echo(r: Any) -> list[Any]:
     """``echo(*args)``: the arguments back."""
     return r.args.list()
+
+
+async def whoami(r: Any) -> str:
+    """``whoami()``: the caller's username (the authenticated one when the method needs auth)."""
+    return str(r.username)
 
 
 @pytest.fixture
