@@ -17,14 +17,13 @@ from typing import Any
 import anyio
 import pytest
 from app_helpers import KONTROL_SECRET, http_request, kontrol_process, process_rss
-from hardening_helpers import free_port
 from kite_auth_token import plugin as token_plugin
 from kite_kontrol.testing import KontrolProcess
 
 from kitecore import ArgumentError, AuthenticationError, GenericError, Kite, RequestLimitError
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.protocol import Authentication
-from kitecore.testing import CORE_PLUGINS
+from kitecore.testing import CORE_PLUGINS, free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from dial_helpers import RAW_ONLY, WITH_SOCKJS, free_port, plugins, serving
+from dial_helpers import RAW_ONLY, WITH_SOCKJS, plugins, serving
 from kite_kontrol.testing import KontrolProcess
 
 from kitecore import Config, Kite
 from kitecore.config import write_kite_key
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
 
