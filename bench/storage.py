@@ -17,7 +17,8 @@ same for PostgreSQL through ``bench/_postgres_server.py``, which must define
 storage URL. With no storage named, it runs ``memory://``, ``--etcd`` and ``--postgres``.
 
 Targets (the issue's, for every storage): getKites p99 < 20 ms with 10,000 kites, >= 500
-registrations/s; the in-process ``memory://`` must reach p99 < 10 ms and >= 1,000/s. The exit status is 1 when a storage misses one. Runs are seeded.
+registrations/s; the in-process ``memory://`` must reach p99 < 10 ms and >= 1,000/s. The exit
+status is 1 when a storage misses one. Runs are seeded.
 
     python bench/storage.py [--storage memory://] [--etcd] [--postgres] [--kites 10000]
                             [--concurrency 64] [--queries 1000] [--seed 1]
