@@ -17,7 +17,8 @@ same for PostgreSQL through ``bench/_postgres_server.py``, which must define
 storage URL. With no storage named, it runs ``memory://``, ``--etcd`` and ``--postgres``.
 
 Targets (the issue's, for every storage): getKites p99 < 20 ms with 10,000 kites, >= 500
-registrations/s. The exit status is 1 when a storage misses one. Runs are seeded.
+registrations/s; the in-process ``memory://`` must reach p99 < 10 ms and >= 1,000/s. The exit
+status is 1 when a storage misses one. Runs are seeded.
 
     python bench/storage.py [--storage memory://] [--etcd] [--postgres] [--kites 10000]
                             [--concurrency 64] [--queries 1000] [--seed 1]
@@ -50,6 +51,10 @@ ENVIRONMENT = "production"
 TTL = 600.0  # outlives the run; a benchmark against a shared server leaves nothing for long
 TARGET_P99_MS = 20.0
 TARGET_REGISTRATIONS = 500.0
+#: The embedded memory:// store has no network in the way: it must do better (it once was a
+#: timed assertion in tests/storage/test_memory_storage.py; timings belong here, not in tests).
+MEMORY_TARGET_P99_MS = 10.0
+MEMORY_TARGET_REGISTRATIONS = 1000.0
 HERE = Path(__file__).resolve().parent
 
 
@@ -62,12 +67,19 @@ class Result:
     by_name: tuple[float, float]
     matched: int
 
+    def targets(self) -> tuple[float, float]:
+        """(registrations/s at least, get p99 in ms below) for this storage."""
+        if self.url.startswith("memory:"):
+            return MEMORY_TARGET_REGISTRATIONS, MEMORY_TARGET_P99_MS
+        return TARGET_REGISTRATIONS, TARGET_P99_MS
+
     def missed(self) -> list[str]:
+        registrations, p99 = self.targets()
         missed = []
-        if self.registrations_per_s < TARGET_REGISTRATIONS:
-            missed.append(f"registrations/s < {TARGET_REGISTRATIONS:g}")
-        if max(self.by_id[1], self.by_name[1]) >= TARGET_P99_MS:
-            missed.append(f"get p99 >= {TARGET_P99_MS:g} ms")
+        if self.registrations_per_s < registrations:
+            missed.append(f"registrations/s < {registrations:g}")
+        if max(self.by_id[1], self.by_name[1]) >= p99:
+            missed.append(f"get p99 >= {p99:g} ms")
         return missed
 
 
@@ -191,7 +203,8 @@ def print_table(results: list[Result], kites: int) -> None:
             f"{r.by_id[0]:>6.2f} / {r.by_id[1]:<6.2f} {r.by_name[0]:>6.2f} / {r.by_name[1]:<6.2f}"
         )
     print(
-        f"targets: >= {TARGET_REGISTRATIONS:g} registrations/s, get p99 < {TARGET_P99_MS:g} ms; "
+        f"targets: >= {TARGET_REGISTRATIONS:g} registrations/s, get p99 < {TARGET_P99_MS:g} ms "
+        f"(memory://: >= {MEMORY_TARGET_REGISTRATIONS:g}, < {MEMORY_TARGET_P99_MS:g} ms); "
         f"u/e/n queries matched {results[0].matched if results else 0} kites"
     )
     for r in results:

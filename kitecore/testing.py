@@ -12,11 +12,15 @@ Fixtures:
 - ``kite_server`` / ``kite_client``: a running kite serving ``square`` and ``echo``, and
   a client dialed to it.
 
+Helpers: :func:`free_port` (a loopback TCP port for a server a test starts itself), and the
+methods :func:`square`, :func:`echo` and :func:`whoami` to serve.
+
 The async fixtures need an anyio test (``@pytest.mark.anyio``).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +36,13 @@ from kitecore.plugins import PluginRegistry, load_plugins
 CORE_PLUGINS = ("websocket", "loopback")
 
 MakeKite = Callable[..., Awaitable[Kite]]
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (bind to it soon, or it may be taken)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -61,6 +72,11 @@ async def square(r: Any) -> float:
 async def echo(r: Any) -> list[Any]:
     """``echo(*args)``: the arguments back."""
     return r.args.list()
+
+
+async def whoami(r: Any) -> str:
+    """``whoami()``: the caller's username (the authenticated one when the method needs auth)."""
+    return str(r.username)
 
 
 @pytest.fixture

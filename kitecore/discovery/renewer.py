@@ -62,8 +62,6 @@ class TokenRenewer:
         self._clock = clock
         self._scope: anyio.CancelScope | None = None
         self._lock_: anyio.Lock | None = None
-        #: How many times a new token was stored (for tests and metrics).
-        self.renewals = 0
 
     def install(self) -> TokenRenewer:
         """Hook into the client's connect, disconnect and token-expired events."""
@@ -98,7 +96,6 @@ class TokenRenewer:
         assert self.client.remote_kite is not None
         token = await self.kontrol.get_token(Query(id=self.client.remote_kite.id), force=force)
         self.client.auth = Authentication("token", token)
-        self.renewals += 1
         logger.debug("renewed the token for %r", self.client)
         return token
 

@@ -136,20 +136,6 @@ class RegisterValue:
     url: str
     key_id: str
 
-    def to_json(self) -> dict[str, str]:
-        """The storage JSON form, Go's ``{"url": ..., "key_id": ...}`` (snake case)."""
-        return {"url": self.url, "key_id": self.key_id}
-
-    @classmethod
-    def from_json(cls, obj: Any) -> RegisterValue:
-        """Parse :meth:`to_json` output; raise :class:`InvalidInputError` if malformed."""
-        if not isinstance(obj, dict):
-            raise InvalidInputError(f"register value is not an object: {obj!r}")
-        url, key_id = obj.get("url"), obj.get("key_id")
-        if not isinstance(url, str) or not isinstance(key_id, str):
-            raise InvalidInputError(f"register value fields must be strings: {obj!r}")
-        return cls(url, key_id)
-
 
 @dataclass(frozen=True, slots=True)
 class KiteRecord:

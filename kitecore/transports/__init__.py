@@ -1,1 +1,2 @@
-"""Built-in transports (``websocket``); each module registers itself through the plugin hooks."""
+"""Built-in transports (``websocket``, ``loopback``); each module registers itself through the
+plugin hooks (entry points in group ``kite``, like any plugin)."""

@@ -15,6 +15,7 @@ import pytest
 from kitecore import ArgumentError, AuthenticationError, Kite
 from kitecore.builtins import ALWAYS_AUTHENTICATED
 from kitecore.protocol import Authentication
+from kitecore.testing import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -115,12 +116,6 @@ async def test_heartbeat_bad_arguments(kite_client):
         await kite_client.tell("kite.heartbeat", 1, None)
     with pytest.raises(ArgumentError, match="interval must be positive"):
         await kite_client.tell("kite.heartbeat", 0, lambda: None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_examples_first_and_second():

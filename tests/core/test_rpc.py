@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from kitecore import (
@@ -173,47 +174,60 @@ async def test_callbacks_run_in_arrival_order(make_kite, kite_config, kite_plugi
 
 
 async def test_method_calls_run_concurrently(make_kite, kite_config, kite_plugins):
-    async def slow(r):
-        await anyio.sleep(0.5)
+    # every call waits until all ten have arrived: calls run one after another never finish
+    arrived = 0
+    everyone = anyio.Event()
+
+    async def gather(r):
+        nonlocal arrived
+        arrived += 1
+        if arrived == 10:
+            everyone.set()
+        await everyone.wait()
         return r.args.one()
 
-    server = await make_kite(methods={"slow": slow})
+    server = await make_kite(methods={"gather": gather})
     caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
     results = {}
     async with caller.new_client(server.url) as client:
-        start = time.monotonic()
-        async with anyio.create_task_group() as tg:
-            for i in range(10):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for i in range(10):
 
-                async def one(i=i):
-                    results[i] = await client.tell("slow", i)
+                    async def one(i=i):
+                        results[i] = await client.tell("gather", i)
 
-                tg.start_soon(one)
-        elapsed = time.monotonic() - start
+                    tg.start_soon(one)
     assert results == {i: i for i in range(10)}
-    # ten 0.5 s calls one after another would take 5 s
-    assert elapsed < 4.0
 
 
 async def test_sync_handler_runs_in_a_thread(make_kite, kite_config, kite_plugins):
+    started = threading.Event()
+    release = threading.Event()
+
     def blocking(r):
-        time.sleep(1.0)  # would freeze the event loop if run on it
-        return "slept"
+        started.set()
+        release.wait(10)  # would freeze the event loop if run on it
+        return "released"
 
     server = await make_kite(methods={"blocking": blocking})
     caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
     async with caller.new_client(server.url) as client:
-        pings = []
+        answers = []
         async with anyio.create_task_group() as tg:
 
             async def call_blocking():
-                pings.append(await client.tell("blocking"))
+                answers.append(await client.tell("blocking"))
 
             tg.start_soon(call_blocking)
-            await anyio.sleep(0.1)
-            with anyio.fail_after(0.7):  # answered while the sync handler still sleeps
-                pings.append(await client.tell("kite.ping"))
-        assert pings == ["pong", "slept"]
+            await anyio.to_thread.run_sync(started.wait, 10)
+            assert started.is_set()
+            try:
+                with anyio.fail_after(5):  # answered while the sync handler still blocks
+                    answers.append(await client.tell("kite.ping"))
+            finally:
+                release.set()
+        assert answers == ["pong", "released"]
 
 
 async def test_middleware_order_and_final_func(make_kite, kite_config, kite_plugins):
@@ -442,6 +456,7 @@ async def test_dial_forever_reconnects(kite_config, kite_plugins):
     client.on_disconnect(lambda c: disconnected.set())
     first_ping = anyio.Event()
     async with anyio.create_task_group() as tg:
+        second_ping = anyio.Event()
 
         async def use_client():
             async with client:  # returns once the first connection is up
@@ -450,6 +465,7 @@ async def test_dial_forever_reconnects(kite_config, kite_plugins):
                 with anyio.fail_after(10):
                     await connected[1].wait()
                 assert await client.tell("kite.ping") == "pong"
+                second_ping.set()
 
         tg.start_soon(use_client)
         await anyio.sleep(0.3)  # a few failed attempts first
@@ -460,8 +476,7 @@ async def test_dial_forever_reconnects(kite_config, kite_plugins):
             await disconnected.wait()
         async with Kite("server", "1.0.0", config=again, plugins=kite_plugins):
             with anyio.fail_after(10):
-                await connected[1].wait()
-            await anyio.sleep(0.1)
+                await second_ping.wait()
     assert count == 2
 
 

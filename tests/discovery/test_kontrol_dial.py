@@ -7,7 +7,6 @@ A (fake) Kontrol on a fixed loopback port that the tests start and stop, real so
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,14 +21,9 @@ from kitecore import Config, DialError, Kite, KiteTimeoutError
 from kitecore.backoff import Backoff
 from kitecore.config import write_kite_key
 from kitecore.plugins import PluginRegistry
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def kontrol_url(port: int) -> str:

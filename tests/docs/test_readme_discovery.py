@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ import anyio
 import pytest
 from anyio.abc import Process
 from kite_kontrol.testing import KontrolProcess
+
+from kitecore.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -58,12 +59,6 @@ def discovery_blocks() -> list[Block]:
         if tags[0] == "discovery":
             blocks.append(Block(match["lang"], match["code"], tags[1:]))
     return blocks
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def user_env(home: Path) -> dict[str, str]:

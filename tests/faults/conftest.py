@@ -7,12 +7,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from faults_helpers import KontrolProcess, free_port, memory_kontrol
-from kite_auth_token import plugin as token_plugin
+from faults_helpers import KontrolProcess, memory_kontrol
 
 from kitecore import Config
-from kitecore.plugins import PluginRegistry, load_plugins
-from kitecore.testing import CORE_PLUGINS
+from kitecore.plugins import PluginRegistry
+from kitecore.testing import free_port
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -21,18 +20,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def plugins() -> PluginRegistry:
-    """The core's built-ins plus the kiteKey/token authenticators."""
-    return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
+def plugins(token_plugins: PluginRegistry) -> PluginRegistry:
+    """The core's built-ins plus the kiteKey/token authenticators (kite_kontrol.testing)."""
+    return token_plugins
 
 
 @pytest.fixture
-def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+def base_config(kite_config: Config) -> Config:
     """Loopback, free port, authentication on, KITE_HOME in the test's directory."""
-    monkeypatch.setenv("KITE_HOME", str(tmp_path / "kite-home"))
-    config = Config()
-    config.ip = "127.0.0.1"
-    config.port = 0
+    config = kite_config.copy()
     config.disable_authentication = False
     config.timeout = 3.0
     return config

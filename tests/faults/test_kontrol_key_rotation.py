@@ -15,13 +15,14 @@ import contextlib
 
 import anyio
 import pytest
-from faults_helpers import KONTROL_USER, KontrolProcess, machine_key, whoami
 from kite_auth_token import verify_kite_key, verify_token
 from kite_kontrol.keyfiles import KeyFiles, new_key_pair
+from kite_kontrol.testing import KONTROL_USER, KontrolProcess, machine_key
 
 from kitecore import Authentication, AuthenticationError, Config, Kite
 from kitecore.backoff import Backoff
 from kitecore.plugins import PluginRegistry
+from kitecore.testing import whoami
 
 pytestmark = pytest.mark.anyio
 

@@ -16,12 +16,13 @@ import time
 
 import anyio
 import pytest
-from faults_helpers import KontrolProcess, machine_key, whoami
+from kite_kontrol.testing import KontrolProcess, machine_key
 
 from kitecore import Authentication, Config, DialError, Kite
 from kitecore.backoff import Backoff
 from kitecore.client import Client
 from kitecore.plugins import PluginRegistry
+from kitecore.testing import whoami
 
 pytestmark = pytest.mark.anyio
 

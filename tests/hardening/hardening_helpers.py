@@ -9,7 +9,6 @@ the third.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,17 +19,11 @@ import anyio
 from anyio.abc import Process
 
 from kitecore import Kite
+from kitecore.testing import free_port
 
 __all__ = ["KiteProcess", "free_port", "proc_fields", "process_rss", "square_answered"]
 
 ATTACK_KITE = Path(__file__).with_name("attack_kite.py")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def proc_fields(pid: int, name: str) -> list[str]:

@@ -17,14 +17,14 @@ from typing import Any
 import anyio
 import pytest
 from app_helpers import KONTROL_SECRET, http_request, kontrol_process
-from hardening_helpers import free_port, process_rss
-from kite_auth_token import plugin as token_plugin
+from hardening_helpers import process_rss
 from kite_kontrol.testing import KontrolProcess
+from kite_kontrol.testing import machine_key as kontrol_machine_key
 
 from kitecore import ArgumentError, AuthenticationError, GenericError, Kite, RequestLimitError
-from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.plugins import PluginRegistry
 from kitecore.protocol import Authentication
-from kitecore.testing import CORE_PLUGINS
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -40,8 +40,9 @@ LIMITS = {
 
 
 @pytest.fixture
-def plugins() -> PluginRegistry:
-    return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
+def plugins(token_plugins: PluginRegistry) -> PluginRegistry:
+    """The core's built-ins plus the kiteKey/token authenticators (kite_kontrol.testing)."""
+    return token_plugins
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -67,10 +68,7 @@ def _caller(plugins: PluginRegistry) -> Kite:
 
 
 async def machine_key(plugins: PluginRegistry, url: str, username: str) -> str:
-    async with _caller(plugins).new_client(url) as client:
-        return str(
-            await client.tell("registerMachine", {"username": username, "secret": KONTROL_SECRET})
-        )
+    return await kontrol_machine_key(_caller(plugins), url, username, KONTROL_SECRET)
 
 
 def identity(username: str, kite_id: str | None = None, **fields: str) -> dict[str, str]:

@@ -8,12 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
-from interop_helpers import free_port, script
+from interop_helpers import script
 
 from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import load_plugins
 from kitecore.protocol.errors import KiteError
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
 

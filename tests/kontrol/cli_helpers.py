@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -14,12 +13,6 @@ import anyio
 
 KITE = [sys.executable, "-m", "kitecore.cli"]
 PLUGINS = "websocket,token,memory,kontrol,pickers"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_env(home: Path, extra: Mapping[str, str] = {}) -> dict[str, str]:

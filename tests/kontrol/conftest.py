@@ -1,18 +1,18 @@
-"""Fixtures for the Kontrol tests: key pairs, a running Kontrol with short timings, kites."""
+"""Fixtures for the Kontrol tests: a running Kontrol with short timings, kites.
+
+The key pairs and the in-process Kontrol come from kite_kontrol.testing (a pytest plugin).
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kite_kontrol.keyfiles import new_key_pair
-from kite_kontrol.machine import SecretPolicy
 from kite_kontrol.server import Kontrol
 from kite_kontrol.settings import KontrolSettings
-from kontrol_helpers import KONTROL_USER, SECRET
+from kite_kontrol.testing import MakeKontrol
 
 from kitecore import Config, Kite
 from kitecore.plugins import PluginRegistry, load_plugins
@@ -20,20 +20,8 @@ from kitecore.storage import KeyPairRecord
 
 
 @pytest.fixture(scope="session")
-def kontrol_pair() -> KeyPairRecord:
-    """The key pair of the Kontrol under test."""
-    return new_key_pair()
-
-
-@pytest.fixture(scope="session")
 def second_pair() -> KeyPairRecord:
-    """A pair to rotate to."""
-    return new_key_pair()
-
-
-@pytest.fixture(scope="session")
-def evil_pair() -> KeyPairRecord:
-    """A pair of a Kontrol nobody here trusts."""
+    """A pair to rotate to (``kontrol_pair`` and ``evil_pair`` come from kite_kontrol.testing)."""
     return new_key_pair()
 
 
@@ -56,39 +44,30 @@ def settings() -> KontrolSettings:
 
 
 @pytest.fixture
-def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("KITE_HOME", str(tmp_path / "kite-home"))
-    config = Config()
-    config.ip = "127.0.0.1"
-    config.port = 0
-    config.timeout = 10.0
+def base_config(kite_config: Config) -> Config:
+    config = kite_config.copy()
+    config.disable_authentication = False
     config.environment = "production"
     config.region = "eu"
     return config
 
 
-MakeKontrol = Callable[..., Awaitable[Kontrol]]
-
-
 @pytest.fixture
-async def make_kontrol(
-    base_config: Config, plugins: PluginRegistry, settings: KontrolSettings, kontrol_pair
-) -> AsyncIterator[MakeKontrol]:
-    """Start Kontrols (memory storage, the session key pair); stopped when the test ends."""
-    async with contextlib.AsyncExitStack() as stack:
+def make_kontrol(
+    make_kontrol: MakeKontrol,
+    base_config: Config,
+    plugins: PluginRegistry,
+    settings: KontrolSettings,
+) -> MakeKontrol:
+    """kite_kontrol.testing's ``make_kontrol`` with this folder's config, plugins and timings."""
 
-        async def factory(**options: Any) -> Kontrol:
-            config = base_config.copy()
-            config.username = KONTROL_USER
-            options.setdefault("key_pair", kontrol_pair)
-            options.setdefault("settings", settings)
-            options.setdefault("machine_policy", SecretPolicy(SECRET))
-            options.setdefault("plugins", plugins)
-            kontrol = Kontrol(config=config, **options)
-            await stack.enter_async_context(kontrol)
-            return kontrol
+    async def factory(**options: Any) -> Kontrol:
+        options.setdefault("config", base_config)
+        options.setdefault("settings", settings)
+        options.setdefault("plugins", plugins)
+        return await make_kontrol(**options)
 
-        yield factory
+    return factory
 
 
 @pytest.fixture

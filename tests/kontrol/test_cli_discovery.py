@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import sys
 from pathlib import Path
@@ -14,15 +13,10 @@ import pytest
 
 from kitecore import Config, Kite
 from kitecore.plugins import load_plugins
+from kitecore.testing import free_port
 
 KITE = [sys.executable, "-m", "kitecore.cli"]
 SECRET = "cli-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def run_cli(home: Path, *args: str, check: bool = True):

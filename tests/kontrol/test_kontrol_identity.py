@@ -7,12 +7,13 @@ import json
 import subprocess
 
 import pytest
-from cli_helpers import KITE, cli_env, free_port, kite_kontrol, run_cli
+from cli_helpers import KITE, cli_env, kite_kontrol, run_cli
 from kite_kontrol.identity import IdentityFile
 from kite_kontrol.keyfiles import KeyFiles
 
 from kitecore import Config, Kite
 from kitecore.plugins import load_plugins
+from kitecore.testing import free_port
 
 SECRET = "identity-test-secret"
 

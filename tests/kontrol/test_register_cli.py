@@ -9,7 +9,9 @@ import subprocess
 
 import anyio
 import pytest
-from cli_helpers import KITE, cli_env, free_port, kite_kontrol, run_cli
+from cli_helpers import KITE, cli_env, kite_kontrol, run_cli
+
+from kitecore.testing import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

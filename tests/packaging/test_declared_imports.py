@@ -21,10 +21,12 @@ from packaging.utils import canonicalize_name
 
 #: (file in the wheel, top-level module) pairs that need not be declared, and why.
 OPTIONAL_IMPORTS = {
-    # a pytest plugin (entry point pytest11) and the storage contract suite: only ever
-    # imported by pytest itself, so pytest is there
+    # pytest plugins (entry point pytest11) and the contract suites: only ever imported by
+    # pytest itself, so pytest is there
     ("kitecore/testing.py", "pytest"),
     ("kitecore/contracts/storage.py", "pytest"),
+    ("kitecore/contracts/transport.py", "pytest"),
+    ("kite_kontrol/testing.py", "pytest"),
 }
 
 

@@ -1,9 +1,10 @@
 """A real plugin distribution, built and installed into a fresh virtualenv, is found and loaded.
 
-The fresh venv gets kitecore and ``data/kite-hello-plugin`` installed by pip from source, with
-no index. Their dependencies (anyio, pluggy, stevedore, hatchling for the build...) come from the
-running test environment through a ``.pth`` file: this keeps the test offline and fast, while
-kitecore and the plugin themselves are real installs with real entry-point metadata.
+The fresh venv gets kitecore and the plugin template (``examples/plugin-template``) installed
+by pip from source, with no index. Their dependencies (anyio, pluggy, stevedore, hatchling for
+the build...) come from the running test environment through a ``.pth`` file: this keeps the
+test offline and fast, while kitecore and the plugin themselves are real installs with real
+entry-point metadata.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from venvs import REPO, Venv, run
 
-HELLO = Path(__file__).resolve().parent / "data" / "kite-hello-plugin"
+HELLO = REPO / "examples" / "plugin-template"
 
 PROBE = """
 import json

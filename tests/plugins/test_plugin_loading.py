@@ -18,6 +18,9 @@ from kitecore.plugins import PluginError, load_plugins
 #: The ``make_dist`` fixture (see conftest.py).
 MakeDist = Callable[..., Path]
 
+#: The plugin template, examples/plugin-template (tests/plugins/test_plugin_install installs it).
+TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "plugin-template"
+
 PLUGIN_SOURCE = """
 from kitecore.hookspecs import hookimpl
 
@@ -365,7 +368,7 @@ def test_process_registry_is_loaded_once_until_reset(
 
 
 def test_hello_plugin_adds_its_method_and_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data" / "kite-hello-plugin"))
+    monkeypatch.syspath_prepend(str(TEMPLATE))
     import kite_hello_plugin
 
     handled: dict[str, Any] = {}

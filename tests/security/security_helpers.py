@@ -12,8 +12,6 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-KONTROL_USER = "kontrol-admin"
-SECRET = "security-registration-secret"
 RS256 = {"alg": "RS256", "typ": "JWT"}
 
 

@@ -3,7 +3,6 @@ relay that counts the connections a client opens (each dial attempt opens at lea
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,13 +22,6 @@ SOCKJS_ONLY = ("sockjs",)
 def plugins(names: tuple[str, ...]) -> PluginRegistry:
     """A registry with exactly the transports ``names`` (strict: all must be installed)."""
     return load_plugins(names=names, strict=True)
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def square(r: Any) -> float:

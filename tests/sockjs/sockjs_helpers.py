@@ -30,6 +30,18 @@ async def eventually(predicate: Any, timeout: float = 10.0) -> None:
             await anyio.sleep(0.02)
 
 
+def has_receiver(service: Any, session_id: str) -> bool:
+    """Whether a poll (or stream) of session ``session_id`` is attached on ``service`` now."""
+    session = service._table.get(session_id)
+    return session is not None and session.receiver is not None
+
+
+async def receiver_attached(service: Any, session_id: str, attached: bool = True) -> None:
+    """Wait until a request of session ``session_id`` holds it (or, ``attached=False``, until
+    none does): the server's side of "the poll is in flight"."""
+    await eventually(lambda: has_receiver(service, session_id) == attached)
+
+
 async def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
     """Send ``data`` on a fresh TCP connection and read until the server closes it (or
     ``timeout``); returns everything read."""

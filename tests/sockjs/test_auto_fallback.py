@@ -17,13 +17,13 @@ from dial_helpers import (
     SOCKJS_ONLY,
     WITH_SOCKJS,
     counting_relay,
-    free_port,
     plugins,
     serving,
 )
 from kite_transport_sockjs.client import MODES, dial
 
 from kitecore import Config, DialError, Kite
+from kitecore.testing import free_port
 from kitecore.transport import TransportMismatchError
 
 pytestmark = pytest.mark.anyio

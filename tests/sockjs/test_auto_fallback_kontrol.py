@@ -15,11 +15,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from dial_helpers import RAW_ONLY, WITH_SOCKJS, free_port, plugins, serving
+from dial_helpers import RAW_ONLY, WITH_SOCKJS, plugins, serving
 from kite_kontrol.testing import KontrolProcess
+from kite_kontrol.testing import machine_key as kontrol_machine_key
 
 from kitecore import Config, Kite
 from kitecore.config import write_kite_key
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -48,8 +50,7 @@ async def machine_key(config: Config, url: str, username: str) -> str:
     """A kite.key for ``username`` from Kontrol's ``registerMachine``."""
     setup = Kite("setup", "1.0.0", config=config.copy(), plugins=plugins(RAW_ONLY))
     with anyio.fail_after(20):
-        async with setup.new_client(url) as client:
-            return await client.tell("registerMachine", {"username": username, "secret": SECRET})
+        return await kontrol_machine_key(setup, url, username, SECRET)
 
 
 @pytest.mark.parametrize("client_side", list(CLIENTS))

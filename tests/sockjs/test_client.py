@@ -17,7 +17,7 @@ from kite_transport_sockjs.client import (
     dial,
     session_url,
 )
-from sockjs_helpers import App, eventually, post
+from sockjs_helpers import App, eventually, post, receiver_attached
 
 from kitecore.config import Config
 from kitecore.http.client import HTTPClient
@@ -77,19 +77,38 @@ async def test_server_close_ends_the_stream(app: App, mode: str) -> None:
 async def test_xhr_poll_answered_2010_is_retried(app: App) -> None:
     stream = await dial(app.url("/echo"), "xhr-polling")
     assert isinstance(stream, XHRPollingClient)
+    service, session_id = app.services["/echo"], stream.base.rsplit("/", 1)[1]
+    refused = anyio.Event()
+    take = stream._take
+
+    def spy(frames: Any) -> bool:  # notes the 2010 answer the client is about to retry
+        retry = take(frames)
+        if retry:
+            refused.set()
+        return retry
+
+    stream._take = spy  # type: ignore[method-assign]
+    other_answered = anyio.Event()
+
+    async def other_poll(http: HTTPClient) -> None:
+        await post(http, stream.base + "/xhr")
+        other_answered.set()
+
     async with HTTPClient() as other, anyio.create_task_group() as tg:
         # another receiver holds the session: our polls get 2010 until it is answered
-        tg.start_soon(post, other, stream.base + "/xhr")
-        await anyio.sleep(0.1)
+        tg.start_soon(other_poll, other)
+        await receiver_attached(service, session_id)
         received: list[str] = []
 
         async def read() -> None:
             received.append(await stream.receive())
 
         tg.start_soon(read)
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await refused.wait()
         await stream.send("one")  # answers the other receiver's poll
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await other_answered.wait()
         await stream.send("two")  # ours now
         await eventually(lambda: received, 5)
     assert received == ["two"]
@@ -98,6 +117,8 @@ async def test_xhr_poll_answered_2010_is_retried(app: App) -> None:
 
 async def test_close_aborts_the_poll_in_flight(app: App) -> None:
     stream = await dial(app.url("/echo"), "xhr-polling")
+    assert isinstance(stream, XHRPollingClient)
+    session_id = stream.base.rsplit("/", 1)[1]
     async with anyio.create_task_group() as tg:
         outcome: list[type[BaseException]] = []
 
@@ -108,7 +129,7 @@ async def test_close_aborts_the_poll_in_flight(app: App) -> None:
                 outcome.append(type(exc))
 
         tg.start_soon(read)
-        await anyio.sleep(0.1)
+        await receiver_attached(app.services["/echo"], session_id)
         with anyio.fail_after(2):
             await stream.aclose()
     assert outcome == [anyio.ClosedResourceError]

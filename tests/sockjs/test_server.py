@@ -7,7 +7,7 @@ import json
 
 import anyio
 import pytest
-from sockjs_helpers import App, get, post, raw_exchange, serve_app
+from sockjs_helpers import App, eventually, get, post, raw_exchange, receiver_attached, serve_app
 
 from kitecore.http.client import HTTPClient, connect_websocket
 from kitecore.http.errors import HandshakeError
@@ -117,11 +117,11 @@ async def test_second_receiver_gets_2010_and_the_first_still_works(app: App) -> 
             results.append((await post(http, app.url("/echo/000/s3/xhr"))).body)
 
         tg.start_soon(long_poll)
-        await anyio.sleep(0.2)
+        await receiver_attached(app.services["/echo"], "s3")
         busy = await post(http, app.url("/echo/000/s3/xhr"))
         assert (busy.status, busy.body) == (200, b'c[2010,"Another connection still open"]\n')
         await post(http, app.url("/echo/000/s3/xhr_send"), b'["x"]')
-        await anyio.sleep(0.2)
+        await eventually(lambda: results)
     assert results == [b'a["x"]\n']
 
 
@@ -152,7 +152,7 @@ async def test_aborted_poll_closes_the_session(app: App) -> None:
         await post(http, app.url("/echo/000/ab/xhr"))
         request = b"POST /echo/000/ab/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
         assert await raw_exchange(app.port, request, timeout=0.3) == b""
-        await anyio.sleep(0.1)
+        await receiver_attached(app.services["/echo"], "ab", attached=False)
         answer = await post(http, app.url("/echo/000/ab/xhr"))
         assert answer.body in (b"o\n", b'c[1002,"Connection interrupted"]\n')
 

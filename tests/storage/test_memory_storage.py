@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from kitecore.contracts.storage import LONG_TTL, StorageContract, make_identity
@@ -58,31 +56,25 @@ async def test_purge_drops_index_entries():
     assert storage._by_name == {} and storage._by_username == {} and storage._by_triple == {}
 
 
-async def test_get_is_fast_with_ten_thousand_kites():
+async def test_queries_are_right_with_ten_thousand_kites():
+    # how fast is bench/storage.py's job (memory://: p99 < 10 ms, >= 1,000 registrations/s)
     storage = MemoryStorage()
     value = RegisterValue("http://10.0.0.1:6000/kite", "k")
-    start = time.perf_counter()
     for i in range(10_000):
         kite = make_identity(username=f"user{i % 100}", name=f"svc{i % 50}", version="1.2.3")
         await storage.upsert(kite, value, ttl=LONG_TTL)
-    registrations_per_second = 10_000 / (time.perf_counter() - start)
-    assert registrations_per_second > 1_000
-
-    samples = []
-    for i in range(300):
-        query = Query(username=f"user{i % 100}", environment="production", name=f"svc{i % 50}")
-        begin = time.perf_counter()
-        await storage.get(query)
-        samples.append(time.perf_counter() - begin)
-    samples.sort()
-    assert samples[int(len(samples) * 0.99)] < 0.010
+    assert len(storage) == 10_000
+    for i in range(100):
+        query = Query(username=f"user{i}", environment="production", name=f"svc{i % 50}")
+        found = await storage.get(query)
+        assert len(found) == 100
+        assert {(r.kite.username, r.kite.name) for r in found} == {(f"user{i}", f"svc{i % 50}")}
     assert len(await storage.get(Query(username="user7", name="svc7", version="~> 1.2"))) == 100
+    assert await storage.get(Query(username="user7", name="svc8")) == []
 
 
 def test_memory_storage_is_a_builtin_plugin():
-    try:
-        registry = load_plugins(names=["memory"], strict=True)
-    except Exception as exc:  # the entry point needs `pip install -e .` after it was added
-        pytest.skip(f"memory entry point not installed: {exc}")
+    # strict: a missing entry point (an install older than it) fails here, it is not skipped
+    registry = load_plugins(names=["memory"], strict=True)
     storage = registry.storage_for_url("memory://")
     assert isinstance(storage, MemoryStorage)

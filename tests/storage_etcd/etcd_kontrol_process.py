@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kite_kontrol.testing import KontrolProcess
-
-KONTROL_USER = "admin"
-SECRET = "etcd-registration-secret"
+from kite_kontrol.testing import KONTROL_USER, REGISTRATION_SECRET, KontrolProcess
 
 
 def etcd_kontrol(work_dir: Path, *, port: int, storage_url: str, data_dir: Path) -> KontrolProcess:
@@ -19,6 +16,6 @@ def etcd_kontrol(work_dir: Path, *, port: int, storage_url: str, data_dir: Path)
         storage_url=storage_url,
         data_dir=data_dir,
         username=KONTROL_USER,
-        registration_secret=SECRET,
+        registration_secret=REGISTRATION_SECRET,
         plugins="websocket,etcd",
     )

@@ -17,15 +17,14 @@ from pathlib import Path
 import aetcd
 import anyio
 import pytest
-from etcd_kontrol_process import SECRET, etcd_kontrol
-from kite_auth_token import plugin as token_plugin
-from kite_kontrol.testing import KontrolProcess
-from kite_storage_etcd.testing import EtcdCluster, free_port
+from etcd_kontrol_process import etcd_kontrol
+from kite_kontrol.testing import KontrolProcess, machine_key, registered_ids
+from kite_storage_etcd.testing import EtcdCluster
 
-from kitecore import Authentication, Config, Kite
+from kitecore import Config, Kite
 from kitecore.backoff import Backoff
-from kitecore.plugins import PluginRegistry, load_plugins
-from kitecore.testing import CORE_PLUGINS
+from kitecore.plugins import PluginRegistry
+from kitecore.testing import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -94,30 +93,12 @@ async def registry(tmp_path: Path, etcd_cluster: EtcdCluster) -> AsyncIterator[R
 
 
 @pytest.fixture
-def plugins() -> PluginRegistry:
-    return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
-
-
-@pytest.fixture
-def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("KITE_HOME", str(tmp_path / "kite-home"))
-    config = Config()
-    config.ip = "127.0.0.1"
-    config.port = 0
+def base_config(kite_config: Config) -> Config:
+    config = kite_config.copy()
+    config.disable_authentication = False
     config.timeout = 4.0
     config.environment = ENVIRONMENT
     return config
-
-
-async def machine_key(observer: Kite, url: str, username: str) -> str:
-    async with observer.new_client(url) as client:
-        return await client.tell("registerMachine", {"username": username, "secret": SECRET})
-
-
-async def registered_ids(observer: Kite, url: str, key: str) -> set[str]:
-    async with observer.new_client(url, auth=Authentication("kiteKey", key)) as client:
-        answer = await client.tell("getKites", {"query": {"environment": ENVIRONMENT}})
-    return {entry["kite"]["id"] for entry in answer["kites"]}
 
 
 @dataclass
@@ -165,12 +146,15 @@ async def start_fleet(
 
 
 async def test_kites_are_visible_everywhere_and_survive_a_kontrol_crash(
-    registry: Registry, base_config: Config, plugins: PluginRegistry
+    registry: Registry, base_config: Config, token_plugins: PluginRegistry
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        fleet = await start_fleet(stack, registry, base_config, plugins)
+        fleet = await start_fleet(stack, registry, base_config, token_plugins)
         for url in registry.urls:
-            assert await registered_ids(fleet.observer, url, fleet.observer_key) == fleet.ids
+            assert (
+                await registered_ids(fleet.observer, url, fleet.observer_key, ENVIRONMENT)
+                == fleet.ids
+            )
         assert set(fleet.registrations.values()) == {1}
 
         crashed = fleet.kites[0]
@@ -190,7 +174,10 @@ async def test_kites_are_visible_everywhere_and_survive_a_kontrol_crash(
         for kite in fleet.kites[1:]:
             assert fleet.registrations[kite.id] == 1  # their Kontrols never went away
         for url in registry.urls[1:]:
-            assert await registered_ids(fleet.observer, url, fleet.observer_key) == fleet.ids
+            assert (
+                await registered_ids(fleet.observer, url, fleet.observer_key, ENVIRONMENT)
+                == fleet.ids
+            )
 
 
 async def leader_index(cluster: EtcdCluster) -> int:
@@ -202,16 +189,16 @@ async def leader_index(cluster: EtcdCluster) -> int:
 
 
 async def test_killing_the_etcd_leader_loses_nothing(
-    registry: Registry, base_config: Config, plugins: PluginRegistry
+    registry: Registry, base_config: Config, token_plugins: PluginRegistry
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        fleet = await start_fleet(stack, registry, base_config, plugins)
+        fleet = await start_fleet(stack, registry, base_config, token_plugins)
         leader = await leader_index(registry.cluster)
         registry.cluster.members[leader].kill()
         # Kontrol ``leader`` preferred the dead member: it must fail over too.
         for url in rotated(registry.urls, leader):
             started = time.monotonic()
-            seen = await registered_ids(fleet.observer, url, fleet.observer_key)
+            seen = await registered_ids(fleet.observer, url, fleet.observer_key, ENVIRONMENT)
             assert seen == fleet.ids, url
             assert time.monotonic() - started < ETCD_FAILOVER_BOUND
         # writes still work through every Kontrol: a new kite registers through each
@@ -219,11 +206,14 @@ async def test_killing_the_etcd_leader_loses_nothing(
             config = base_config.copy()
             config.apply_kite_key(await machine_key(fleet.observer, url, f"late{i}"))
             late = await stack.enter_async_context(
-                Kite(f"late{i}", "1.0.0", config=config, plugins=plugins)
+                Kite(f"late{i}", "1.0.0", config=config, plugins=token_plugins)
             )
             with anyio.fail_after(ETCD_FAILOVER_BOUND):
                 await late.kontrol_client.register()
             fleet.kites.append(late)
         for url in registry.urls:
-            assert await registered_ids(fleet.observer, url, fleet.observer_key) == fleet.ids
+            assert (
+                await registered_ids(fleet.observer, url, fleet.observer_key, ENVIRONMENT)
+                == fleet.ids
+            )
         assert all(count == 1 for count in fleet.registrations.values())

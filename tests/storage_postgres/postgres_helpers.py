@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kite_kontrol.testing import KontrolProcess
-from kite_storage_postgres.testing import free_port
+from kite_kontrol.testing import KONTROL_USER, REGISTRATION_SECRET, KontrolProcess
 
-KONTROL_USER = "admin"
-SECRET = "postgres-registration-secret"
+from kitecore.testing import free_port
 
 
 class PostgresKontrol(KontrolProcess):
@@ -26,7 +24,7 @@ class PostgresKontrol(KontrolProcess):
             storage_url=storage_url,
             data_dir=data_dir,
             username=KONTROL_USER,
-            registration_secret=SECRET,
+            registration_secret=REGISTRATION_SECRET,
             plugins="websocket,postgres",
             env={"KONTROL_POSTGRES_PASSWORD": password},
             name=f"kontrol-{index}",

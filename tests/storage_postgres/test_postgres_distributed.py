@@ -17,15 +17,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from kite_auth_token import plugin as token_plugin
+from kite_kontrol.testing import machine_key, registered_ids
 from kite_storage_postgres.testing import TemporaryPostgres
-from postgres_helpers import SECRET, PostgresKontrol
+from postgres_helpers import PostgresKontrol
 
-from kitecore import Authentication, Config, Kite
+from kitecore import Config, Kite
 from kitecore.backoff import Backoff
-from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.plugins import PluginRegistry
 from kitecore.protocol.errors import KiteError
-from kitecore.testing import CORE_PLUGINS
 
 pytestmark = pytest.mark.anyio
 
@@ -39,16 +38,8 @@ def backoff() -> Backoff:
 
 
 @pytest.fixture
-def plugins() -> PluginRegistry:
-    return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
-
-
-@pytest.fixture
-def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("KITE_HOME", str(tmp_path / "kite-home"))
-    config = Config()
-    config.ip = "127.0.0.1"
-    config.port = 0
+def base_config(kite_config: Config) -> Config:
+    config = kite_config.copy()
     config.disable_authentication = False
     config.timeout = 5.0
     config.environment = ENVIRONMENT
@@ -87,10 +78,7 @@ async def kontrols(
 
 async def seen_by(observer: Kite, kontrol: PostgresKontrol, key: str) -> set[str]:
     """Ids of the kites ``kontrol`` returns for :data:`ENVIRONMENT`."""
-    auth = Authentication("kiteKey", key)
-    async with observer.new_client(kontrol.url, auth=auth) as client:
-        answer = await client.tell("getKites", {"query": {"environment": ENVIRONMENT}})
-    return {entry["kite"]["id"] for entry in answer["kites"]}
+    return await registered_ids(observer, kontrol.url, key, ENVIRONMENT)
 
 
 async def wait_until_all_seen(
@@ -114,29 +102,23 @@ async def test_three_kontrols_survive_a_database_restart_and_a_kontrol_crash(
     kontrols: list[PostgresKontrol],
     postgres: TemporaryPostgres,
     base_config: Config,
-    plugins: PluginRegistry,
+    token_plugins: PluginRegistry,
 ) -> None:
     urls = [k.url for k in kontrols]
     async with contextlib.AsyncExitStack() as stack:
         observer = await stack.enter_async_context(
-            Kite("observer", "1.0.0", config=base_config.copy(), plugins=plugins)
+            Kite("observer", "1.0.0", config=base_config.copy(), plugins=token_plugins)
         )
 
-        async def machine_key(username: str) -> str:
-            async with observer.new_client(urls[0]) as client:
-                return await client.tell(
-                    "registerMachine", {"username": username, "secret": SECRET}
-                )
-
-        observer_key = await machine_key("observer")
+        observer_key = await machine_key(observer, urls[0], "observer")
         registrations: dict[str, int] = {}
         kites: list[Kite] = []
         for index in range(KITES):
             config = base_config.copy()
-            config.apply_kite_key(await machine_key("bob"))
+            config.apply_kite_key(await machine_key(observer, urls[0], "bob"))
             config.kontrol_url = ",".join(urls[index % 3 :] + urls[: index % 3])
             kite = await stack.enter_async_context(
-                Kite(f"svc{index}", "1.0.0", config=config, plugins=plugins)
+                Kite(f"svc{index}", "1.0.0", config=config, plugins=token_plugins)
             )
 
             def count(_result: object, kite: Kite = kite) -> None:

@@ -57,8 +57,6 @@ class HeartbeatTracker:
         self._last_ping = now
         self._last_write = now
         self._writing = False
-        #: How many storage writes the pings caused (for tests and logs).
-        self.writes = 0
 
     def ping(self, *_args: Any) -> None:
         """The callback handed to ``kite.heartbeat``."""
@@ -85,7 +83,6 @@ class HeartbeatTracker:
             ):
                 await self._storage.upsert(self._kite, self._value, ttl=self._settings.key_ttl)
             self._last_write = self._clock()
-            self.writes += 1
         except StorageError as exc:
             logger.warning("storage refresh of %s failed: %s", self._kite, exc)
         finally:

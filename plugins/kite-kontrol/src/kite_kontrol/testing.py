@@ -1,5 +1,20 @@
-"""A real Kontrol process for tests: ``python -m kite_kontrol`` on a loopback port.
+"""Kontrol for tests: a pytest plugin (``pytest11``) and helpers, in-process or as a process.
 
+In-process (fixtures; they build on :mod:`kitecore.testing`'s ``kite_config``):
+
+- ``kontrol_pair`` / ``evil_pair``: a key pair for the Kontrol under test, and one of a Kontrol
+  nobody trusts (session-scoped: RSA keys are slow to make).
+- ``token_plugins``: the core's built-in transports plus kite-auth-token's ``kiteKey`` and
+  ``token`` authenticators, so kites can hold and check kite.keys.
+- ``make_kontrol``: ``await make_kontrol(**options)`` starts a :class:`Kontrol` (memory storage,
+  ``kontrol_pair``, username :data:`KONTROL_USER`, ``registerMachine`` by
+  :data:`REGISTRATION_SECRET`), stopped when the test ends; ``options`` go to :class:`Kontrol`.
+
+Helpers: :func:`kite_key` and :func:`foreign_kite_key` (credentials issued by a Kontrol or by
+a stranger), :func:`machine_key` (a kite.key through ``registerMachine``), :func:`registered_ids`
+(what a Kontrol returns for an environment).
+
+As a process: :class:`KontrolProcess` runs ``python -m kite_kontrol`` on a loopback port.
 Storage plugins and fault tests drive it the way an operator would: start it, SIGKILL it,
 start it again on the same port and data directory. Several instances given the same
 ``data_dir`` share one key pair (start one first: it creates the pair).
@@ -7,18 +22,129 @@ start it again on the same port and data directory. Several instances given the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import kite_auth_token
+import pytest
 from anyio.abc import Process
+from kite_auth_token import plugin as token_plugin
 
-__all__ = ["KontrolProcess", "WatchRecorder"]
+from kitecore import Authentication, Config, Kite
+from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.storage import KeyPairRecord
+from kitecore.testing import CORE_PLUGINS
+
+from .keyfiles import new_key_pair
+from .machine import SecretPolicy
+from .server import Kontrol
+
+__all__ = [
+    "KONTROL_USER",
+    "REGISTRATION_SECRET",
+    "KontrolProcess",
+    "MakeKontrol",
+    "WatchRecorder",
+    "evil_pair",
+    "foreign_kite_key",
+    "kite_key",
+    "kontrol_pair",
+    "machine_key",
+    "make_kontrol",
+    "registered_ids",
+    "token_plugins",
+]
+
+#: The username of the Kontrols started here: the issuer of their kite.keys and tokens.
+KONTROL_USER = "kontrol-admin"
+#: The ``registerMachine`` secret of the Kontrols started here.
+REGISTRATION_SECRET = "test-registration-secret"
+
+MakeKontrol = Callable[..., Awaitable[Kontrol]]
+
+
+@pytest.fixture(scope="session")
+def kontrol_pair() -> KeyPairRecord:
+    """The key pair of the Kontrol under test."""
+    return new_key_pair()
+
+
+@pytest.fixture(scope="session")
+def evil_pair() -> KeyPairRecord:
+    """The key pair of a Kontrol nobody here trusts."""
+    return new_key_pair()
+
+
+@pytest.fixture
+def token_plugins() -> PluginRegistry:
+    """The core's built-ins plus the kiteKey/token authenticators."""
+    return load_plugins(names=CORE_PLUGINS, extra_plugins=[token_plugin])
+
+
+@pytest.fixture
+async def make_kontrol(
+    kite_config: Config, kontrol_pair: KeyPairRecord, token_plugins: PluginRegistry
+) -> AsyncIterator[MakeKontrol]:
+    """Start in-process Kontrols; they stop when the test ends.
+
+    ``await make_kontrol(config=None, **options)``: ``config`` defaults to ``kite_config`` with
+    authentication on; its username becomes :data:`KONTROL_USER`. ``options`` go to
+    :class:`Kontrol`, with defaults ``storage="memory://"``, ``key_pair=kontrol_pair``,
+    ``plugins=token_plugins`` and ``machine_policy=SecretPolicy(REGISTRATION_SECRET)``.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def factory(*, config: Config | None = None, **options: Any) -> Kontrol:
+            if config is None:
+                config = kite_config.copy()
+                config.disable_authentication = False
+            config = config.copy()
+            config.username = KONTROL_USER
+            options.setdefault("key_pair", kontrol_pair)
+            options.setdefault("plugins", token_plugins)
+            options.setdefault("machine_policy", SecretPolicy(REGISTRATION_SECRET))
+            return await stack.enter_async_context(Kontrol(config=config, **options))
+
+        yield factory
+
+
+def kite_key(kontrol: Kontrol, username: str = "alice") -> Authentication:
+    """kiteKey credentials for ``username`` issued by ``kontrol``."""
+    return Authentication("kiteKey", kontrol.create_kite_key(username))
+
+
+def foreign_kite_key(pair: KeyPairRecord, username: str = "alice", url: str = "") -> str:
+    """A kite.key signed by ``pair``, a key pair no Kontrol here stored."""
+    return kite_auth_token.create_kite_key(
+        username=username,
+        issuer="evil",
+        kontrol_url=url or "http://evil.example/kite",
+        public_key=pair.public,
+        private_key=pair.private,
+    )
+
+
+async def machine_key(
+    kite: Kite, url: str, username: str, secret: str = REGISTRATION_SECRET
+) -> str:
+    """A fresh kite.key for ``username`` from the Kontrol at ``url`` (``registerMachine``)."""
+    async with kite.new_client(url) as client:
+        return await client.tell("registerMachine", {"username": username, "secret": secret})
+
+
+async def registered_ids(kite: Kite, url: str, key: str, environment: str) -> set[str]:
+    """The ids of the kites the Kontrol at ``url`` returns for ``environment`` (asked with the
+    kite.key ``key``)."""
+    async with kite.new_client(url, auth=Authentication("kiteKey", key)) as client:
+        answer = await client.tell("getKites", {"query": {"environment": environment}})
+    return {entry["kite"]["id"] for entry in answer["kites"]}
 
 
 class KontrolProcess:

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from kitecore.testing import free_port  # re-exported: this module's users import it here
 
 __all__ = ["EtcdCluster", "EtcdMember", "etcd_binary", "free_port"]
 
@@ -40,13 +41,6 @@ def etcd_binary() -> str | None:
     """The etcd executable: ``$ETCD_BIN``, else ``etcd`` on ``PATH`` or ``/usr/bin/etcd``."""
     candidate = os.environ.get("ETCD_BIN") or shutil.which("etcd") or "/usr/bin/etcd"
     return candidate if os.access(candidate, os.X_OK) else None
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -28,6 +28,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
+from kitecore.testing import free_port  # re-exported: this module's users import it here
+
 __all__ = [
     "BINDIR_ENV",
     "PostgresServerError",
@@ -73,13 +75,6 @@ def find_bindir() -> Path:
     raise PostgresServerError(
         f"PostgreSQL server binaries not found; install postgresql or set ${BINDIR_ENV}"
     )
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TemporaryPostgres:

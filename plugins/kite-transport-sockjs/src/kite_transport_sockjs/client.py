@@ -274,8 +274,6 @@ class WebSocketClient(ObjectStream[str]):
 class _XHRClient(ObjectStream[str]):
     """What both XHR sub-transports share: the HTTP client, sending, closing."""
 
-    receive_path = "xhr"
-
     def __init__(
         self, base: str, headers: tuple[tuple[str, str], ...], http: HTTPClient, poll_timeout: float
     ) -> None:

@@ -1,7 +1,10 @@
 """The smallest kite plugin: one method (``hello.greet``) and one transport (``hello``).
 
-Test data for ``tests/plugins``: it is built and installed into a fresh virtualenv to prove
-that an installed distribution's ``kite`` entry point is found and its hooks run.
+A template: copy this folder, rename the distribution, the module and the entry point, and
+keep the hooks you need (every hook is in :mod:`kitecore.hookspecs`; docs/writing-a-plugin.md
+walks through them). The project's own tests build and install this folder into a fresh
+virtualenv to prove that an installed distribution's ``kite`` entry point is found and its
+hooks run.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ async def greet(request: Any) -> str:
 
 @hookimpl
 def kite_register_methods(kite: Any) -> None:
+    """Add ``hello.greet`` to every kite."""
     kite.handle("hello.greet")(greet)
 
 
 @hookimpl
 def kite_register_transports(register: Callable[[Transport], None]) -> None:
+    """Provide the ``hello`` transport."""
     register(HelloTransport())
