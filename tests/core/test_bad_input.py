@@ -13,6 +13,7 @@ import textwrap
 
 import anyio
 import pytest
+from raw_peer import answer_of, assert_still_serving
 
 from kitecore import DisconnectError, Kite
 from kitecore.http import connect_websocket
@@ -20,27 +21,6 @@ from kitecore.http.frames import FrameDecoder, encode_frame
 from kitecore.testing import square
 
 pytestmark = pytest.mark.anyio
-
-CALL_SQUARE = json.dumps(
-    {
-        "method": "square",
-        "arguments": [{"withArgs": [3], "responseCallback": "[Function]"}],
-        "callbacks": {"7": [0, "responseCallback"]},
-    }
-)
-
-
-async def answer_of(ws) -> dict:
-    """The next message on a raw connection, as JSON."""
-    with anyio.fail_after(5):
-        return json.loads(await ws.receive())
-
-
-async def assert_still_serving(ws) -> None:
-    await ws.send(CALL_SQUARE)
-    reply = await answer_of(ws)
-    assert reply["method"] == 7
-    assert reply["arguments"] == [{"error": None, "result": 9}]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from raw_peer import CALL_SQUARE, answer_of, assert_still_serving
 
 from kitecore import CallbackLimitError, InvalidResponseError, Kite
 from kitecore.config import Config
@@ -20,25 +21,6 @@ from kitecore.http import connect_websocket
 pytestmark = pytest.mark.anyio
 
 BIG = "7" * 5000  # longer than int() converts (4,300 digits)
-
-CALL_SQUARE = json.dumps(
-    {
-        "method": "square",
-        "arguments": [{"withArgs": [3], "responseCallback": "[Function]"}],
-        "callbacks": {"7": [0, "responseCallback"]},
-    }
-)
-
-
-async def answer_of(ws) -> dict:
-    with anyio.fail_after(5):
-        return json.loads(await ws.receive())
-
-
-async def assert_still_serving(ws) -> None:
-    await ws.send(CALL_SQUARE)
-    reply = await answer_of(ws)
-    assert reply == {"method": 7, "arguments": [{"error": None, "result": 9}], "callbacks": {}}
 
 
 # ------------------------------------------------------------------ oversized integers (15.4)
