@@ -20,9 +20,12 @@ The async fixtures need an anyio test (``@pytest.mark.anyio``).
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import anyio
 import anyio.abc
@@ -125,3 +128,82 @@ async def kite_client(
     caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
     async with caller.new_client(kite_server.url) as client:
         yield client
+
+
+class ServerProcess:
+    """A server run as a child process by tests: it prints ``serving on URL`` on its first
+    line of stdout once it listens; its stderr goes to ``log_path``.
+
+    Subclasses give :meth:`command`; ``env`` is the child's whole environment. ``start``
+    waits for that first line, ``kill`` is a crash (SIGKILL), ``stop`` a teardown (SIGTERM,
+    then SIGKILL after 10 s), and ``log_tail`` feeds assertion messages.
+    """
+
+    #: What the process is called in errors ("Kontrol exited early").
+    name = "server"
+
+    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
+        self.log_path = log_path
+        self.env = env
+        self.process: anyio.abc.Process | None = None
+        self._log: IO[Any] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    async def start_process(self, timeout: float = 30.0) -> str:
+        """Start the process and return the first line it prints (``serving on URL``)."""
+        assert self.process is None, "already running"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")  # closed in _reap
+        self.process = await anyio.open_process(
+            self.command(), env=self.env, stdin=subprocess.DEVNULL, stderr=self._log
+        )
+        assert self.process.stdout is not None
+        line = b""
+        with anyio.fail_after(timeout):
+            while b"\n" not in line:
+                try:
+                    line += await self.process.stdout.receive()
+                except anyio.EndOfStream:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}") from None
+        first = line.decode(errors="replace").splitlines()[0]
+        if "serving on " not in first:
+            raise RuntimeError(f"{self.name} said {first!r}:\n{self.log_tail()}")
+        return first
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL the process (no clean shutdown, like a crashed machine) and reap it."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGKILL)
+        await self._reap()
+
+    async def stop(self) -> None:
+        """Terminate the process if it runs, and reap it (for test teardown)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+        await self._reap()
+
+    async def _reap(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            with anyio.move_on_after(10):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.aclose()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the process's stderr, for assertion messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -24,23 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import kite_auth_token
 import pytest
-from anyio.abc import Process
 from kite_auth_token import plugin as token_plugin
 
 from kitecore import Authentication, Config, Kite
 from kitecore.plugins import PluginRegistry, load_plugins
 from kitecore.storage import KeyPairRecord
-from kitecore.testing import CORE_PLUGINS
+from kitecore.testing import CORE_PLUGINS, ServerProcess
 
 from .keyfiles import new_key_pair
 from .machine import SecretPolicy
@@ -147,12 +144,14 @@ async def registered_ids(kite: Kite, url: str, key: str, environment: str) -> se
     return {entry["kite"]["id"] for entry in answer["kites"]}
 
 
-class KontrolProcess:
+class KontrolProcess(ServerProcess):
     """One Kontrol process; ``url`` is where it serves, its stderr goes to ``log_path``.
 
     ``env`` adds environment variables (for example ``KONTROL_POSTGRES_PASSWORD``, so that a
     password never shows on a command line); ``plugins`` is what ``KITE_PLUGINS`` loads.
     """
+
+    name = "Kontrol"
 
     def __init__(
         self,
@@ -168,23 +167,21 @@ class KontrolProcess:
         env: Mapping[str, str] = {},
         name: str = "kontrol",
     ) -> None:
+        environment = dict(os.environ)
+        environment.update(
+            KITE_HOME=str(work_dir / f"{name}-home"),
+            KITE_PLUGINS=plugins,
+            KITE_PLUGINS_STRICT="1",
+            KITE_ANYIO_BACKEND=backend,
+        )
+        environment.update(env)
+        super().__init__(work_dir / f"{name}.log", environment)
         self.port = port
         self.url = f"http://127.0.0.1:{port}/kite"
         self.storage_url = storage_url
         self.data_dir = data_dir if data_dir is not None else work_dir / f"{name}-data"
         self.username = username
         self.registration_secret = registration_secret
-        self.log_path = work_dir / f"{name}.log"
-        self.env = dict(os.environ)
-        self.env.update(
-            KITE_HOME=str(work_dir / f"{name}-home"),
-            KITE_PLUGINS=plugins,
-            KITE_PLUGINS_STRICT="1",
-            KITE_ANYIO_BACKEND=backend,
-        )
-        self.env.update(env)
-        self.process: Process | None = None
-        self._log: IO[Any] | None = None
 
     def command(self) -> list[str]:
         command = [
@@ -202,58 +199,10 @@ class KontrolProcess:
 
     async def start(self, timeout: float = 30.0) -> str:
         """Start the process and wait until it says it serves; returns its URL."""
-        assert self.process is None, "already running"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self._open_log()
-        self.process = await anyio.open_process(
-            self.command(), env=self.env, stdin=subprocess.DEVNULL, stderr=self._log
-        )
-        assert self.process.stdout is not None
-        line = b""
-        with anyio.fail_after(timeout):
-            while b"\n" not in line:
-                try:
-                    line += await self.process.stdout.receive()
-                except anyio.EndOfStream:
-                    raise RuntimeError(f"Kontrol exited early:\n{self.log_tail()}") from None
-        if b"serving on " + self.url.encode() not in line:
+        line = await self.start_process(timeout)
+        if not line.endswith("serving on " + self.url):
             raise RuntimeError(f"Kontrol said {line!r}, expected it to serve on {self.url}")
         return self.url
-
-    def _open_log(self) -> IO[Any]:
-        return self.log_path.open("ab")  # closed in _reap
-
-    async def kill(self) -> None:
-        """SIGKILL the process (no clean shutdown, like a crashed machine) and reap it."""
-        assert self.process is not None, "not running"
-        self.process.send_signal(signal.SIGKILL)
-        await self._reap()
-
-    async def stop(self) -> None:
-        """Terminate the process if it runs (for test teardown)."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-        await self._reap()
-
-    async def _reap(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            with anyio.move_on_after(10):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the process log, for assertion messages."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class WatchRecorder:
