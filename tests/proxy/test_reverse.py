@@ -1,0 +1,95 @@
+"""A kite on an address callers do not use (127.0.0.2), reached through the reverse proxy."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from proxy_helpers import Farm
+
+from kitecore import GenericError, KiteError
+from kitecore.http import HTTPClient
+
+pytestmark = pytest.mark.anyio
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("transport", ["WebSocket", "XHRPolling"])
+async def test_kontrol_hands_out_the_proxied_url(farm: Farm, transport: str) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    kite = farm.kite(ip="127.0.0.2")
+    public, _ = await farm.behind_proxy(kite)
+    assert kite.url.startswith("http://127.0.0.2:")
+    assert public == f"http://{proxy.netloc}/proxy/{kite.id}"
+    caller = await farm.caller()
+    (client,) = await caller.get_kites(name="square", environment="proxytest")
+    assert client.url == public
+    client.transport = transport
+    async with client:
+        assert await client.tell("square", 5) == 25
+        assert await client.tell("length", "x" * MIB) == MIB
+        assert len(await client.tell("big", MIB)) == MIB
+
+
+async def test_a_pool_calls_through_the_proxy(farm: Farm) -> None:
+    await farm.reverse_proxy()
+    for _ in range(2):
+        await farm.behind_proxy(farm.kite(ip="127.0.0.2"))
+    caller = await farm.caller()
+    async with caller.pool({"name": "square", "environment": "proxytest"}) as pool:
+        results = [await pool.tell("square", n) for n in range(6)]
+    assert results == [n * n for n in range(6)]
+
+
+async def test_an_unknown_kite_id_is_an_http_error_not_a_hang(farm: Farm) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    async with HTTPClient(timeout=5) as http:
+        answer = await http.request("GET", f"http://{proxy.netloc}/proxy/nobody/info")
+        assert answer.status == 404
+        answer = await http.request("POST", f"http://{proxy.netloc}/proxy/nobody/1/2/xhr")
+        assert answer.status == 404
+    caller = await farm.caller()
+    with pytest.raises(KiteError, match="can't connect"):  # refused at once
+        async with caller.new_client(f"http://{proxy.netloc}/proxy/nobody") as client:
+            await client.tell("square", 2, timeout=5)
+
+
+async def test_a_kite_cannot_register_for_another_kites_id(farm: Farm) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    victim = farm.kite(ip="127.0.0.2")
+    await farm.behind_proxy(victim)
+    attacker = await farm.caller()
+    # the attacker claims the victim's kite id in the request: its connection is pinned to its own
+    async with attacker.new_client(proxy.url) as client:
+        from kitecore import Authentication
+
+        client.auth = Authentication("kiteKey", attacker.config.kite_key)
+        attacker.id = victim.id  # now its calls name the victim's id
+        with pytest.raises(GenericError, match="already registered"):
+            await client.tell("register", "http://127.0.0.1:1/kite")
+    assert proxy.mappings.get(victim.id).target == victim.url  # type: ignore[union-attr]
+
+
+async def test_a_connection_cannot_switch_kite_ids(farm: Farm) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    attacker = await farm.caller()
+    async with attacker.new_client(proxy.url) as client:
+        from kitecore import Authentication
+
+        client.auth = Authentication("kiteKey", attacker.config.kite_key)
+        await client.tell("kite.ping")  # pins the connection to the attacker's id
+        attacker.id = "someone-else"
+        with pytest.raises(GenericError, match="first called as"):
+            await client.tell("register", "http://127.0.0.1:1/kite")
+    assert "someone-else" not in proxy.mappings
+
+
+async def test_a_dead_kite_leaves_the_proxy(farm: Farm) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    kite = farm.kite(ip="127.0.0.2")
+    _, registration = await farm.behind_proxy(kite)
+    assert kite.id in proxy.mappings
+    registration.cancel()
+    with anyio.fail_after(10):
+        while kite.id in proxy.mappings:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
