@@ -75,9 +75,12 @@ class Farm:
 
         return await self.group.start(run), scope
 
-    async def tunnel_proxy(self, port: int = 0, **options: Any) -> tuple[TunnelProxy, Any]:
+    async def tunnel_proxy(
+        self, port: int = 0, max_message_size: int = 0, **options: Any
+    ) -> tuple[TunnelProxy, Any]:
         config = self.config(self.kontrol.username)
         config.port = port
+        config.max_message_size = max_message_size or config.max_message_size
         proxy = TunnelProxy(config, plugins=self.plugins, **options)
         return await self._proxy(proxy)
 
