@@ -112,6 +112,7 @@ class Farm:
 
     async def behind_tunnel(self, kite: Kite) -> tuple[str, anyio.CancelScope]:
         """Register ``kite`` (not listening) through a tunnel proxy; returns its public URL."""
+
         async def go(*, task_status: anyio.abc.TaskStatus[str]) -> None:
             await register_to_tunnel(kite, backoff=Backoff(**FAST), task_status=task_status)
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
+from node_packages import node_environment
 from proxy_helpers import Farm
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from node_packages import node_environment  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 

@@ -141,7 +141,7 @@ async def test_a_slow_client_holds_a_bounded_queue_then_is_dropped() -> None:
 
     from anyio.streams.stapled import StapledObjectStream
 
-    other_send, other_receive = anyio.create_memory_object_stream[str](0)
+    other_send, _other_receive = anyio.create_memory_object_stream[str](0)
     kite_side = StapledObjectStream(other_send, receive)
     async with anyio.create_task_group() as group:
         group.start_soon(produce)

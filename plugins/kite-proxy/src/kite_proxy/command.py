@@ -30,12 +30,12 @@ def _common(parser: argparse.ArgumentParser, default_port: int) -> None:
     parser.add_argument("--ip", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=default_port, help="port to listen on")
     parser.add_argument("--public-host", default="", help="host name callers use (default: --ip)")
-    parser.add_argument("--public-port", type=int, default=0, help="port callers use (default: --port)")
+    parser.add_argument(
+        "--public-port", type=int, default=0, help="port callers use (default: --port)"
+    )
     parser.add_argument("--region", default="", help="region to register with Kontrol")
     parser.add_argument("--environment", default="", help="environment to register with Kontrol")
-    parser.add_argument(
-        "--no-register", action="store_true", help="do not register with Kontrol"
-    )
+    parser.add_argument("--no-register", action="store_true", help="do not register with Kontrol")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
 
 
@@ -93,7 +93,10 @@ def run_proxy(args: argparse.Namespace) -> int:
     from .reverse import ReverseProxy
 
     proxy = ReverseProxy(
-        _config(args), public_host=args.public_host, public_port=args.public_port, scheme=args.scheme
+        _config(args),
+        public_host=args.public_host,
+        public_port=args.public_port,
+        scheme=args.scheme,
     )
     return _run(args, proxy)
 
@@ -109,6 +112,9 @@ def run_tunnel(args: argparse.Namespace) -> int:
             print("kite tunnelproxy: --public-key does not match --private-key", file=sys.stderr)
             return 2
     proxy = TunnelProxy(
-        _config(args), public_host=args.public_host, public_port=args.public_port, private_key=private
+        _config(args),
+        public_host=args.public_host,
+        public_port=args.public_port,
+        private_key=private,
     )
     return _run(args, proxy)

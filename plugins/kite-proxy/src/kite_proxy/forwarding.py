@@ -36,7 +36,9 @@ _HOP_BY_HOP = frozenset(
 def join_target(base: str, rest: str, query: str) -> str:
     """``base`` (a kite's registered URL) with ``rest`` appended to its path and ``query``."""
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + rest, query=query or parts.query))
+    return urlunsplit(
+        parts._replace(path=parts.path.rstrip("/") + rest, query=query or parts.query)
+    )
 
 
 def websocket_url(url: str) -> str:
@@ -78,7 +80,9 @@ def forwarded_websocket_headers(request: HTTPRequest, scheme: str) -> list[tuple
     return kept + _forwarding(request, scheme)
 
 
-def forwarded_response_headers(headers: Headers | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def forwarded_response_headers(
+    headers: Headers | Iterable[tuple[str, str]],
+) -> list[tuple[str, str]]:
     """The answer's end-to-end headers (``Content-Length`` kept: the body is copied as is)."""
     return [
         (name, value)

@@ -15,6 +15,7 @@ kite itself (Go's kite trusts such calls unauthenticated).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -63,6 +64,9 @@ class _TunnelHost:
 
 
 _hosts: weakref.WeakKeyDictionary[Kite, _TunnelHost] = weakref.WeakKeyDictionary()
+#: Kites of one process take the proxies Kontrol lists in turn (from a random start), so
+#: several proxies share the load.
+_turns = itertools.count(random.randrange(1 << 16))
 
 
 # -- kite.tunnel ----------------------------------------------------------------------------------
@@ -133,8 +137,8 @@ async def _find_proxy(kite: Kite, name: str, query: dict[str, str] | None) -> Cl
     if user:
         wanted["username"] = user
     wanted.update(query or {})
-    clients = await kite.get_kites(wanted)
-    return random.choice(clients)
+    clients = sorted(await kite.get_kites(wanted), key=lambda client: client.url or "")
+    return clients[next(_turns) % len(clients)]
 
 
 async def _register_loop(
@@ -174,7 +178,9 @@ async def _register_loop(
                     logger.info("lost the proxy at %s; looking for one again", proxy.url)
             except Exception as exc:
                 delay = backoff.next()
-                logger.warning("registering to a %s failed, retrying in %.1fs: %s", name, delay, exc)
+                logger.warning(
+                    "registering to a %s failed, retrying in %.1fs: %s", name, delay, exc
+                )
                 await anyio.sleep(delay)
             finally:
                 if host is not None:

@@ -164,7 +164,10 @@ class TunnelProxy:
 
     async def _caller_http(self, request: HTTPRequest, response: HTTPResponse) -> None:
         request, kite_id = self._with_kite_id(request)
-        if request.path.rstrip("/") not in ("/proxy", "/proxy/info") and kite_id not in self.mappings:
+        if (
+            request.path.rstrip("/") not in ("/proxy", "/proxy/info")
+            and kite_id not in self.mappings
+        ):
             await response.send(404, [("content-type", "text/plain")], b"no such kite here\n")
             return
         await self._callers.handle_http(request, response)
