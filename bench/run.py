@@ -5,7 +5,7 @@ By default every benchmark runs in a quick mode (small counts, one round, the em
 two. ``--full`` runs each with its own defaults (the figures the targets are about; it takes
 much longer, and ``storage`` then also starts a throw-away etcd and PostgreSQL).
 
-    python bench/run.py [--full] [NAME ...]        # NAME: rpc, sockjs, pool, kontrol, storage
+    python bench/run.py [--full] [NAME ...]   # NAME: rpc, sockjs, pool, kontrol, storage, proxy
     hatch run bench [--full] [NAME ...]             # the same, in the development environment
 
 Each benchmark is its own process (``python bench/NAME.py ...``); its output is passed through.
@@ -30,6 +30,7 @@ QUICK: dict[str, list[str]] = {
     "pool": ["--kites", "2", "--calls", "300", "--repeat", "1"],
     "kontrol": ["--kites", "500", "--queries", "200", "--warmup", "20"],
     "storage": ["--storage", "memory://", "--kites", "1000", "--queries", "200"],
+    "proxy": ["--calls", "1000", "--seq-calls", "200"],
 }
 
 
