@@ -8,12 +8,14 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
 from node_packages import NODE_PREFIX, node_environment, unavailable
 from proxy_helpers import Farm
 
+from kitecore import Kite
 from kitecore.http import HTTPRequest, HTTPResponse
 
 pytestmark = pytest.mark.anyio
@@ -69,15 +71,11 @@ async def test_a_browser_page_calls_a_kite_through_the_tunnel(farm: Farm, chromi
     kite = farm.kite()
     public, _ = await farm.behind_tunnel(kite)
     caller = farm.config()
-    from kitecore import Kite
-
     site = Kite("site", "1.0.0", config=caller, plugins=farm.plugins)
     site.handle_http("/page", static(PAGE, "text/html; charset=utf-8"), methods=["GET"])
     site.handle_http("/kite.js", static(BUNDLE.read_bytes(), "text/javascript"), methods=["GET"])
     await farm.start(lambda: site)
     token = await site.get_token({"name": "square", "username": "alice"})
-    from urllib.parse import quote
-
     page = f"http://127.0.0.1:{site.port}/page?url={quote(public, safe='')}&token={token}"
     transports = ["websocket", "xhr-polling"]
     command = ["node", str(HERE / "drive_proxy_page.js"), page, chromium, *transports]

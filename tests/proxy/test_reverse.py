@@ -6,7 +6,7 @@ import anyio
 import pytest
 from proxy_helpers import Farm
 
-from kitecore import GenericError, KiteError
+from kitecore import Authentication, GenericError, KiteError
 from kitecore.http import HTTPClient
 
 pytestmark = pytest.mark.anyio
@@ -61,8 +61,6 @@ async def test_a_kite_cannot_register_for_another_kites_id(farm: Farm) -> None:
     attacker = await farm.caller()
     # the attacker claims the victim's kite id in the request: its connection is pinned to its own
     async with attacker.new_client(proxy.url) as client:
-        from kitecore import Authentication
-
         client.auth = Authentication("kiteKey", attacker.config.kite_key)
         attacker.id = victim.id  # now its calls name the victim's id
         with pytest.raises(GenericError, match="already registered"):
@@ -74,8 +72,6 @@ async def test_a_connection_cannot_switch_kite_ids(farm: Farm) -> None:
     proxy, _ = await farm.reverse_proxy()
     attacker = await farm.caller()
     async with attacker.new_client(proxy.url) as client:
-        from kitecore import Authentication
-
         client.auth = Authentication("kiteKey", attacker.config.kite_key)
         await client.tell("kite.ping")  # pins the connection to the attacker's id
         attacker.id = "someone-else"

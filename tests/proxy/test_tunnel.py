@@ -6,7 +6,7 @@ import anyio
 import pytest
 from proxy_helpers import Farm
 
-from kitecore import AuthenticationError, DisconnectError, KiteError
+from kitecore import Authentication, AuthenticationError, DisconnectError, KiteError
 
 pytestmark = pytest.mark.anyio
 
@@ -52,8 +52,6 @@ async def test_calls_through_a_tunnel_are_authenticated(farm: Farm) -> None:
     async with caller.new_client(public) as anonymous:  # no token at all
         with pytest.raises(AuthenticationError):
             await anonymous.tell("square", 2)
-    from kitecore import Authentication
-
     async with caller.new_client(public, auth=Authentication("token", "garbage")) as forged:
         with pytest.raises(AuthenticationError):
             await forged.tell("square", 2)
