@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from kite_proxy import register_to_proxy
 from proxy_helpers import Farm
 
 from kitecore import Authentication, GenericError, KiteError
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.anyio
 MIB = 1 << 20
 
 
-@pytest.mark.parametrize("transport", ["WebSocket", "XHRPolling"])
+@pytest.mark.parametrize("transport", ["WebSocket", "XHRPolling", "XHRStreaming"])
 async def test_kontrol_hands_out_the_proxied_url(farm: Farm, transport: str) -> None:
     proxy, _ = await farm.reverse_proxy()
     kite = farm.kite(ip="127.0.0.2")
@@ -86,6 +87,28 @@ async def test_a_dead_kite_leaves_the_proxy(farm: Farm) -> None:
     _, registration = await farm.behind_proxy(kite)
     assert kite.id in proxy.mappings
     registration.cancel()
+    with anyio.fail_after(10):
+        while kite.id in proxy.mappings:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def test_callers_of_a_dead_kite_get_disconnect(farm: Farm) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    kite = farm.kite(ip="127.0.0.2")
+    _, serving = await farm.start(lambda: kite)
+    _, registration = await farm.run(
+        lambda task_status: register_to_proxy(kite, task_status=task_status)
+    )
+    caller = await farm.caller()
+    (client,) = await caller.get_kites(name="square")
+    client.transport = "WebSocket"
+    async with client:
+        assert await client.tell("square", 2) == 4
+        registration.cancel()
+        serving.cancel()  # the kite dies: the proxy's websocket to it ends, and so does ours
+        with anyio.fail_after(10):
+            while client.connected:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
     with anyio.fail_after(10):
         while kite.id in proxy.mappings:  # noqa: ASYNC110
             await anyio.sleep(0.02)

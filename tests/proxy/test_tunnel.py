@@ -27,7 +27,7 @@ async def test_a_kite_without_a_port_is_reached_through_kontrol(farm: Farm) -> N
         assert await client.tell("kite.ping") == "pong"
 
 
-@pytest.mark.parametrize("transport", ["WebSocket", "XHRPolling"])
+@pytest.mark.parametrize("transport", ["WebSocket", "XHRPolling", "XHRStreaming"])
 async def test_big_messages_both_ways_over_each_sockjs_transport(
     farm: Farm, transport: str
 ) -> None:
