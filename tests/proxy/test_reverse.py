@@ -8,7 +8,7 @@ from kite_proxy import register_to_proxy
 from proxy_helpers import Farm
 
 from kitecore import Authentication, GenericError, KiteError
-from kitecore.http import HTTPClient
+from kitecore.http import HTTPClient, HTTPRequest, HTTPResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +112,33 @@ async def test_callers_of_a_dead_kite_get_disconnect(farm: Farm) -> None:
     with anyio.fail_after(10):
         while kite.id in proxy.mappings:  # noqa: ASYNC110
             await anyio.sleep(0.02)
+
+
+async def test_http_is_forwarded_with_query_body_cookies_and_forwarding_headers(
+    farm: Farm,
+) -> None:
+    proxy, _ = await farm.reverse_proxy()
+    kite = farm.kite(ip="127.0.0.2")
+    seen: list[HTTPRequest] = []
+
+    async def echo(request: HTTPRequest, response: HTTPResponse) -> None:
+        seen.append(request)
+        await response.send(201, [("content-type", "text/plain"), ("x-echo", "1")], request.body)
+
+    kite.handle_http("/echo", echo)
+    await farm.start(lambda: kite)
+    root = kite.url.removesuffix("/kite")
+    await farm.run(lambda task_status: register_to_proxy(kite, root, task_status=task_status))
+    async with HTTPClient(timeout=5) as http:
+        answer = await http.request(
+            "POST",
+            f"{proxy.proxy_url(kite.id)}/echo?a=1&b=two",
+            headers=[("Cookie", "JSESSIONID=abc"), ("X-Forwarded-For", "10.1.2.3")],
+            body=b"payload",
+        )
+    assert (answer.status, answer.body, answer.headers.get("x-echo")) == (201, b"payload", "1")
+    (request,) = seen
+    assert request.path == "/echo" and request.query == {"a": ["1"], "b": ["two"]}
+    assert request.headers.get("cookie") == "JSESSIONID=abc"
+    assert request.headers.get("x-forwarded-for") == "10.1.2.3, 127.0.0.1"
+    assert request.headers.get("x-forwarded-proto") == "http"
