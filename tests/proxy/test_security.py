@@ -3,10 +3,12 @@ messages, slow clients."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import anyio
 import pytest
+from anyio.streams.stapled import StapledObjectStream
 from kite_proxy import MAX_QUEUED_MESSAGES, TunnelTokenError, TunnelTokens, pipe
 from kite_transport_sockjs.channels import SessionChannel
 from kite_transport_sockjs.config import SockJSConfig
@@ -14,7 +16,13 @@ from kite_transport_sockjs.session import Session
 from proxy_helpers import Farm
 
 from kitecore import Authentication, GenericError, KiteError
-from kitecore.http import HTTPClient, connect_websocket
+from kitecore.http import (
+    HTTPClient,
+    HTTPRequest,
+    HTTPServer,
+    WebSocketConnection,
+    connect_websocket,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -139,8 +147,6 @@ async def test_a_slow_client_holds_a_bounded_queue_then_is_dropped() -> None:
             for produced in range(1, 100_000):  # noqa: B007
                 await send.send("m" * 100)
 
-    from anyio.streams.stapled import StapledObjectStream
-
     other_send, _other_receive = anyio.create_memory_object_stream[str](0)
     kite_side = StapledObjectStream(other_send, receive)
     async with anyio.create_task_group() as group:
@@ -149,3 +155,40 @@ async def test_a_slow_client_holds_a_bounded_queue_then_is_dropped() -> None:
             await pipe(kite_side, channel, drain_timeout=0.3)
     assert session.pending <= MAX_QUEUED_MESSAGES
     assert produced <= MAX_QUEUED_MESSAGES + 2
+
+
+async def test_a_websocket_client_that_does_not_read_stops_the_copy() -> None:
+    """Through a websocket the copy waits for the peer: memory stays bounded by the socket
+    buffers, whatever the other side sends."""
+    chunk = "m" * 65536
+    limit = 2000  # 128 MiB if nothing held the copy back
+    produced = 0
+    send, receive = anyio.create_memory_object_stream[str](0)
+    _unused_send, _unused_receive = anyio.create_memory_object_stream[str](0)
+    source = StapledObjectStream(_unused_send, receive)
+
+    async def handler(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        await pipe(source, ws)
+
+    async def produce() -> None:
+        nonlocal produced
+        try:
+            for produced in range(1, limit + 1):  # noqa: B007
+                await send.send(chunk)
+        except anyio.BrokenResourceError:
+            pass  # the client left: the copy ended and closed its source
+
+    server = HTTPServer()
+    server.add_websocket_route(re.compile(r"/slow"), handler)
+    async with anyio.create_task_group() as group:
+        port = await group.start(server.serve, "127.0.0.1", 0)
+        client = await connect_websocket(f"ws://127.0.0.1:{port}/slow")  # and never reads
+        group.start_soon(produce)
+        last = -1
+        with anyio.fail_after(30):
+            while produced != last:  # until the producer is held back
+                last = produced
+                await anyio.sleep(0.5)
+        assert produced < limit // 4, produced  # at most a few socket buffers' worth
+        await client.aclose()
+        group.cancel_scope.cancel()
