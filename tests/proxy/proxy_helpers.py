@@ -82,15 +82,15 @@ class Farm:
         config.port = port
         config.max_message_size = max_message_size or config.max_message_size
         proxy = TunnelProxy(config, plugins=self.plugins, **options)
-        return await self._proxy(proxy)
+        return await self.serve_proxy(proxy)
 
     async def reverse_proxy(self, port: int = 0, **options: Any) -> tuple[ReverseProxy, Any]:
         config = self.config(self.kontrol.username)
         config.port = port
         proxy = ReverseProxy(config, plugins=self.plugins, **options)
-        return await self._proxy(proxy)
+        return await self.serve_proxy(proxy)
 
-    async def _proxy(self, proxy: Any) -> tuple[Any, Any]:
+    async def serve_proxy(self, proxy: Any) -> tuple[Any, Any]:
         async def run(*, task_status: anyio.abc.TaskStatus[Any]) -> None:
             async with proxy:
                 await proxy.kite.register_forever(proxy.url)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from kite_proxy import TunnelProxy
 from proxy_helpers import Farm
 
 KITE = [sys.executable, "-m", "kitecore.cli"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tunnel_kite.py"
 
 pytestmark = pytest.mark.anyio
 
@@ -57,3 +59,28 @@ async def test_proxy_commands_take_gos_options(command: str, tmp_path: Path) -> 
         assert option in out
     if command == "tunnelproxy":
         assert "--private-key" in out and "--public-key" in out
+
+
+async def test_the_readme_example_kite_is_called_through_the_tunnel(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """README "Reaching kites behind NAT": examples/tunnel_kite.py, then kite tell --query."""
+    config = farm.config(farm.kontrol.username)
+    config.environment = "production"
+    await farm.serve_proxy(TunnelProxy(config, plugins=farm.plugins))
+    home = tmp_path / "alice-home"
+    home.mkdir()
+    (home / "kite.key").write_text(farm.kontrol.create_kite_key("alice"))
+    env = {**os.environ, "KITE_HOME": str(home), "KITE_PLUGINS": "websocket,sockjs,token,proxy"}
+    async with await anyio.open_process([sys.executable, str(EXAMPLE)], env=env) as process:
+        try:
+            assert process.stdout is not None
+            with anyio.fail_after(30):
+                line = (await process.stdout.receive()).decode()
+            assert "/alice/production/hidden/1.0.0/" in line and "reachable at http://" in line
+            code, out, err = await run_cli(
+                home, "tell", "--query", "alice/production/hidden", "square", "4"
+            )
+            assert (code, out.strip()) == (0, "16"), err
+        finally:
+            process.terminate()
