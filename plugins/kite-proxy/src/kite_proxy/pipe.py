@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import ObjectStream
 
 __all__ = ["MAX_QUEUED_MESSAGES", "pipe"]
@@ -33,11 +34,18 @@ def _queued(stream: Any) -> int:
 async def _forward(
     source: ObjectStream[str], dest: ObjectStream[str], drain_timeout: float
 ) -> None:
+    # streams that can write without a task switch (websockets, SockJS channels) offer
+    # write_nowait: False means "use send", pending_bytes what is left for flush()
+    write_nowait = getattr(dest, "write_nowait", None)
+    count = 0
     while True:
         try:
             message = await source.receive()
         except _GONE:
             return
+        count += 1
+        if count % 64 == 0:  # a source with messages queued never yields by itself
+            await anyio.lowlevel.checkpoint()
         if _queued(dest) >= MAX_QUEUED_MESSAGES:
             with anyio.move_on_after(drain_timeout):
                 while _queued(dest) >= MAX_QUEUED_MESSAGES:  # noqa: ASYNC110 (no event to wait on)
@@ -46,7 +54,11 @@ async def _forward(
                 logger.info("a client took nothing for %gs; closing its session", drain_timeout)
                 return
         try:
-            await dest.send(message)  # a websocket waits here while the peer does not read
+            if write_nowait is not None and write_nowait([message]):
+                if getattr(dest, "pending_bytes", 0):
+                    await dest.flush()  # a websocket waits here while the peer does not read
+            else:
+                await dest.send(message)
         except _GONE:
             return
 
