@@ -34,6 +34,7 @@ QUICK: dict[str, list[str]] = {
     "interceptors": ["--calls", "500", "--repeat", "1"],
     "observability": ["--calls", "500", "--repeat", "1"],
     "fuzz": ["--examples", "30"],
+    "proxy": ["--calls", "1000", "--seq-calls", "200"],
 }
 
 

@@ -115,6 +115,7 @@ class Kite:
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
         self._http_routes: list[tuple[Any, Any, Any]] = []
+        self._websocket_routes: list[tuple[Any, Any]] = []
         self.url = ""
         self.port = 0
         #: Set once the server listens (created when the kite starts).
@@ -197,6 +198,23 @@ class Kite:
         self._http_routes.append((path, handler, methods))
         if self._server is not None:
             self._server.add_route(path, handler, methods=methods)
+
+    @property
+    def server(self) -> HTTPServer | None:
+        """The HTTP server this kite listens with, while it serves (``None`` otherwise); for
+        plugins that mount more routes (``SockJSService.mount(kite.server, "/proxy")``)."""
+        return self._server
+
+    def handle_websocket(self, path: Any, handler: Any) -> None:
+        """Serve WebSocket upgrades at ``path`` (an exact path or a compiled regex) on this
+        kite's server, beside the kite's own routes (the WebSocket twin of :meth:`handle_http`).
+
+        ``handler`` is ``async def handler(ws, request)`` of :mod:`kitecore.http`. Routes added
+        while the kite serves are live at once.
+        """
+        self._websocket_routes.append((path, handler))
+        if self._server is not None:
+            self._server.add_websocket_route(path, handler)
 
     def method(self, name: str) -> Method:
         """The registered :class:`Method` called ``name`` (KeyError if none)."""
@@ -427,6 +445,12 @@ class Kite:
             local_kite=self,
         )
 
+    async def serve_stream(self, stream: Any, peer: PeerInfo) -> None:
+        """Serve ``stream`` (an ``ObjectStream[str]`` of messages) exactly like an accepted
+        connection, authentication included, until it ends; for streams a plugin opened
+        itself (a tunnel the kite dialed out to a proxy). Needs no listening server."""
+        await self._accept(stream, peer)
+
     async def _accept(self, stream: Any, peer: PeerInfo) -> None:
         """Serve one accepted stream (the transports' accept handler)."""
         client = Client(self)
@@ -469,6 +493,8 @@ class Kite:
                 transport.mount(server, "/kite", self._accept)
             for path, handler, methods in self._http_routes:
                 server.add_route(path, handler, methods=methods)
+            for path, handler in self._websocket_routes:
+                server.add_websocket_route(path, handler)
             self._server = server
             host = self.config.ip or "0.0.0.0"
             try:

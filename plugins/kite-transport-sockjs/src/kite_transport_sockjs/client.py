@@ -59,6 +59,7 @@ __all__ = [
     "WebSocketClient",
     "XHRPollingClient",
     "XHRStreamingClient",
+    "below",
     "dial",
     "require_sockjs",
     "session_url",
@@ -87,8 +88,18 @@ class SockJSClosed(ConnectionError):
 
 
 def session_url(url: str) -> str:
-    """A new session URL below the kite URL ``url``: ``<url>/<100-999>/<20 hex chars>``."""
-    return f"{url.rstrip('/')}/{random.randint(100, 999)}/{secrets.token_hex(10)}"
+    """A new session URL below the kite URL ``url``: ``<url>/<100-999>/<20 hex chars>``.
+
+    A query string of ``url`` is kept after the new path (``http://h/proxy?kiteID=x`` gives
+    ``http://h/proxy/123/ab...?kiteID=x``), as Go's SockJS client and sockjs-client do.
+    """
+    return below(url, f"/{random.randint(100, 999)}/{secrets.token_hex(10)}")
+
+
+def below(url: str, path: str) -> str:
+    """``url`` with ``path`` appended to its path; its query string stays at the end."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
 
 
 def _origin(url: str) -> str:
@@ -155,7 +166,7 @@ async def require_sockjs(
     A dial calls it only once no session could be opened (in ``auto`` mode: over websocket nor
     xhr-polling), so a SockJS server that opens sessions costs nothing more.
     """
-    info_url = url.rstrip("/") + "/info"
+    info_url = below(url, "/info")
     async with HTTPClient(timeout=timeout, max_body_size=_MAX_INFO_SIZE) as http:
         if cookies is not None:
             http.cookies = cookies
@@ -197,7 +208,7 @@ class WebSocketClient(ObjectStream[str]):
         cookies: Mapping[str, Mapping[str, str]] | None = None,
     ) -> WebSocketClient:
         """Connect to ``<base>/websocket`` and wait for the ``o`` frame."""
-        parts = urlsplit(base + "/websocket")
+        parts = urlsplit(below(base, "/websocket"))
         ws_url = urlunsplit(("wss" if parts.scheme.lower() == "https" else "ws", *parts[1:]))
         jar = (cookies or {}).get(parts.hostname or "")
         if jar:
@@ -306,7 +317,7 @@ class _XHRClient(ObjectStream[str]):
         try:
             result = await http.request(
                 "POST",
-                base + "/xhr",
+                below(base, "/xhr"),
                 headers=(*headers, ("Content-Type", "text/plain")),
                 timeout=handshake_timeout,
             )
@@ -385,7 +396,7 @@ class _XHRClient(ObjectStream[str]):
             try:
                 result = await self.http.request(
                     "POST",
-                    self.base + "/xhr_send",
+                    below(self.base, "/xhr_send"),
                     headers=(*self.headers, ("Content-Type", "text/plain")),
                     body=body,
                 )
@@ -420,7 +431,7 @@ class XHRPollingClient(_XHRClient):
     async def _poll(self) -> bool:
         result = await self.http.request(
             "POST",
-            self.base + "/xhr",
+            below(self.base, "/xhr"),
             headers=(*self.headers, ("Content-Type", "text/plain")),
             timeout=self.poll_timeout,
         )
@@ -467,7 +478,7 @@ class XHRStreamingClient(_XHRClient):
         response: StreamingResponse = await stack.enter_async_context(
             self.http.stream(
                 "POST",
-                self.base + "/xhr_streaming",
+                below(self.base, "/xhr_streaming"),
                 headers=(*self.headers, ("Content-Type", "text/plain")),
                 timeout=self.poll_timeout,
             )

@@ -1,0 +1,45 @@
+// Opens a page in headless Chromium (playwright-core) that calls a kite through a proxy with
+// kite.js; prints one JSON line {transport: {status, errors}}.
+//   node drive_proxy_page.js PAGE_URL CHROMIUM TRANSPORT...
+'use strict'
+const { chromium } = require('playwright-core')
+
+const [pageUrl, executablePath, ...transports] = process.argv.slice(2)
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+]
+const TIMEOUT = 30000
+
+async function visit(browser, transport) {
+  const page = await browser.newPage()
+  const errors = []
+  page.on('pageerror', err => errors.push(String(err)))
+  try {
+    await page.goto(pageUrl + '&transport=' + transport, { timeout: TIMEOUT })
+    await page.waitForFunction(
+      () => /^(done|error)/.test(document.getElementById('status').textContent),
+      null, { timeout: TIMEOUT })
+  } catch (err) {
+    errors.push(String(err))
+  }
+  const status = await page.textContent('#status')
+  await page.close()
+  return { status, errors }
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath, args: ARGS, timeout: TIMEOUT })
+  try {
+    const results = {}
+    for (const transport of transports) results[transport] = await visit(browser, transport)
+    console.log(JSON.stringify(results))
+  } finally {
+    await browser.close()
+  }
+}
+
+main().catch(err => {
+  console.log(JSON.stringify({ fatal: String(err && err.stack) }))
+  process.exit(1)
+})
