@@ -10,8 +10,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from etcd_kontrol_process import SECRET, etcd_kontrol
+from etcd_kontrol_process import etcd_kontrol
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.testing import REGISTRATION_SECRET as SECRET
 from kite_kontrol.testing import KontrolProcess, WatchRecorder
 from kite_storage_etcd import EtcdStorage
 from kite_storage_etcd.feed import EtcdFeed

@@ -12,10 +12,11 @@ import anyio
 import asyncpg
 import pytest
 from kite_auth_token import plugin as token_plugin
+from kite_kontrol.testing import REGISTRATION_SECRET as SECRET
 from kite_kontrol.testing import WatchRecorder
 from kite_storage_postgres import PostgresStorage
 from kite_storage_postgres.testing import TemporaryPostgres
-from postgres_helpers import SECRET, PostgresKontrol
+from postgres_helpers import PostgresKontrol
 
 from kitecore import Authentication, Config, Kite
 from kitecore.contracts.storage import make_identity
