@@ -17,7 +17,7 @@ from kitecore import Config, Kite, KiteError
 from kitecore.plugins import load_plugins
 from kitecore.testing import free_port
 
-from .serve_helpers import KITE_SCRIPT, http_get, wait_healthy
+from serve_helpers import KITE_SCRIPT, http_get, wait_healthy
 
 pytestmark = pytest.mark.anyio
 
@@ -78,7 +78,7 @@ async def test_async_with_block_end_waits_for_calls(kite_config, kite_plugins):
     server.handle("slow", slow)
     caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
     results: list[Any] = []
-    async with anyio.create_task_group() as tg:
+    async with caller, anyio.create_task_group() as tg:  # the caller runs: it can dial
         async with server:
             client = caller.new_client(server.url)
             await client.dial()
@@ -90,7 +90,6 @@ async def test_async_with_block_end_waits_for_calls(kite_config, kite_plugins):
             await started.wait()
         # the block ended: the call in flight got its answer before the connection closed
     assert results == ["finished"]
-    await client.close()
 
 
 async def test_shutdown_timeout_bounds_the_wait(make_kite, kite_config, kite_plugins):

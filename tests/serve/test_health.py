@@ -7,7 +7,7 @@ import pytest
 
 from kitecore import Kite
 
-from .serve_helpers import http_get
+from serve_helpers import http_get
 
 pytestmark = pytest.mark.anyio
 
