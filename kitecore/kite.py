@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import inspect
-import logging
 import json
+import logging
 import os
 import signal
 import socket

@@ -11,7 +11,7 @@ from anyio.abc import ByteStream
 #: A kite in a process of its own: ``python script MODE PORT [KONTROL_URL]``.
 #: ``run``: ``kite.run()`` as is. ``register``: registers with Kontrol, says ``ready ID``, and
 #: on a signal does what ``kite.run()`` does (``wait_for_signal_then(kite.shutdown)``).
-KITE_SCRIPT = '''
+KITE_SCRIPT = """
 import sys
 
 import anyio
@@ -46,7 +46,7 @@ if mode == "run":
     kite.run()
 else:
     anyio.run(register_and_serve)
-'''
+"""
 
 
 async def http_get(stream: ByteStream, path: str) -> tuple[int, dict[str, Any]]:

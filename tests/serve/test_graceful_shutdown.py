@@ -12,12 +12,11 @@ from typing import Any
 import anyio
 import pytest
 from kite_kontrol.testing import KontrolProcess, machine_key, registered_ids
+from serve_helpers import KITE_SCRIPT, http_get, wait_healthy
 
 from kitecore import Config, Kite, KiteError
 from kitecore.plugins import load_plugins
 from kitecore.testing import free_port
-
-from serve_helpers import KITE_SCRIPT, http_get, wait_healthy
 
 pytestmark = pytest.mark.anyio
 
@@ -199,7 +198,9 @@ async def test_sigterm_finishes_the_call_and_leaves_kontrol(tmp_path):
             with anyio.fail_after(30):
                 assert await process.wait() == 0
         with anyio.fail_after(30):  # Kontrol dropped it when its connection closed
-            while kite_id in await registered_ids(caller, kontrol.url, key, environment):
+            while True:
+                if kite_id not in await registered_ids(caller, kontrol.url, key, environment):
+                    break
                 await anyio.sleep(0.05)
     finally:
         await kontrol.stop()

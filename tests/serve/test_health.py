@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from serve_helpers import http_get
 
 from kitecore import Kite
-
-from serve_helpers import http_get
 
 pytestmark = pytest.mark.anyio
 
