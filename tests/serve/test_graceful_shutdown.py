@@ -231,3 +231,21 @@ async def test_second_signal_forces_exit(tmp_path, first, second):
                 process.send_signal(second)
                 with anyio.fail_after(5):
                     assert await process.wait() == 128 + second
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_kite_kontrol_stops_cleanly_on_a_signal(tmp_path, signum):
+    kontrol = KontrolProcess(tmp_path, port=free_port(), plugins="websocket,token,memory")
+    await kontrol.start()
+    try:
+        caller = Kite("caller", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
+        async with caller.new_client(kontrol.url) as client:
+            assert await client.tell("kite.ping") == "pong"
+            assert kontrol.process is not None
+            kontrol.process.send_signal(signum)
+            await client.connection.wait_closed()  # closed by Kontrol, not dropped
+            with anyio.fail_after(30):
+                assert await kontrol.process.wait() == 0
+    finally:
+        await kontrol.stop()
