@@ -77,6 +77,7 @@ _UNAVAILABLE = (
     b"content-length: 25\r\n\r\ntoo many open connections"
 )
 _REASONS = {
+    200: b"OK",
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
@@ -85,6 +86,7 @@ _REASONS = {
     426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
+    503: b"Service Unavailable",
 }
 
 
