@@ -61,7 +61,9 @@ async def test_shutdown_lets_calls_finish_and_refuses_new_ones(
         assert body["status"] == "shutting down"
 
         release.set()
-        await client.connection.wait_closed()  # closed by the kite once the call finished
+        connection = client.connection
+        await connection.wait_closed()  # closed by the kite once the call finished
+        assert connection.stream.close_code == 1000  # with a close frame, not dropped
     assert results == ["finished"]
 
 
