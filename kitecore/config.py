@@ -183,6 +183,10 @@ class Config:
     max_outbound_bytes: int = 64 * 1024 * 1024
     #: Largest HTTP request head accepted (431 beyond).
     max_header_size: int = 64 * 1024
+    # --- lifecycle ---
+    #: Seconds a graceful shutdown (SIGTERM/SIGINT, the end of ``async with kite``) lets the
+    #: calls in flight finish before it closes the connections.
+    shutdown_timeout: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Config:
@@ -283,6 +287,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_IDLE_TIMEOUT": ("idle_timeout", _duration_or_zero),
     "KITE_MAX_OUTBOUND_BYTES": ("max_outbound_bytes", _whole_number),
     "KITE_MAX_HEADER_SIZE": ("max_header_size", _positive_int),
+    # lifecycle
+    "KITE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _duration_or_zero),
 }
 
 

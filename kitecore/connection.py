@@ -163,6 +163,7 @@ class Connection:
         self._requests: deque[tuple[str, list[Any]]] = deque()
         self._idle_workers: list[Waiter] = []
         self._waking = 0
+        self._workers = 0  # counted per worker task, not per call
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
@@ -512,8 +513,15 @@ class Connection:
             assert self._task_group is not None
             self._task_group.start_soon(self._worker)
 
+    @property
+    def busy(self) -> bool:
+        """Whether calls the peer made are queued or being served (graceful shutdown waits
+        for this to turn False)."""
+        return bool(self._requests) or self._workers > len(self._idle_workers)
+
     async def _worker(self) -> None:
         requests = self._requests
+        self._workers += 1  # until it returns (a cancelled worker's connection is gone)
         while True:
             self._waking -= 1  # awake: this worker takes from the queue now
             while requests:
@@ -526,6 +534,7 @@ class Connection:
                 except Exception:
                     logger.exception("%r: dispatching %s failed", self, method)
             if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
+                self._workers -= 1
                 return
             waiter = self.new_waiter()
             self._idle_workers.append(waiter)

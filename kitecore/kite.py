@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import errno
 import inspect
+import json
 import logging
 import os
+import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,6 +121,10 @@ class Kite:
         self._websocket_routes: list[tuple[Any, Any]] = []
         self.url = ""
         self.port = 0
+        #: Set by :meth:`shutdown`: new calls are refused, ``/kite/health`` answers 503.
+        self.shutting_down = False
+        self._shutdown_done: anyio.Event | None = None
+        self._started_at = time.monotonic()
         #: Set once the server listens (created when the kite starts).
         self.ready: anyio.Event | None = None
         self._identity_cache: tuple[tuple[str, ...], dict[str, str]] | None = None
@@ -391,6 +398,9 @@ class Kite:
             _reply(connection, exc.response_callback, None, exc)
             return
         respond = options.response_callback
+        if self.shutting_down:  # the one per-call check graceful shutdown costs
+            _reply(connection, respond, None, GenericError("kite is shutting down"))
+            return
         if options.kite is not None and client.remote_kite is None and not connection.dialed:
             client.remote_kite = options.kite
             client.username = options.kite.username
@@ -491,11 +501,15 @@ class Kite:
             )
             for transport in self.plugins.transports.values():
                 transport.mount(server, "/kite", self._accept)
+            server.add_route(HEALTH_PATH, self._health, methods=("GET", "HEAD"))
             for path, handler, methods in self._http_routes:
                 server.add_route(path, handler, methods=methods)
             for path, handler in self._websocket_routes:
                 server.add_websocket_route(path, handler)
             self._server = server
+            self.shutting_down = False
+            self._shutdown_done = None
+            self._started_at = time.monotonic()
             host = self.config.ip or "0.0.0.0"
             try:
                 self.port = await group.start(server.serve, host, self.config.port)
@@ -516,7 +530,7 @@ class Kite:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self.close()
+        await self.shutdown()
         group, self._task_group = self._task_group, None
         if group is not None:
             group.cancel_scope.cancel()
@@ -530,10 +544,80 @@ class Kite:
             for client in list(self._clients):
                 await client.close()
 
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Leave gracefully: stop accepting connections, close the connection to Kontrol
+        (which deregisters this kite), refuse new calls (``genericError`` "kite is shutting
+        down"), let the calls in flight finish for up to ``timeout`` seconds (default
+        ``config.shutdown_timeout``), then close every connection with a close frame.
+
+        Idempotent (a second caller waits for the first); runs even when cancelled.
+        ``async with kite:`` calls it when the block ends.
+        """
+        if self._shutdown_done is not None:
+            with anyio.CancelScope(shield=True):
+                await self._shutdown_done.wait()
+            return
+        done = self._shutdown_done = anyio.Event()
+        self.shutting_down = True
+        limit = self.config.shutdown_timeout if timeout is None else timeout
+        with anyio.CancelScope(shield=True):
+            try:
+                if self._server is not None:
+                    self._server.stop_accepting()
+                if self._kontrol_client is not None:
+                    await self._kontrol_client.close()
+                with anyio.move_on_after(limit) as waited:
+                    await self._drain()
+                if waited.cancelled_caught:
+                    logger.warning(
+                        "%s: calls still running after %gs; closing", self.identity.path, limit
+                    )
+                await self.close()
+            finally:
+                done.set()
+
+    async def _drain(self) -> None:
+        """Return when no accepted connection has a call queued or running, and their
+        replies are written out."""
+        delay = 0.005
+        while True:
+            connections = [
+                c.connection
+                for c in self._clients
+                if c.connection is not None and not c.connection.dialed
+            ]
+            if not any(c.busy or c.backlog for c in connections if not c.closed):
+                return
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _health(self, request: Any, response: Any) -> None:
+        """``GET /kite/health``: 200 and this kite's state as JSON, 503 while shutting down."""
+        kontrol = self._kontrol_client
+        body = {
+            "status": "shutting down" if self.shutting_down else "ok",
+            "name": self.name,
+            "version": self.version,
+            "id": self.id,
+            "uptime": round(time.monotonic() - self._started_at, 3),
+            "connections": len(self._clients),
+            "registered": kontrol is not None and kontrol.is_registered,
+        }
+        data = json.dumps(body).encode()
+        status = 503 if self.shutting_down else 200
+        headers = [("content-type", "application/json"), ("cache-control", "no-store")]
+        await response.send(status, headers, data)
+
     async def serve(self) -> None:
         """Serve until cancelled."""
         async with self:
             await anyio.sleep_forever()
+
+    async def serve_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT, then :meth:`shutdown`; a second signal during the
+        shutdown ends the process at once (status 128 + the signal's number)."""
+        async with self:
+            await wait_for_signal_then(self.shutdown)
 
     def run(self) -> None:
         """Serve until interrupted (Ctrl-C); the blocking entry point for scripts.
@@ -546,11 +630,35 @@ class Kite:
         if backend == "asyncio" and os.environ.get("KITE_UVLOOP", "") not in ("", "0"):
             options["use_uvloop"] = True
         try:
-            anyio.run(self.serve, backend=backend, backend_options=options)
+            anyio.run(self.serve_until_signal, backend=backend, backend_options=options)
         except ListenError as exc:
             raise SystemExit(f"kite {self.name}: {exc}") from None
         except KeyboardInterrupt:
             logger.info("%s interrupted", self.identity.path)
+
+
+#: Where every kite answers health checks (load balancers, Kubernetes probes).
+HEALTH_PATH = "/kite/health"
+
+
+async def wait_for_signal_then(shutdown: Callable[[], Any]) -> None:
+    """Wait for SIGTERM or SIGINT, then await ``shutdown()``; a second signal meanwhile
+    exits the process at once with status 128 + its number (a forced exit)."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("%s: shutting down (again to force)", signal.Signals(signum).name)
+            break
+
+        async def force() -> None:
+            async for again in signals:
+                logger.warning("%s again: exiting now", signal.Signals(again).name)
+                logging.shutdown()
+                os._exit(128 + again)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(force)
+            await shutdown()
+            tg.cancel_scope.cancel()
 
 
 def _reply(connection: Connection, respond: Any, result: Any, error: KiteError | None) -> None:

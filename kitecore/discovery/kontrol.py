@@ -133,6 +133,15 @@ class KontrolClient:
             self._registered = anyio.Event()
         return self._registered
 
+    _registered_on: Any = None
+
+    @property
+    def is_registered(self) -> bool:
+        """Whether this kite is registered now: a registration succeeded on the connection to
+        Kontrol that is still open (Kontrol deregisters a kite when that connection closes)."""
+        connection = self._registered_on
+        return connection is not None and not connection.closed
+
     def on_register(self, hook: RegisterHook) -> RegisterHook:
         """Call ``hook(result)`` after every successful registration (usable as a decorator)."""
         self._register_hooks.append(hook)
@@ -234,6 +243,7 @@ class KontrolClient:
             logger.info("Kontrol's public key changed; using the new one")
             config.kontrol_key = result.public_key
         self.last_registration = result
+        self._registered_on = self._client.connection if self._client is not None else None
         logger.info("registered %s to Kontrol at %s", url, self.url)
         self.registered.set()
         for hook in self._register_hooks:

@@ -77,6 +77,7 @@ _UNAVAILABLE = (
     b"content-length: 25\r\n\r\ntoo many open connections"
 )
 _REASONS = {
+    200: b"OK",
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
@@ -85,6 +86,7 @@ _REASONS = {
     426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
+    503: b"Service Unavailable",
 }
 
 
@@ -284,6 +286,7 @@ class HTTPServer:
         self._ws_routes = _RouteTable()
         self._websockets: set[WebSocketConnection] = set()
         self._releasing_memory = False
+        self._accept_scope: anyio.CancelScope | None = None
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -339,12 +342,40 @@ class HTTPServer:
                 )
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
-                for listener in tcp_listener.listeners:
-                    tg.start_soon(accept_forever, listener, admit)
+                self._accept_scope = anyio.CancelScope()
+                tg.start_soon(self._accept_all, tcp_listener, admit, self._accept_scope)
                 task_status.started(self.port)
                 await anyio.sleep_forever()
             finally:
                 self._task_group = None
+                self._accept_scope = None
+
+    @staticmethod
+    async def _accept_all(
+        tcp_listener: anyio.abc.Listener[SocketStream],
+        admit: Callable[[SocketStream], Awaitable[None]],
+        scope: anyio.CancelScope,
+    ) -> None:
+        """Accept on every listener until ``scope`` is cancelled (:meth:`stop_accepting`),
+        then close them: new connections are refused by the system from then on."""
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for listener in tcp_listener.listeners:  # type: ignore[attr-defined]
+                    tg.start_soon(accept_forever, listener, admit)
+        with anyio.CancelScope(shield=True):
+            await tcp_listener.aclose()
+
+    def stop_accepting(self) -> None:
+        """Stop accepting new connections and close the listening sockets; the connections
+        already open are served on (graceful shutdown). Idempotent."""
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the server is running and accepting new connections."""
+        scope = self._accept_scope
+        return scope is not None and not scope.cancel_called
 
     @property
     def serving(self) -> bool:

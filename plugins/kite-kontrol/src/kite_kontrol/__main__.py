@@ -134,6 +134,8 @@ def _keep_someone_elses_kite_key(username: str, key: str) -> None:
 
 
 async def _serve(args: argparse.Namespace, config: Config) -> None:
+    from kitecore.kite import wait_for_signal_then
+
     from .machine import OpenPolicy, SecretPolicy
     from .server import Kontrol, default_data_dir
     from .settings import KontrolSettings
@@ -165,7 +167,9 @@ async def _serve(args: argparse.Namespace, config: Config) -> None:
             new = await kontrol.rotate_key()
             logger.info("now signing with key pair %s", new.id)
         print(f"Kontrol serving on {kontrol.url}", flush=True)
-        await anyio.sleep_forever()
+        # SIGTERM and SIGINT: stop accepting, let calls in flight finish (bounded by
+        # KITE_SHUTDOWN_TIMEOUT), close with close frames; a second signal forces the exit
+        await wait_for_signal_then(kontrol.kite.shutdown)
 
 
 def run(args: argparse.Namespace) -> int:
