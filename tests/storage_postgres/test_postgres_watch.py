@@ -12,8 +12,7 @@ import anyio
 import asyncpg
 import pytest
 from kite_auth_token import plugin as token_plugin
-from kite_kontrol.testing import REGISTRATION_SECRET as SECRET
-from kite_kontrol.testing import WatchRecorder
+from kite_kontrol.testing import WatchRecorder, machine_key
 from kite_storage_postgres import PostgresStorage
 from kite_storage_postgres.testing import TemporaryPostgres
 from postgres_helpers import PostgresKontrol
@@ -80,14 +79,10 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
             Kite("observer", "1.0.0", config=base_config.copy(), plugins=plugins)
         )
 
-        async def machine_key(username: str) -> str:
-            async with observer.new_client(a.url) as client:
-                return await client.tell(
-                    "registerMachine", {"username": username, "secret": SECRET}
-                )
-
         watcher = await stack.enter_async_context(
-            observer.new_client(a.url, auth=Authentication("kiteKey", await machine_key("eve")))
+            observer.new_client(
+                a.url, auth=Authentication("kiteKey", await machine_key(observer, a.url, "eve"))
+            )
         )
         events = WatchRecorder()
         answer = await watcher.tell(
@@ -96,7 +91,7 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
         assert answer["kites"] == [] and answer["watcherID"]
 
         config = base_config.copy()
-        config.apply_kite_key(await machine_key("bob"))
+        config.apply_kite_key(await machine_key(observer, a.url, "bob"))
         config.kontrol_url = b.url
         async with Kite("svc", "1.0.0", config=config, plugins=plugins) as kite:
             await kite.register()
