@@ -3,14 +3,9 @@
 // errors, foreignRequests}}.
 //   node drive_page.js PAGE_URL CHROMIUM TRANSPORT...
 'use strict'
-const { chromium } = require('playwright-core')
+const { runPages } = require('./chromium_pages')
 
 const [pageUrl, executablePath, ...transports] = process.argv.slice(2)
-// Headless, sandbox off (we may run as root), and nothing that reaches the network by itself.
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
 const TIMEOUT = 20000
 
 async function visit(browser, transport) {
@@ -44,18 +39,4 @@ async function visit(browser, transport) {
   return { ...shown, errors, foreignRequests }
 }
 
-async function main() {
-  const browser = await chromium.launch({ executablePath, args: ARGS, timeout: TIMEOUT })
-  try {
-    const results = {}
-    for (const transport of transports) results[transport] = await visit(browser, transport)
-    console.log(JSON.stringify(results))
-  } finally {
-    await browser.close()
-  }
-}
-
-main().catch(err => {
-  console.log(JSON.stringify({ fatal: String(err && err.stack) }))
-  process.exit(1)
-})
+runPages(executablePath, transports, visit, TIMEOUT)

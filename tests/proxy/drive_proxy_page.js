@@ -2,13 +2,9 @@
 // kite.js; prints one JSON line {transport: {status, errors}}.
 //   node drive_proxy_page.js PAGE_URL CHROMIUM TRANSPORT...
 'use strict'
-const { chromium } = require('playwright-core')
+const { runPages } = require('../browser/chromium_pages')
 
 const [pageUrl, executablePath, ...transports] = process.argv.slice(2)
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-]
 const TIMEOUT = 30000
 
 async function visit(browser, transport) {
@@ -28,18 +24,4 @@ async function visit(browser, transport) {
   return { status, errors }
 }
 
-async function main() {
-  const browser = await chromium.launch({ executablePath, args: ARGS, timeout: TIMEOUT })
-  try {
-    const results = {}
-    for (const transport of transports) results[transport] = await visit(browser, transport)
-    console.log(JSON.stringify(results))
-  } finally {
-    await browser.close()
-  }
-}
-
-main().catch(err => {
-  console.log(JSON.stringify({ fatal: String(err && err.stack) }))
-  process.exit(1)
-})
+runPages(executablePath, transports, visit, TIMEOUT)
