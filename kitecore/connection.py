@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
@@ -307,7 +307,7 @@ class Connection:
 
     # ---------------------------------------------------------------- running
 
-    def spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
         """Run ``function(*args)`` in this connection's task group (cancelled on close)."""
         if self._task_group is None:
             raise SendError("can't start work, connection is not running")
@@ -318,7 +318,7 @@ class Connection:
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                if self._outbox or getattr(self.stream, "pending_bytes", 0):
+                if self._outbox or getattr(self.stream, "pending_bytes", 0) > 0:
                     self._wake_writer()
                 if self._ordered_awaitable is not None:  # a callback ran before run()
                     self._ordered_started = True
@@ -555,7 +555,8 @@ class Connection:
             batch, self._outbox = self._outbox, []
             try:
                 if not batch:
-                    await flush()  # what a direct write left over
+                    # what a direct write left over: a stream with pending_bytes has flush
+                    await flush()  # type: ignore[misc]
                 elif send_many is not None:
                     await send_many(batch)
                 else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import ArgumentError
@@ -61,7 +61,7 @@ def check_type(value: Any, kind: type[T], what: str) -> T:
     if not ok:
         expected = _TYPE_NAMES.get(kind, kind.__name__)
         raise ArgumentError(f"{what} must be {expected}, not {_describe(value)}")
-    return value
+    return cast(T, value)  # checked above to be a `kind`
 
 
 class Arguments:

@@ -36,7 +36,7 @@ from kitecore.discovery.messages import (
     to_query,
 )
 from kitecore.discovery.renewer import RENEW_BEFORE, RETRY_INTERVAL, TokenRenewer
-from kitecore.discovery.watch import KiteWatch
+from kitecore.discovery.watch import DEFAULT_POLL_INTERVAL, KiteWatch
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
 from kitecore.protocol.identity import KiteIdentity, Query
@@ -353,8 +353,9 @@ class KontrolClient:
     ) -> KiteWatch:
         """A :class:`~kitecore.discovery.watch.KiteWatch` of the kites matching ``query``:
         ``async with client.watch_kites(...) as watch: async for event in watch: ...``."""
-        options = {} if poll_interval is None else {"poll_interval": poll_interval}
-        return KiteWatch(self, to_query(query, **fields), **options)
+        if poll_interval is None:
+            poll_interval = DEFAULT_POLL_INTERVAL
+        return KiteWatch(self, to_query(query, **fields), poll_interval=poll_interval)
 
     async def get_token(self, kite: QueryLike, *, force: bool = False) -> str:
         """A token to call the one kite ``kite`` names (an identity, a query or a mapping).

@@ -215,7 +215,7 @@ class KiteWatch:
         watcher_id = result.get("watcherID") if isinstance(result, dict) else None
         if watching:
             self.pushed = isinstance(watcher_id, str) and bool(watcher_id)
-            self.watcher_id = watcher_id if self.pushed else ""
+            self.watcher_id = str(watcher_id) if self.pushed else ""
         current = {record.kite.id: record for record in records}
         for kite_id, kite in list(self._known.items()):
             if kite_id not in current:
@@ -249,7 +249,7 @@ class KiteWatch:
             self.watcher_id = ""
             self._resync.set()
             return
-        event = message.get("result")
+        event: Any = message.get("result")  # the peer's JSON: checked by the lookups below
         try:
             action = event["action"]
             kite = KiteIdentity.from_wire(event["kite"])

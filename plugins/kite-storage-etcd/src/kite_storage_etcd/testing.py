@@ -102,7 +102,7 @@ class EtcdMember:
         """True when this member answers ``/health`` with a leader elected."""
         try:
             with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as answer:
-                return json.loads(answer.read()).get("health") == "true"
+                return bool(json.loads(answer.read()).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False
 

@@ -336,7 +336,7 @@ class PostgresStorage(Storage):
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self.options.command_timeout)
-            except (TimeoutError, *RETRYABLE):
+            except RETRYABLE + (TimeoutError,):
                 pool.terminate()
 
 
