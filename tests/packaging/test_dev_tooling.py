@@ -1,7 +1,8 @@
 """The development commands the README gives exist and run on a fresh clone.
 
-``scripts/hatch`` (hatch, installed when missing), ``hatch run lint`` with an exactly pinned ruff and mypy,
-``hatch run bench`` (bench/run.py, covering every benchmark), and lint in ``scripts/test.sh``.
+``scripts/hatch`` (hatch, installed when missing), ``hatch run lint`` with an exactly pinned ruff
+and mypy, ``hatch run bench`` (bench/run.py, covering every benchmark), and lint in
+``scripts/test.sh``.
 """
 
 from __future__ import annotations
