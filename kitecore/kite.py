@@ -12,7 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
@@ -174,7 +174,15 @@ class Kite:
 
     # ------------------------------------------------------------ methods
 
-    def handle(self, name: str, handler: Handler | None = None, *, auth: bool | None = None) -> Any:
+    @overload
+    def handle(
+        self, name: str, handler: None = None, *, auth: bool | None = None
+    ) -> Callable[[H], H]: ...
+    @overload
+    def handle(self, name: str, handler: Handler, *, auth: bool | None = None) -> Method: ...
+    def handle(
+        self, name: str, handler: Handler | None = None, *, auth: bool | None = None
+    ) -> Method | Callable[[H], H]:
         """Register ``handler`` for ``name``; without ``handler``, a decorator.
 
         ``auth=None`` follows ``config.disable_authentication`` when a call arrives; pass
@@ -286,12 +294,12 @@ class Kite:
     async def _client_connected(self, client: Client) -> None:
         self._clients.add(client)
         await self._fire(self._connect_hooks, client)
-        self.plugins.pm.hook.kite_connected(kite=self, connection=client)
+        self.plugins.notify("kite_connected", kite=self, client=client)
 
     async def _client_disconnected(self, client: Client) -> None:
         self._clients.discard(client)
         await self._fire(self._disconnect_hooks, client)
-        self.plugins.pm.hook.kite_disconnected(kite=self, connection=client)
+        self.plugins.notify("kite_disconnected", kite=self, client=client)
 
     # ------------------------------------------------------------ clients
 
@@ -520,7 +528,7 @@ class Kite:
                 shown = f"[{shown}]"
             self.url = f"http://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
-            self.plugins.pm.hook.kite_started(kite=self, url=self.url)
+            self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()
         except BaseException:
             self._task_group = None
@@ -536,7 +544,7 @@ class Kite:
             group.cancel_scope.cancel()
             # the body's own exception (if any) propagates as it is, not wrapped in a group
             await group.__aexit__(None, None, None)
-        self.plugins.pm.hook.kite_stopped(kite=self)
+        self.plugins.notify("kite_stopped", kite=self)
 
     async def close(self) -> None:
         """Close every connection this kite has open. Idempotent."""
