@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
-from anyio.abc import TaskGroup
 
 from kitecore.auth import Authenticator
 from kitecore.client import Client
@@ -40,6 +39,7 @@ from kitecore.protocol.errors import (
 )
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
+from kitecore.taskgroups import OwnedTaskGroup
 from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
@@ -114,7 +114,7 @@ class Kite:
         self._connect_hooks: list[ClientHook] = []
         self._first_request_hooks: list[ClientHook] = []
         self._disconnect_hooks: list[ClientHook] = []
-        self._task_group: TaskGroup | None = None
+        self._tasks = OwnedTaskGroup()
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
         self._http_routes: list[tuple[Any, Any, Any]] = []
@@ -494,9 +494,7 @@ class Kite:
         from kitecore.http.server import HTTPServer
 
         self.ready = anyio.Event()
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._task_group = group
+        group = await self._tasks.open()
         try:
             config = self.config
             server = HTTPServer(
@@ -531,19 +529,13 @@ class Kite:
             self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()
         except BaseException:
-            self._task_group = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+            await self._tasks.aclose()
             raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.shutdown()
-        group, self._task_group = self._task_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
+        await self._tasks.aclose()
         self.plugins.notify("kite_stopped", kite=self)
 
     async def close(self) -> None:

@@ -40,6 +40,7 @@ from kitecore.discovery.watch import DEFAULT_POLL_INTERVAL, KiteWatch
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.taskgroups import OwnedTaskGroup
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite
@@ -93,7 +94,7 @@ class KontrolClient:
         self._register_hooks: list[RegisterHook] = []
         self._registered: anyio.Event | None = None
         self._register_scope: anyio.CancelScope | None = None
-        self._own_group: TaskGroup | None = None
+        self._own_tasks = OwnedTaskGroup()
         #: Keeps ``config.kontrol_key`` current while the kite stays registered.
         self.key_renewer = KeyRenewer(
             self, interval=key_renew_interval, refresh_interval=key_refresh_interval
@@ -150,18 +151,12 @@ class KontrolClient:
     # ------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> KontrolClient:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._own_group = group
+        await self._own_tasks.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-        group, self._own_group = self._own_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
+        await self._own_tasks.aclose()
 
     async def close(self) -> None:
         """Stop registering and close the connection to Kontrol. Idempotent."""
@@ -172,7 +167,7 @@ class KontrolClient:
             await self._client.close()
 
     def _group(self) -> TaskGroup:
-        group = self._own_group or self.kite._task_group
+        group = self._own_tasks.group or self.kite._tasks.group
         if group is None:
             raise RuntimeError(
                 "talking to Kontrol needs a running kite ('async with kite') "
@@ -275,7 +270,7 @@ class KontrolClient:
     def _stopping(self, used: Client | None) -> bool:
         """True when the kite (or this client) is shutting down: no group left to run in, or
         the client ``used`` by the last registration was closed on purpose (not just lost)."""
-        if (self._own_group or self.kite._task_group) is None:
+        if (self._own_tasks.group or self.kite._tasks.group) is None:
             return True
         return used is not None and used.closed
 
