@@ -160,7 +160,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called (the client will not connect again)."""
+        """True once :meth:`aclose` was called (the client will not connect again)."""
         return self._closed
 
     def on_token_expire(self, hook: Hook) -> Hook:
@@ -204,7 +204,7 @@ class Client:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
         self._own_task_group = None
         await self._own_tasks.aclose()
 
@@ -222,7 +222,7 @@ class Client:
     async def dial_forever(self) -> None:
         """Connect, and reconnect with exponential backoff whenever the connection drops.
 
-        Returns once the first connection is up; reconnection goes on until :meth:`close`.
+        Returns once the first connection is up; reconnection goes on until :meth:`aclose`.
         """
         self._reconnect = True
         if self._reconnect_scope is None:
@@ -429,14 +429,18 @@ class Client:
     async def _dispatch(self, connection: Connection, method: str, arguments: list[Any]) -> None:
         await self.kite._serve_call(self, connection, method, arguments)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection and stop reconnecting. Idempotent."""
         self._closed = True
         # close first: the reconnect task reads the peer's close reply (else we wait it out)
         if self.connection is not None:
-            await self.connection.close("client closed")
+            await self.connection.aclose("client closed")
         if self._reconnect_scope is not None:
             self._reconnect_scope.cancel()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     # ------------------------------------------------------------ calling
 

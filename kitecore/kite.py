@@ -538,11 +538,15 @@ class Kite:
         await self._tasks.aclose()
         self.plugins.notify("kite_stopped", kite=self)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every connection this kite has open. Idempotent."""
         with anyio.CancelScope(shield=True):
             for client in list(self._clients):
-                await client.close()
+                await client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Leave gracefully: stop accepting connections, close the connection to Kontrol
@@ -565,14 +569,14 @@ class Kite:
                 if self._server is not None:
                     self._server.stop_accepting()
                 if self._kontrol_client is not None:
-                    await self._kontrol_client.close()
+                    await self._kontrol_client.aclose()
                 with anyio.move_on_after(limit) as waited:
                     await self._drain()
                 if waited.cancelled_caught:
                     logger.warning(
                         "%s: calls still running after %gs; closing", self.identity.path, limit
                     )
-                await self.close()
+                await self.aclose()
             finally:
                 done.set()
 

@@ -251,7 +251,11 @@ class Pool:
         self._live = []
         with anyio.CancelScope(shield=True):
             for candidate in candidates:
-                await candidate.client.close()
+                await candidate.client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     async def _background(self, scope: anyio.CancelScope) -> None:
         with scope:
@@ -500,7 +504,7 @@ class Pool:
         self._set_live()
         with anyio.CancelScope(shield=True):
             for candidate in gone:
-                await candidate.client.close()
+                await candidate.client.aclose()
 
     def _add(self, client: Client) -> None:
         """A kite Kontrol lists (a no-op for one already known)."""
@@ -567,7 +571,7 @@ class Pool:
         self._set_live()
         with anyio.CancelScope(shield=True):
             for candidate in gone:
-                await candidate.client.close()
+                await candidate.client.aclose()
 
     def _new_redial_backoff(self) -> Backoff:
         b = self._redial_backoff

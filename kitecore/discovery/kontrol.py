@@ -116,7 +116,7 @@ class KontrolClient:
         return self._client
 
     def _client_for(self, group: TaskGroup) -> Client:
-        """The client of Kontrol reconnecting in ``group``: a fresh one after :meth:`close` or
+        """The client of Kontrol reconnecting in ``group``: a fresh one after :meth:`aclose` or
         when the kite was restarted (a new task group)."""
         client = self._client
         if client is None or client.closed or self._client_group is not group:
@@ -155,16 +155,20 @@ class KontrolClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.aclose()
         await self._own_tasks.aclose()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop registering and close the connection to Kontrol. Idempotent."""
         if self._register_scope is not None:
             self._register_scope.cancel()
             self._register_scope = None
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     def _group(self) -> TaskGroup:
         group = self._own_tasks.group or self.kite._tasks.group
@@ -256,7 +260,7 @@ class KontrolClient:
         """Keep the kite registered: register now and after every reconnect to Kontrol.
 
         Returns at once; failures are retried with exponential ``backoff`` in the background
-        until :meth:`close`. Await :attr:`registered` to know the first attempt succeeded.
+        until :meth:`aclose`. Await :attr:`registered` to know the first attempt succeeded.
         """
         self.register_url = self._own_url(url)
         if self._register_scope is not None:
