@@ -32,7 +32,8 @@ async def http_get(port: int, path: str, method: str = "GET") -> tuple[int, dict
                     break
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    pairs = [line.split(": ", 1) for line in lines[1:] if ": " in line]
+    headers = {name.lower(): value for name, value in pairs}
     if headers.get("transfer-encoding") == "chunked":
         body = _unchunk(body)
     return int(lines[0].split()[1]), headers, body
