@@ -69,12 +69,12 @@ async def test_python_client_calls_kite_under_asgi_server(
                 # many calls in flight at once on one connection
                 results: dict[int, Any] = {}
 
-                async def one(n: int) -> None:
-                    results[n] = await client.tell("square", n)
+                async def one(n: int, into: dict[int, Any]) -> None:
+                    into[n] = await client.tell("square", n)
 
                 async with anyio.create_task_group() as group:
                     for n in range(100):
-                        group.start_soon(one, n)
+                        group.start_soon(one, n, results)
                 assert results == {n: n * n for n in range(100)}
                 status, _, body = await http_get(port, "/kite/health")
                 assert status == 200
