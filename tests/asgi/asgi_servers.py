@@ -19,7 +19,8 @@ import anyio
 SETUPS = [("uvicorn", "asyncio"), ("hypercorn", "asyncio"), ("hypercorn", "trio")]
 
 
-def _listening_socket() -> socket.socket:
+def listening_socket() -> socket.socket:
+    """A TCP socket listening on a free loopback port (for :func:`serve_asgi`'s ``sock``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -28,10 +29,18 @@ def _listening_socket() -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: Any, server: str, *, lifespan: bool = True) -> AsyncIterator[int]:
-    """Serve ``app`` with ``server`` (``uvicorn`` or ``hypercorn``) while the block runs;
-    yields the port. Leaving the block shuts the server down (lifespan shutdown included)."""
-    with contextlib.closing(_listening_socket()) as sock:
+async def serve_asgi(
+    app: Any, server: str, *, lifespan: bool = True, sock: socket.socket | None = None
+) -> AsyncIterator[int]:
+    """Serve ``app`` with ``server`` (``uvicorn`` or ``hypercorn``) while the block runs, on
+    ``sock`` (default: a new one); yields the port. Leaving the block shuts the server down
+    (lifespan shutdown included)."""
+    started = anyio.Event()
+    if lifespan:
+        app = _on_startup(app, started)
+    else:
+        started.set()
+    with contextlib.closing(sock or listening_socket()) as sock:
         port = sock.getsockname()[1]
         async with anyio.create_task_group() as group:
             if server == "uvicorn":
@@ -47,6 +56,7 @@ async def serve_asgi(app: Any, server: str, *, lifespan: bool = True) -> AsyncIt
                 )
                 uv = Server(config)
                 group.start_soon(uv.serve, [sock])
+                await started.wait()
                 try:
                     yield port
                 finally:
@@ -68,6 +78,7 @@ async def serve_asgi(app: Any, server: str, *, lifespan: bool = True) -> AsyncIt
                             app, config, shutdown_trigger=stop.wait, task_status=task_status
                         )
                     )
+                    await started.wait()
                 else:
                     from hypercorn.asyncio import serve as asyncio_serve
 
@@ -75,10 +86,25 @@ async def serve_asgi(app: Any, server: str, *, lifespan: bool = True) -> AsyncIt
                         await asyncio_serve(app, config, shutdown_trigger=stop.wait)
 
                     group.start_soon(run)
+                await started.wait()
                 try:
                     yield port
                 finally:
                     stop.set()
+
+
+def _on_startup(app: Any, started: anyio.Event) -> Any:
+    """``app`` that sets ``started`` once it reported lifespan startup complete."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def watching_send(message: Any) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        await app(scope, receive, watching_send if scope["type"] == "lifespan" else send)
+
+    return wrapped
 
 
 def _on_trio() -> bool:
