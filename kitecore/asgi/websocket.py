@@ -59,6 +59,7 @@ class ASGIWebSocket(ObjectStream[str]):
         self._remote_closed = False
         #: a close this side owes the peer (a limit it broke), sent by aclose()
         self._failure: tuple[int, str] | None = None
+        self._receive_scope: anyio.CancelScope | None = None
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -81,7 +82,13 @@ class ASGIWebSocket(ObjectStream[str]):
             raise anyio.ClosedResourceError
         if self._remote_closed:
             raise anyio.EndOfStream
-        message = await self._receive()
+        with anyio.CancelScope() as scope:
+            # cancelled when this side ends the connection (a limit broken while writing)
+            self._receive_scope = scope
+            message = await self._receive()
+        self._receive_scope = None
+        if scope.cancelled_caught:
+            raise self._closed_error()
         kind = message["type"]
         if kind == "websocket.receive":
             text = message.get("text")
@@ -141,6 +148,8 @@ class ASGIWebSocket(ObjectStream[str]):
         self._queued = 0
         self._failure = (code, reason)
         self._remote_closed = True
+        if self._receive_scope is not None:  # wake the reader: the connection is over
+            self._receive_scope.cancel()
         raise anyio.BrokenResourceError(f"websocket closed with {code}: {reason}")
 
     @property
@@ -219,6 +228,8 @@ class ASGIWebSocket(ObjectStream[str]):
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
         try:
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            # bounded: a server's send may wait for a peer that does not read
+            with anyio.move_on_after(_CLOSE_FLUSH_TIMEOUT):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except Exception:  # the client is already gone: nothing left to tell it
             logger.debug("websocket close to %s not sent", self.remote_address, exc_info=True)
