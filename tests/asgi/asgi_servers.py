@@ -30,11 +30,16 @@ def listening_socket() -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serve_asgi(
-    app: Any, server: str, *, lifespan: bool = True, sock: socket.socket | None = None
+    app: Any,
+    server: str,
+    *,
+    lifespan: bool = True,
+    sock: socket.socket | None = None,
+    root_path: str = "",
 ) -> AsyncIterator[int]:
     """Serve ``app`` with ``server`` (``uvicorn`` or ``hypercorn``) while the block runs, on
     ``sock`` (default: a new one); yields the port. Leaving the block shuts the server down
-    (lifespan shutdown included)."""
+    (lifespan shutdown included). ``root_path`` is the server's (a prefix a proxy strips)."""
     started = anyio.Event()
     if lifespan:
         app = _on_startup(app, started)
@@ -52,7 +57,10 @@ async def serve_asgi(
                         yield
 
                 config = uvicorn.Config(
-                    app, lifespan="on" if lifespan else "off", log_level="warning"
+                    app,
+                    lifespan="on" if lifespan else "off",
+                    log_level="warning",
+                    root_path=root_path,
                 )
                 uv = Server(config)
                 group.start_soon(uv.serve, [sock])
@@ -68,6 +76,7 @@ async def serve_asgi(
                 # hypercorn takes the descriptor over (and closes it): give it a copy
                 config.bind = [f"fd://{os.dup(sock.fileno())}"]
                 config.loglevel = "WARNING"
+                config.root_path = root_path
                 config.graceful_timeout = 5
                 stop = anyio.Event()
                 if _on_trio():

@@ -87,3 +87,16 @@ async def test_python_client_calls_kite_under_asgi_server(
         assert kite.ready is not None and kite.ready.is_set()
     # lifespan shutdown ran Kite.shutdown()
     assert kite.shutting_down
+
+
+async def test_behind_a_proxy_that_strips_a_root_path(
+    asgi_server: str, kite_config: Config, kite_plugins: PluginRegistry
+) -> None:
+    """``--root-path /api``: the proxy passes ``/kite`` on, the server reports ``/api/kite``."""
+    kite = make_math_kite(kite_config.copy(), kite_plugins)
+    caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
+    async with serve_asgi(kite.asgi_app(), asgi_server, root_path="/api") as port:
+        async with caller.new_client(f"ws://127.0.0.1:{port}/kite") as client:
+            assert await client.tell("square", 4) == 16
+        status, _, _ = await http_get(port, "/kite/health")
+        assert status == 200
