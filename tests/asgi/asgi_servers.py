@@ -44,6 +44,7 @@ async def serve_asgi(
     if lifespan:
         app = _on_startup(app, started)
     else:
+        app = _without_lifespan(app)
         started.set()
     with contextlib.closing(sock or listening_socket()) as sock:
         port = sock.getsockname()[1]
@@ -100,6 +101,18 @@ async def serve_asgi(
                     yield port
                 finally:
                     stop.set()
+
+
+def _without_lifespan(app: Any) -> Any:
+    """``app`` refusing the lifespan scope (hypercorn then goes on without; uvicorn is told
+    ``lifespan="off"`` and never asks)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("lifespan is off in this test")
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def _on_startup(app: Any, started: anyio.Event) -> Any:

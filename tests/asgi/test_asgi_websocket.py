@@ -100,3 +100,15 @@ async def test_behind_a_proxy_that_strips_a_root_path(
             assert await client.tell("square", 4) == 16
         status, _, _ = await http_get(port, "/kite/health")
         assert status == 200
+
+
+async def test_serves_without_lifespan(
+    asgi_server: str, kite_config: Config, kite_plugins: PluginRegistry
+) -> None:
+    """A server run with lifespan off still serves calls (nothing registers, nothing stops)."""
+    kite = make_math_kite(kite_config.copy(), kite_plugins)
+    caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
+    async with serve_asgi(kite.asgi_app(), asgi_server, lifespan=False) as port:
+        async with caller.new_client(f"ws://127.0.0.1:{port}/kite") as client:
+            assert await client.tell("square", 8) == 64
+    assert kite.ready is None
