@@ -34,11 +34,11 @@ def _kite() -> Any:
     config = Config(ip="127.0.0.1", port=0, disable_authentication=True)
     kite = Kite("square", "1.0.0", config=config, plugins=load_plugins(names=["websocket"]))
 
-    @kite.handle("square")
     async def square(r: Any) -> Any:
         a = r.args.one()
         return a * a
 
+    kite.handle("square", square)
     return kite
 
 
