@@ -59,6 +59,8 @@ async def test_plain_http_request_to_the_websocket_endpoint(
         assert (status, body) == (404, b"no route for /nowhere\n")
         status, headers, _ = await http_get(port, "/kite/health", method="POST")
         assert (status, headers["allow"]) == (405, "GET, HEAD")
+        status, headers, body = await http_get(port, "/kite/health", method="HEAD")
+        assert (status, headers["content-type"], body) == (200, "application/json", b"")
         with pytest.raises(HandshakeError) as refused:
             await connect_websocket(f"ws://127.0.0.1:{port}/nowhere")
         assert refused.value.status_code == 404
