@@ -44,6 +44,7 @@ from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
 if TYPE_CHECKING:
+    from kitecore.asgi import KiteASGIApp
     from kitecore.discovery import KiteWatch, KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
     from kitecore.plugins import PluginRegistry
@@ -230,6 +231,23 @@ class Kite:
         self._websocket_routes.append((path, handler))
         if self._server is not None:
             self._server.add_websocket_route(path, handler)
+
+    def asgi_app(
+        self, *, url: str | None = None, prefix: str = "/kite", register: bool | None = None
+    ) -> KiteASGIApp:
+        """This kite as an ASGI 3 application, for uvicorn, hypercorn or a Starlette/FastAPI
+        app (``app.mount("/kite", kite.asgi_app())``) instead of the kite's own server.
+
+        It serves the transports' routes under ``prefix`` (raw WebSocket; SockJS when its
+        plugin is installed), ``<prefix>/health`` and the :meth:`handle_http` /
+        :meth:`handle_websocket` routes. Lifespan startup starts the kite and, given its public
+        ``url``, registers it with Kontrol when one is configured (``register=None``) or
+        ``register=True``; lifespan shutdown is :meth:`shutdown`. See
+        :class:`kitecore.asgi.KiteASGIApp`.
+        """
+        from kitecore.asgi import KiteASGIApp
+
+        return KiteASGIApp(self, url=url, prefix=prefix, register=register)
 
     def method(self, name: str) -> Method:
         """The registered :class:`Method` called ``name`` (KeyError if none)."""
