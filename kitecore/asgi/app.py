@@ -262,9 +262,9 @@ class KiteASGIApp:
         routes = self.routes
         self._running = True
         try:
-            async with anyio.create_task_group() as group:
+            group = await kite._tasks.open()
+            try:
                 kite.ready = anyio.Event()
-                kite._task_group = group
                 routes.task_group = group
                 kite.shutting_down = False
                 kite._shutdown_done = None
@@ -272,7 +272,7 @@ class KiteASGIApp:
                 if self.url:
                     kite.url = self.url
                 try:
-                    kite.plugins.pm.hook.kite_started(kite=kite, url=kite.url)
+                    kite.plugins.notify("kite_started", kite=kite, url=kite.url)
                     kite.ready.set()
                     logger.info("%s serving in an ASGI app at %s", kite.identity.path, kite.url)
                     if self._should_register():
@@ -281,9 +281,9 @@ class KiteASGIApp:
                 finally:
                     await kite.shutdown()
                     routes.task_group = None
-                    kite._task_group = None
-                    group.cancel_scope.cancel()
-            kite.plugins.pm.hook.kite_stopped(kite=kite)
+            finally:
+                await kite._tasks.aclose()
+            kite.plugins.notify("kite_stopped", kite=kite)
         finally:
             self._running = False
 
