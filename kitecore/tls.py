@@ -168,7 +168,12 @@ def tls_failure_hint(exc: BaseException, secure: bool = True) -> str | None:
                 )
             return f"TLS failed: {current.reason or current}"
         current = current.__cause__ or current.__context__
-    if secure and closed_early:
+    if closed_early and not secure:
+        return (
+            f"{exc}; the server closed the connection without answering: a kite that serves "
+            "TLS does so to plain HTTP (dial https:// or wss:// there)"
+        )
+    if closed_early:
         # TLS 1.3 checks the client's certificate after the client's side of the handshake
         # is done, and the server's refusal reaches the client as a closed connection
         return (
