@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from cli_helpers import kite_kontrol, run_cli
 from kite_kontrol.testing import MakeKontrol
+from tls_certs import TLSFiles
 
 from kitecore import Config, Kite
 from kitecore.discovery.claims import unverified_claims
 from kitecore.plugins import PluginRegistry
 from kitecore.testing import free_port, square
-from tls_certs import TLSFiles
 
 pytestmark = pytest.mark.anyio
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from dial_helpers import WITH_SOCKJS, plugins, serving
+from tls_certs import TLSFiles
 
 from kitecore import Config, Kite
 from kitecore.client import DialError
-from tls_certs import TLSFiles
 
 pytestmark = pytest.mark.anyio
 

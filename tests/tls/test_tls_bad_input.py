@@ -13,13 +13,13 @@ from typing import Any
 
 import anyio
 import pytest
+from tls_certs import TLSFiles, make_tls_files
 
 from kitecore.client import DialError
 from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import PluginRegistry
 from kitecore.testing import MakeKite, ServerProcess, free_port, square
-from tls_certs import TLSFiles, make_tls_files
 
 pytestmark = pytest.mark.anyio
 

@@ -74,7 +74,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="anyone may registerMachine (demos only)",
     )
-    tls = parser.add_argument_group("TLS (README, \"TLS\"; the KITE_TLS_* variables work too)")
+    tls = parser.add_argument_group('TLS (README, "TLS"; the KITE_TLS_* variables work too)')
     tls.add_argument("--tls-cert", help="serve https:// with this certificate chain (PEM)")
     tls.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
     tls.add_argument(
