@@ -14,12 +14,12 @@ from typing import Any
 import anyio
 import pytest
 from interop_helpers import script
+from tls_certs import TLSFiles
 
 from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import load_plugins
 from kitecore.testing import free_port
-from tls_certs import TLSFiles
 
 pytestmark = pytest.mark.anyio
 
