@@ -45,8 +45,19 @@ class TLSClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no type hint
     """An :class:`aetcd.Client` whose channel is TLS with :attr:`credentials`."""
 
     credentials: grpc.ChannelCredentials | None = None
+    # what aetcd 1.0's constructor sets and connect() reads (annotations only: aetcd is untyped)
+    _connected: asyncio.Event
+    _is_connecting: bool
+    _connect_wait_timeout: float
+    _host: str
+    _port: int
+    _options: dict[str, object]
+    _username: str | None
+    _password: str | None
+    _timeout: float | None
 
-    @aetcd.client._handle_errors  # type: ignore[misc]  # grpc errors -> aetcd's, as connect has
+    # aetcd's decorator maps grpc errors to aetcd's exceptions, as on aetcd's own connect
+    @aetcd.client._handle_errors  # type: ignore[untyped-decorator]  # aetcd is untyped
     async def connect(self) -> None:
         """Connect as aetcd does, over a TLS channel."""
         if self._connected.is_set():
