@@ -119,28 +119,36 @@ def _warn_insecure() -> None:
     )
 
 
+def _setting(name: str) -> str:
+    """A config field with its environment variable: ``tls_ca_file (KITE_TLS_CA_FILE)``."""
+    return f"{name} (KITE_{name.upper()})"
+
+
 def _load_chain(
     context: ssl.SSLContext, cert: str, key: str | None, cert_name: str, key_name: str
 ) -> None:
     for name, path in ((cert_name, cert), (key_name, key)):
         if path is not None and not os.path.isfile(path):
-            raise TLSConfigError(f"{name}: no such file: {path}")
+            raise TLSConfigError(f"{_setting(name)}: no such file: {path}")
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise TLSConfigError(
-            f"{cert_name}={cert!r} / {key_name}={key!r}: cannot load the certificate and "
+            f"{_setting(cert_name)}={cert!r} / {_setting(key_name)}={key!r}: cannot load the "
+            "certificate and "
             f"its key (PEM files, the key matching the certificate): {exc}"
         ) from None
 
 
 def _load_cas(context: ssl.SSLContext, cafile: str, name: str) -> None:
     if not os.path.isfile(cafile):
-        raise TLSConfigError(f"{name}: no such file: {cafile}")
+        raise TLSConfigError(f"{_setting(name)}: no such file: {cafile}")
     try:
         context.load_verify_locations(cafile=cafile)
     except (OSError, ssl.SSLError) as exc:
-        raise TLSConfigError(f"{name}={cafile!r}: not a PEM CA certificate: {exc}") from None
+        raise TLSConfigError(
+            f"{_setting(name)}={cafile!r}: not a PEM CA certificate: {exc}"
+        ) from None
 
 
 def tls_failure_hint(exc: BaseException, secure: bool = True) -> str | None:

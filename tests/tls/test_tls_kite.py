@@ -175,7 +175,7 @@ async def test_bad_tls_settings_fail_at_start_naming_the_setting(
             pass
     missing = serving(kite_config, tls_files)
     missing.tls_key_file = tls_files.server_key + ".gone"
-    with pytest.raises(TLSConfigError, match="tls_key_file: no such file"):
+    with pytest.raises(TLSConfigError, match=r"tls_key_file \(KITE_TLS_KEY_FILE\): no such file"):
         async with Kite("missing", "1.0.0", config=missing, plugins=kite_plugins):
             pass
     swapped = serving(kite_config, tls_files)
