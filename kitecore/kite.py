@@ -14,10 +14,9 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
-from anyio.abc import TaskGroup
 
 from kitecore.auth import Authenticator
 from kitecore.client import Client
@@ -42,6 +41,7 @@ from kitecore.protocol.errors import (
 )
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
+from kitecore.taskgroups import OwnedTaskGroup
 from kitecore.tls import client_context, server_context
 from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
@@ -117,7 +117,7 @@ class Kite:
         self._connect_hooks: list[ClientHook] = []
         self._first_request_hooks: list[ClientHook] = []
         self._disconnect_hooks: list[ClientHook] = []
-        self._task_group: TaskGroup | None = None
+        self._tasks = OwnedTaskGroup()
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
         self._http_routes: list[tuple[Any, Any, Any]] = []
@@ -178,7 +178,15 @@ class Kite:
 
     # ------------------------------------------------------------ methods
 
-    def handle(self, name: str, handler: Handler | None = None, *, auth: bool | None = None) -> Any:
+    @overload
+    def handle(
+        self, name: str, handler: None = None, *, auth: bool | None = None
+    ) -> Callable[[H], H]: ...
+    @overload
+    def handle(self, name: str, handler: Handler, *, auth: bool | None = None) -> Method: ...
+    def handle(
+        self, name: str, handler: Handler | None = None, *, auth: bool | None = None
+    ) -> Method | Callable[[H], H]:
         """Register ``handler`` for ``name``; without ``handler``, a decorator.
 
         ``auth=None`` follows ``config.disable_authentication`` when a call arrives; pass
@@ -290,12 +298,12 @@ class Kite:
     async def _client_connected(self, client: Client) -> None:
         self._clients.add(client)
         await self._fire(self._connect_hooks, client)
-        self.plugins.pm.hook.kite_connected(kite=self, connection=client)
+        self.plugins.notify("kite_connected", kite=self, client=client)
 
     async def _client_disconnected(self, client: Client) -> None:
         self._clients.discard(client)
         await self._fire(self._disconnect_hooks, client)
-        self.plugins.pm.hook.kite_disconnected(kite=self, connection=client)
+        self.plugins.notify("kite_disconnected", kite=self, client=client)
 
     # ------------------------------------------------------------ clients
 
@@ -508,9 +516,7 @@ class Kite:
         from kitecore.http.server import HTTPServer
 
         self.ready = anyio.Event()
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._task_group = group
+        group = await self._tasks.open()
         try:
             config = self.config
             ssl_context = server_context(config)
@@ -547,29 +553,27 @@ class Kite:
             scheme = "http" if ssl_context is None else "https"
             self.url = f"{scheme}://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
-            self.plugins.pm.hook.kite_started(kite=self, url=self.url)
+            self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()
         except BaseException:
-            self._task_group = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+            await self._tasks.aclose()
             raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.shutdown()
-        group, self._task_group = self._task_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
-        self.plugins.pm.hook.kite_stopped(kite=self)
+        await self._tasks.aclose()
+        self.plugins.notify("kite_stopped", kite=self)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every connection this kite has open. Idempotent."""
         with anyio.CancelScope(shield=True):
             for client in list(self._clients):
-                await client.close()
+                await client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Leave gracefully: stop accepting connections, close the connection to Kontrol
@@ -592,14 +596,14 @@ class Kite:
                 if self._server is not None:
                     self._server.stop_accepting()
                 if self._kontrol_client is not None:
-                    await self._kontrol_client.close()
+                    await self._kontrol_client.aclose()
                 with anyio.move_on_after(limit) as waited:
                     await self._drain()
                 if waited.cancelled_caught:
                     logger.warning(
                         "%s: calls still running after %gs; closing", self.identity.path, limit
                     )
-                await self.close()
+                await self.aclose()
             finally:
                 done.set()
 

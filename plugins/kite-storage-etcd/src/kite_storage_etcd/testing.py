@@ -133,7 +133,7 @@ class EtcdMember:
             context = self.tls.context() if self.tls is not None else None
             url = f"{self.client_url}/health"
             with urllib.request.urlopen(url, timeout=1, context=context) as answer:
-                return json.loads(answer.read()).get("health") == "true"
+                return bool(json.loads(answer.read()).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False
 

@@ -278,7 +278,6 @@ class TemporaryPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bindir / program), *args]
-        user = {"user": self._run_as, "group": self._run_as} if self._run_as else {}
         try:
             result = subprocess.run(
                 command,
@@ -287,7 +286,8 @@ class TemporaryPostgres:
                 text=True,
                 timeout=120,
                 check=False,
-                **user,  # type: ignore[arg-type]
+                user=self._run_as or None,
+                group=self._run_as or None,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PostgresServerError(f"{program} failed: {exc}") from exc
