@@ -25,6 +25,7 @@ from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.taskgroups import OwnedTaskGroup
+from kitecore.tls import is_secure_url, tls_failure_hint
 from kitecore.transport import (
     DialOptions,
     MessageStream,
@@ -343,7 +344,9 @@ class Client:
         transports = kite.transports_for(url, self.transport)
         handshake = kite.config.handshake_timeout if timeout is None else timeout
         options = DialOptions(
-            handshake_timeout=handshake, max_message_size=kite.config.max_message_size
+            handshake_timeout=handshake,
+            max_message_size=kite.config.max_message_size,
+            ssl_context=kite.client_ssl_context if is_secure_url(url) else None,
         )
         transport = transports[0]
         try:
@@ -361,6 +364,9 @@ class Client:
         except Exception as exc:  # OSError, SendError, a transport's own handshake errors
             if _refused(exc):
                 raise DialError(f"connection refused to {url}") from exc
+            hint = tls_failure_hint(exc, is_secure_url(url))
+            if hint is not None:  # say why in words, the SSL error text stays in the cause
+                raise DialError(f"can't connect to {url}: {hint}") from exc
             raise DialError(f"can't connect to {url}: {exc}") from exc
         return Connection(
             stream,

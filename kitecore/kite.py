@@ -9,9 +9,11 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
@@ -40,6 +42,7 @@ from kitecore.protocol.errors import (
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
 from kitecore.taskgroups import OwnedTaskGroup
+from kitecore.tls import client_context, server_context
 from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
@@ -134,6 +137,7 @@ class Kite:
         # tuples, empty when none: the per-call check is one falsy test
         self._server_interceptors: tuple[ServerInterceptor, ...] = ()
         self._client_interceptors: tuple[ClientInterceptor, ...] = ()
+        self._client_ssl: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
         from kitecore.builtins import register_builtins
 
@@ -332,6 +336,24 @@ class Kite:
         client._reconnect = reconnect
         return client
 
+    @property
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """The context this kite dials ``https://``/``wss://`` URLs with
+        (:func:`kitecore.tls.client_context`), made once and again when the TLS fields of
+        :attr:`config` change."""
+        c = self.config
+        key = (
+            c.tls_ca_file,
+            c.tls_client_cert_file,
+            c.tls_client_key_file,
+            c.tls_insecure,
+        )
+        cached = self._client_ssl
+        if cached is None or cached[0] != key:
+            cached = (key, client_context(c))
+            self._client_ssl = cached
+        return cached[1]
+
     def transport_for(self, url: str, name: str | None = None) -> Transport:
         """The transport that dials ``url`` first: by name, or the best that accepts the URL."""
         return self.transports_for(url, name)[0]
@@ -515,7 +537,9 @@ class Kite:
         group = await self._tasks.open()
         try:
             config = self.config
+            ssl_context = server_context(config)
             server = HTTPServer(
+                handshake_timeout=config.handshake_timeout,
                 max_message_size=config.max_message_size,
                 max_header_size=config.max_header_size,
                 max_connections=config.max_connections,
@@ -536,13 +560,16 @@ class Kite:
             self._started_at = time.monotonic()
             host = self.config.ip or "0.0.0.0"
             try:
-                self.port = await group.start(server.serve, host, self.config.port)
+                self.port = await group.start(
+                    partial(server.serve, ssl_context=ssl_context), host, self.config.port
+                )
             except OSError as exc:
                 raise ListenError(host, self.config.port, exc) from exc
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
             if ":" in shown:
                 shown = f"[{shown}]"
-            self.url = f"http://{shown}:{self.port}/kite"
+            scheme = "http" if ssl_context is None else "https"
+            self.url = f"{scheme}://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
             self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()

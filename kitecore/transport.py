@@ -7,6 +7,7 @@ Everything above this seam sees only whole dnode message texts.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -50,6 +51,9 @@ class DialOptions:
     handshake_timeout: float = 15.0
     max_message_size: int = 16 * 1024 * 1024
     headers: tuple[tuple[str, str], ...] = ()
+    #: How to verify ``https://``/``wss://`` servers and which client certificate to show
+    #: (:func:`kitecore.tls.client_context`); ``None``: the system's CAs, no client certificate.
+    ssl_context: ssl.SSLContext | None = None
 
 
 @runtime_checkable
