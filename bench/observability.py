@@ -5,14 +5,16 @@ Set-ups, each its own server and client process, measured in alternating rounds:
 - ``plain``: no plugin;
 - ``observed``: kite-metrics-prometheus (``/metrics`` served by the server and scraped over
   HTTP after every round) and kite-tracing-otel (the SDK's ``TracerProvider`` with a
-  ``SimpleSpanProcessor`` and an exporter that drops the spans; every trace sampled unless
-  ``--sample-ratio`` says otherwise), on both sides.
+  ``BatchSpanProcessor``, as a deployment would use, or ``--processor simple``, and an
+  exporter that drops the spans; every trace sampled unless ``--sample-ratio`` says
+  otherwise), on both sides.
 
 With ``--parts`` also ``metrics`` and ``tracing`` alone. Workloads: ``seq`` (one call after
 another) and ``conc64`` (64 in flight). Prints the medians and the ratios to plain, by wall
 clock and by CPU time (server + client CPU seconds per round: steadier on a busy machine).
 
-    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0] [--parts]
+    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0]
+        [--processor batch|simple] [--parts]
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ def _metrics(kite: Any, side: str) -> None:
 def _tracing(kite: Any, side: str) -> None:
     from kite_tracing_otel import KiteTracing
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class DropSpans(SpanExporter):
@@ -54,7 +61,12 @@ def _tracing(kite: Any, side: str) -> None:
 
     ratio = float(os.environ.get("KITE_BENCH_SAMPLE_RATIO", "1"))
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
-    provider.add_span_processor(SimpleSpanProcessor(DropSpans()))
+    # batch: export runs on the processor's thread, off the call path (what to deploy with a
+    # real exporter); simple: export inside span.end() (cheaper only for an exporter that drops)
+    simple = os.environ.get("KITE_BENCH_PROCESSOR") == "simple"
+    provider.add_span_processor(
+        (SimpleSpanProcessor if simple else BatchSpanProcessor)(DropSpans())
+    )
     KiteTracing(tracer_provider=provider).install(kite)
 
 
@@ -91,10 +103,17 @@ def main() -> None:
         help="traces sampled (ParentBased(TraceIdRatioBased)); 1.0 records every span",
     )
     parser.add_argument(
+        "--processor",
+        choices=["batch", "simple"],
+        default="batch",
+        help="the span processor (BatchSpanProcessor or SimpleSpanProcessor)",
+    )
+    parser.add_argument(
         "--parts", action="store_true", help="also measure metrics alone and tracing alone"
     )
     args = parser.parse_args()
     os.environ["KITE_BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)  # for the child processes
+    os.environ["KITE_BENCH_PROCESSOR"] = args.processor
     setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
     ratios = [("observed", "plain")]
     if args.parts:
@@ -102,7 +121,10 @@ def main() -> None:
         ratios += [("metrics", "plain"), ("tracing", "plain")]
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
     cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
-    print(f"tracing: ParentBased(TraceIdRatioBased({args.sample_ratio})), spans dropped")
+    print(
+        f"tracing: ParentBased(TraceIdRatioBased({args.sample_ratio})), "
+        f"{args.processor} span processor, spans dropped"
+    )
     _calls.report(setups, workloads, ratios, args.repeat, cpus)
 
 

@@ -21,16 +21,16 @@ callback join the trace too.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.util.types import AttributeValue
 
 from kitecore import Kite
 from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
@@ -65,6 +65,9 @@ class KiteTracing:
         )
         #: ``None``: W3C trace context, read and written by :mod:`kite_tracing_otel.w3c`.
         self.propagator = propagator
+        # span names and attributes, made once per (service, method, peer or URL)
+        self._server_static = _Cache()
+        self._client_static = _Cache()
 
     def install(self, kite: Kite) -> None:
         """Trace every call ``kite`` serves and makes."""
@@ -80,24 +83,16 @@ class KiteTracing:
             parent = w3c.extract(metadata)
         else:
             parent = self.propagator.extract(metadata)
-        service = call.kite.name
-        method = call.method
-        attributes: dict[str, Any] = {
-            "rpc.system": _SYSTEM,
-            "rpc.service": service,
-            "rpc.method": method,
-            "kite.request_id": call.request.id,
-        }
-        address = call.peer.remote_address
-        if address:
-            host, _, port = address.rpartition(":")
-            if host and port.isdigit():
-                attributes["network.peer.address"] = host.strip("[]")
-                attributes["network.peer.port"] = int(port)
-            else:
-                attributes["network.peer.address"] = address
+        key = (call.kite.name, call.method, call.peer.remote_address)
+        static = self._server_static.get(key)
+        if static is None:
+            static = self._server_static.remember(key, _server_static(*key))
+        name, attributes = static
         span = self.tracer.start_span(
-            f"{service}/{method}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+            name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={**attributes, "kite.request_id": call.request.id},
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
@@ -113,26 +108,21 @@ class KiteTracing:
         """A ``CLIENT`` span around one ``tell``; its context goes out in the metadata."""
         client = call.client
         remote = client.remote_kite
-        service = remote.name if remote is not None else ""
-        method = call.method
-        attributes: dict[str, Any] = {
-            "rpc.system": _SYSTEM,
-            "rpc.service": service,
-            "rpc.method": method,
-        }
-        url = client.url
-        if url:
-            attributes.update(_server_attributes(url))
-        span = self.tracer.start_span(
-            f"{service or _SYSTEM}/{method}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-        span_context = trace.set_span_in_context(span)
+        key = (remote.name if remote is not None else "", call.method, client.url)
+        static = self._client_static.get(key)
+        if static is None:
+            static = self._client_static.remember(key, _client_static(*key))
+        name, attributes = static
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         if self.propagator is None:
             w3c.inject(call.metadata, span.get_span_context())
         else:
-            self.propagator.inject(call.metadata, context=span_context)
-        if any(callable(arg) or type(arg) is dict for arg in call.args):
-            call.args = tuple(_in_context(arg, span_context) for arg in call.args)
+            self.propagator.inject(call.metadata, context=trace.set_span_in_context(span))
+        for arg in call.args:  # functions among the arguments become callbacks
+            if type(arg) is dict or callable(arg):
+                span_context = trace.set_span_in_context(span)
+                call.args = tuple(_in_context(arg, span_context) for arg in call.args)
+                break
         try:
             return await proceed()
         except BaseException as exc:
@@ -142,20 +132,60 @@ class KiteTracing:
             span.end()
 
 
-@functools.lru_cache(maxsize=1024)
-def _server_attributes(url: str) -> dict[str, Any]:
-    """``server.address`` and ``server.port`` of a kite URL (parsed once per URL)."""
-    parts = urlsplit(url)
-    found: dict[str, Any] = {}
-    if parts.hostname:
-        found["server.address"] = parts.hostname
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        found["server.port"] = port
-    return found
+#: A span's name and the attributes every span of one key shares.
+_Static: TypeAlias = tuple[str, Mapping[str, AttributeValue]]
+
+
+class _Cache(dict[tuple[str, str, str], _Static]):
+    """Span names and attributes by key, computed once per key; emptied when it reaches
+    :data:`_CACHE_SIZE` entries (peer addresses are many: one per caller connection)."""
+
+    def remember(self, key: tuple[str, str, str], value: _Static) -> _Static:
+        if len(self) >= _CACHE_SIZE:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_CACHE_SIZE = 4096
+
+
+def _server_static(service: str, method: str, address: str) -> _Static:
+    """The name and shared attributes of the spans of calls of ``method`` served by
+    ``service`` to the peer at ``address``."""
+    attributes: dict[str, AttributeValue] = {
+        "rpc.system": _SYSTEM,
+        "rpc.service": service,
+        "rpc.method": method,
+    }
+    if address:
+        host, _, port = address.rpartition(":")
+        if host and port.isdigit():
+            attributes["network.peer.address"] = host.strip("[]")
+            attributes["network.peer.port"] = int(port)
+        else:
+            attributes["network.peer.address"] = address
+    return f"{service}/{method}", attributes
+
+
+def _client_static(service: str, method: str, url: str | None) -> _Static:
+    """The name and attributes of the spans of calls of ``method`` on ``service`` at ``url``."""
+    attributes: dict[str, AttributeValue] = {
+        "rpc.system": _SYSTEM,
+        "rpc.service": service,
+        "rpc.method": method,
+    }
+    if url:
+        parts = urlsplit(url)
+        if parts.hostname:
+            attributes["server.address"] = parts.hostname
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port:
+            attributes["server.port"] = port
+    return f"{service or _SYSTEM}/{method}", attributes
 
 
 def _failed(span: Any, exc: BaseException) -> None:
