@@ -9,9 +9,11 @@ Set-ups, each its own server and client process, measured in alternating rounds:
   exporter that drops the spans; every trace sampled unless ``--sample-ratio`` says
   otherwise), on both sides.
 
-With ``--parts`` also ``metrics`` and ``tracing`` alone. Workloads: ``seq`` (one call after
-another) and ``conc64`` (64 in flight). Prints the medians and the ratios to plain, by wall
-clock and by CPU time (server + client CPU seconds per round: steadier on a busy machine).
+With ``--parts`` also ``metrics`` and ``tracing`` alone, and ``spans``: bare SDK spans (one
+per call and side, no context carried), the share of the cost that is the SDK's own.
+Workloads: ``seq`` (one call after another) and ``conc64`` (64 in flight). Prints the medians
+and the ratios to plain, by wall clock and by CPU time (server + client CPU seconds per
+round: steadier on a busy machine).
 
     python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0]
         [--processor batch|simple] [--parts]
@@ -44,8 +46,9 @@ def _metrics(kite: Any, side: str) -> None:
     metrics.serve(kite)
 
 
-def _tracing(kite: Any, side: str) -> None:
-    from kite_tracing_otel import KiteTracing
+def _provider() -> Any:
+    """The SDK's tracer provider the bench traces to (sampling and processor from the
+    parent's options), with an exporter that drops the spans."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
@@ -67,7 +70,32 @@ def _tracing(kite: Any, side: str) -> None:
     provider.add_span_processor(
         (SimpleSpanProcessor if simple else BatchSpanProcessor)(DropSpans())
     )
-    KiteTracing(tracer_provider=provider).install(kite)
+    return provider
+
+
+def _tracing(kite: Any, side: str) -> None:
+    from kite_tracing_otel import KiteTracing
+
+    KiteTracing(tracer_provider=_provider()).install(kite)
+
+
+def _spans(kite: Any, side: str) -> None:
+    """The SDK's own share: one span per call and side, started and ended around the call
+    with the plugin's attributes, no trace context carried (what no plugin can avoid)."""
+    from opentelemetry.trace import SpanKind
+
+    tracer = _provider().get_tracer("bench")
+    attributes = {"rpc.system": "kite", "rpc.service": "square", "rpc.method": "square"}
+    kind = SpanKind.SERVER if side == "server" else SpanKind.CLIENT
+
+    async def span(call: Any, proceed: Any) -> Any:
+        current = tracer.start_span("square/square", kind=kind, attributes=attributes)
+        try:
+            return await proceed()
+        finally:
+            current.end()
+
+    kite.add_interceptor(**{side: span})
 
 
 def _observed(kite: Any, side: str) -> None:
@@ -80,6 +108,7 @@ MODES = {
     "metrics": (["websocket"], _metrics),
     "tracing": (["websocket"], _tracing),
     "observed": (["websocket"], _observed),
+    "spans": (["websocket"], _spans),
 }
 
 
@@ -109,7 +138,9 @@ def main() -> None:
         help="the span processor (BatchSpanProcessor or SimpleSpanProcessor)",
     )
     parser.add_argument(
-        "--parts", action="store_true", help="also measure metrics alone and tracing alone"
+        "--parts",
+        action="store_true",
+        help="also measure metrics alone, tracing alone and bare SDK spans",
     )
     args = parser.parse_args()
     os.environ["KITE_BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)  # for the child processes
@@ -117,8 +148,12 @@ def main() -> None:
     setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
     ratios = [("observed", "plain")]
     if args.parts:
-        setups += [_calls.Setup("metrics", "metrics"), _calls.Setup("tracing", "tracing")]
-        ratios += [("metrics", "plain"), ("tracing", "plain")]
+        setups += [
+            _calls.Setup("metrics", "metrics"),
+            _calls.Setup("tracing", "tracing"),
+            _calls.Setup("spans", "spans"),
+        ]
+        ratios += [("metrics", "plain"), ("tracing", "plain"), ("spans", "plain")]
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
     cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
     print(

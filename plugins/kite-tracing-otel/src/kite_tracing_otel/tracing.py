@@ -108,7 +108,7 @@ class KiteTracing:
         """A ``CLIENT`` span around one ``tell``; its context goes out in the metadata."""
         client = call.client
         remote = client.remote_kite
-        key = (remote.name if remote is not None else "", call.method, client.url)
+        key = (remote.name if remote is not None else "", call.method, client.url or "")
         static = self._client_static.get(key)
         if static is None:
             static = self._client_static.remember(key, _client_static(*key))
@@ -168,7 +168,7 @@ def _server_static(service: str, method: str, address: str) -> _Static:
     return f"{service}/{method}", attributes
 
 
-def _client_static(service: str, method: str, url: str | None) -> _Static:
+def _client_static(service: str, method: str, url: str) -> _Static:
     """The name and attributes of the spans of calls of ``method`` on ``service`` at ``url``."""
     attributes: dict[str, AttributeValue] = {
         "rpc.system": _SYSTEM,
