@@ -29,7 +29,17 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from kitecore import Kite
@@ -68,6 +78,8 @@ class KiteTracing:
         # span names and attributes, made once per (service, method, peer or URL)
         self._server_static = _Cache()
         self._client_static = _Cache()
+        #: Span ids for calls from unsampled traces when the sampler is known to drop them.
+        self._new_span_id = _unsampled_remote_dropped(self.tracer)
 
     def install(self, kite: Kite) -> None:
         """Trace every call ``kite`` serves and makes."""
@@ -83,17 +95,19 @@ class KiteTracing:
             parent = w3c.extract(metadata)
         else:
             parent = self.propagator.extract(metadata)
-        key = (call.kite.name, call.method, call.peer.remote_address)
-        static = self._server_static.get(key)
-        if static is None:
-            static = self._server_static.remember(key, _server_static(*key))
-        name, attributes = static
-        span = self.tracer.start_span(
-            name,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={**attributes, "kite.request_id": call.request.id},
-        )
+        span = self._unsampled(parent) if self._new_span_id is not None else None
+        if span is None:
+            key = (call.kite.name, call.method, call.peer.remote_address)
+            static = self._server_static.get(key)
+            if static is None:
+                static = self._server_static.remember(key, _server_static(*key))
+            name, attributes = static
+            span = self.tracer.start_span(
+                name,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={**attributes, "kite.request_id": call.request.id},
+            )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             return await proceed()
@@ -103,6 +117,26 @@ class KiteTracing:
         finally:
             otel_context.detach(token)
             span.end()
+
+    def _unsampled(self, parent: otel_context.Context) -> Span | None:
+        """The span of a call whose caller's trace is not sampled, made without the SDK when
+        its sampler would drop it anyway (``None``: ask the SDK).
+
+        The same span the SDK would make: not recording, the caller's trace id, trace state
+        and random-trace-id flag, a span id of its own."""
+        remote = trace.get_current_span(parent).get_span_context()
+        if not remote.is_remote or remote.trace_flags.sampled or not remote.is_valid:
+            return None
+        assert self._new_span_id is not None
+        return NonRecordingSpan(
+            SpanContext(
+                remote.trace_id,
+                self._new_span_id(),
+                is_remote=False,
+                trace_flags=_RANDOM if remote.trace_flags & _RANDOM else _NOT_SAMPLED,
+                trace_state=remote.trace_state,
+            )
+        )
 
     async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
         """A ``CLIENT`` span around one ``tell``; its context goes out in the metadata."""
@@ -130,6 +164,35 @@ class KiteTracing:
             raise
         finally:
             span.end()
+
+
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_RANDOM = TraceFlags(0x02)  # W3C trace context level 2: the trace id is random
+
+
+def _unsampled_remote_dropped(tracer: Tracer) -> Callable[[], int] | None:
+    """The SDK tracer's span id generator when its sampler drops every span whose remote
+    parent is not sampled (OpenTelemetry's ``ParentBased`` sampler, the default, with its
+    default ``remote_parent_not_sampled``); ``None`` for anything else (the API's no-op
+    tracer, other samplers): those spans are then left to the tracer."""
+    try:
+        from opentelemetry.sdk.trace import Tracer as SdkTracer
+        from opentelemetry.sdk.trace.sampling import ParentBased
+    except ImportError:  # the API alone
+        return None
+    if type(tracer) is not SdkTracer:
+        return None
+    sampler = tracer.sampler
+    if (
+        not isinstance(sampler, ParentBased)
+        or type(sampler).should_sample is not ParentBased.should_sample
+    ):
+        return None
+    # the one public way to see the delegate (the SDK leaves the method unannotated)
+    description: str = sampler.get_description()  # type: ignore[no-untyped-call]
+    if ",remoteParentNotSampled:AlwaysOffSampler," not in description:
+        return None
+    return tracer.id_generator.generate_span_id
 
 
 #: A span's name and the attributes every span of one key shares.
