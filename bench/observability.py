@@ -138,6 +138,11 @@ def main() -> None:
         help="the span processor (BatchSpanProcessor or SimpleSpanProcessor)",
     )
     parser.add_argument(
+        "--baseline-tree",
+        help="a directory holding another kitecore, kite_tracing_otel and kite_metrics_prometheus"
+        " (e.g. from git archive of an older commit): also measure `observed` on that code",
+    )
+    parser.add_argument(
         "--parts",
         action="store_true",
         help="also measure metrics alone, tracing alone and bare SDK spans",
@@ -147,6 +152,10 @@ def main() -> None:
     os.environ["KITE_BENCH_PROCESSOR"] = args.processor
     setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
     ratios = [("observed", "plain")]
+    if args.baseline_tree:
+        tree = os.path.abspath(args.baseline_tree)
+        setups.append(_calls.Setup("observed@base", "observed", tree))
+        ratios.append(("observed@base", "plain"))
     if args.parts:
         setups += [
             _calls.Setup("metrics", "metrics"),
