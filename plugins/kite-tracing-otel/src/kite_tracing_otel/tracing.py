@@ -17,6 +17,12 @@ server, so a call A → B → C made from inside B's handler is one trace. The s
 the current span while the handler runs (contextvars), and functions passed as arguments
 (callbacks) run inside the client span of the call that passed them, so calls made from a
 callback join the trace too.
+
+Per call, the plugin's own work is kept small (names and attributes made once per method and
+peer, W3C headers read and written directly); the SDK's ``start_span``/``end`` is most of the
+cost of a recorded span. A call whose caller's trace is not sampled gets its non-recording span
+without the SDK when the tracer is the SDK's with the default ``ParentBased`` sampler (which
+would drop it anyway).
 """
 
 from __future__ import annotations
