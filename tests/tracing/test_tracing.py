@@ -13,6 +13,7 @@ from kite_tracing_otel import plugin as tracing_plugin
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -181,3 +182,52 @@ async def test_the_plugin_traces_kites_that_opt_in(
     config = kite_config.copy()
     config.extra["tracing"] = "0"  # the config wins over the environment
     assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_interceptors
+
+
+class _OwnParentBased(ParentBased):
+    """ParentBased as a subclass: the plugin can't tell what it does, so the SDK decides."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return super().should_sample(*args, **kwargs)
+
+
+@pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_OFF), _OwnParentBased(ALWAYS_OFF)])
+async def test_an_unsampled_trace_goes_on_through_three_kites_and_records_nothing(
+    make_kite: Any, exporter: InMemorySpanExporter, sampler: Sampler
+) -> None:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = KiteTracing(tracer_provider=provider)
+    seen: dict[str, str] = {}
+
+    def recorder(name: str) -> Any:
+        async def record(call: Any, proceed: Any) -> Any:
+            seen[name] = call.metadata["traceparent"]
+            return await proceed()
+
+        return record
+
+    c = await make_kite("c", methods={"square": square})
+    tracing.install(c)
+    c.add_interceptor(server=recorder("c"))
+    clients: dict[str, Any] = {}
+
+    async def relay(r: Any) -> Any:
+        return await clients["c"].tell("square", r.args.one(float))
+
+    b = await make_kite("b", methods={"relay": relay})
+    tracing.install(b)
+    b.add_interceptor(server=recorder("b"))
+    a = await make_kite("a")
+    tracing.install(a)
+    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
+        clients["c"] = to_c
+        assert await to_b.tell("relay", 3) == 9
+    provider.shutdown()
+    assert exporter.get_finished_spans() == ()
+    _, trace_b, parent_b, flags_b = seen["b"].split("-")
+    _, trace_c, parent_c, flags_c = seen["c"].split("-")
+    assert trace_b == trace_c  # B's call to C continues A's trace
+    assert parent_b != parent_c  # through a span of B's own
+    assert flags_b == flags_c  # the same flags, as the SDK sets them (random trace id: 02)
+    assert not int(flags_c, 16) & 1  # not sampled

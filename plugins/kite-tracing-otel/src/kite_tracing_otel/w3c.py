@@ -18,6 +18,8 @@ __all__ = ["extract", "inject"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _HEX = frozenset("0123456789abcdef")
+#: Every ``trace-flags`` field (two lowercase hex digits) and its value, made once.
+_FLAGS = {f"{value:02x}": TraceFlags(value) for value in range(256)}
 _ROOT = Context()
 
 
@@ -26,14 +28,15 @@ def extract(carrier: Mapping[str, str]) -> Context:
     header = carrier.get("traceparent")
     if header is None:
         return _ROOT
+    flags = _FLAGS.get(header[53:])
     if (
-        len(header) != 55
+        flags is None
+        or len(header) != 55
         or not header.startswith("00-")
         or header[35] != "-"
         or header[52] != "-"
         or not _HEX.issuperset(header[3:35])
         or not _HEX.issuperset(header[36:52])
-        or not _HEX.issuperset(header[53:])
     ):
         return _PROPAGATOR.extract(carrier)  # its rules for everything else
     trace_id = int(header[3:35], 16)
@@ -45,7 +48,7 @@ def extract(carrier: Mapping[str, str]) -> Context:
         trace_id,
         span_id,
         is_remote=True,
-        trace_flags=TraceFlags(int(header[53:], 16)),
+        trace_flags=flags,
         trace_state=TraceState.from_header([state]) if state else None,
     )
     return trace.set_span_in_context(NonRecordingSpan(span_context), _ROOT)
