@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
-from kitecore.connection import Connection
+from kitecore.connection import Connection, RemoteCallback
 from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
@@ -669,7 +669,10 @@ def _reply(connection: Connection, respond: Any, result: Any, error: KiteError |
         logger.debug("%r: reply dropped, the caller has gone", connection)
         return
     try:
-        respond(*response_arguments(result, error))
+        if error is None and type(respond) is RemoteCallback:
+            respond.send_result(result)  # the reply encoded without building it first
+        else:
+            respond(*response_arguments(result, error))
     except KiteError as exc:
         logger.warning("%r: could not send the reply: %s", connection, exc)
         if error is None and not connection.closed:  # e.g. a result that is not JSON
