@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextvars
+import functools
 import inspect
 import logging
 import math
@@ -368,7 +369,7 @@ class Client:
             raise DialError(f"can't connect to {url}: {exc}") from exc
         return Connection(
             stream,
-            self._dispatch,
+            functools.partial(kite._serve_call, self),  # no extra frame per call
             peer=PeerInfo(transport.name, url),
             dialed=True,
             max_message_size=kite.config.max_message_size,
@@ -429,9 +430,6 @@ class Client:
                     await outcome
             except Exception:
                 logger.exception("%r: hook %r raised", self, hook)
-
-    async def _dispatch(self, connection: Connection, method: str, arguments: list[Any]) -> None:
-        await self.kite._serve_call(self, connection, method, arguments)
 
     async def close(self) -> None:
         """Close the connection and stop reconnecting. Idempotent."""
