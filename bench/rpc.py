@@ -1,24 +1,32 @@
-"""RPC throughput: Kite over raw WebSocket against bare JSON-RPC over ``websockets``.
+"""RPC throughput: Kite over raw WebSocket against bare JSON-RPC (``websockets``, ``aiohttp``).
 
-Three workloads, each on one connection to a server in another process:
+Four workloads, each against a server in another process:
 
-- ``seq``: ``square`` calls one after another;
-- ``conc64``: 64 calls in flight at all times;
+- ``seq``: ``square`` calls one after another on one connection;
+- ``conc64``: 64 calls in flight at all times on one connection;
+- ``conn100``: 100 connections, each making 200 calls one after another, all in parallel
+  (connections are opened before the clock starts);
 - ``connect``: connect, one call, close, repeated.
 
-The baseline is the same workload as bare JSON-RPC (``{id, method, params}`` ->
-``{id, result}``) with the ``websockets`` library on both ends. Each figure is the median
-of ``--repeat`` rounds, kite and baseline alternating. Server and client are pinned to
-different cores when the machine has two or more. The last line gives the ratios
-(kite / websockets; above 1.0 means Kite is faster).
+The baselines make the same calls as bare JSON-RPC (``{id, method, params}`` ->
+``{id, result}``) with one WebSocket library on both ends, compression off: ``websockets`` and
+``aiohttp``. Every peer runs its server in its own process, and its client in another one;
+the servers share one core and the clients another when the machine has two or more. Each
+figure is the median of ``--repeat`` rounds, the peers taking turns round by round. Besides
+calls/s (connections/s for ``connect``) it prints the server's CPU time per call (µs, read
+from ``/proc`` on Linux) and the ratios Kite/websockets and Kite/aiohttp (above 1.0: Kite is
+faster). ``--tree PATH`` adds a fourth peer: Kite from another checkout (for before/after in
+the same run). Both event loops are measured in one run unless ``--loop`` says otherwise.
 
-    python bench/rpc.py [--calls 5000] [--connects 500] [--repeat 5] [--uvloop]
+    python bench/rpc.py [--calls 5000] [--connects 500] [--repeat 5] [--loop both|asyncio|uvloop]
+                        [--tree /path/to/old/checkout] [--workloads seq,conc64,conn100,connect]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
@@ -26,12 +34,17 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 CONCURRENCY = 64
+CONNECTIONS = 100
+CALLS_PER_CONNECTION = 200
+WORKLOADS = ("seq", "conc64", "conn100", "connect")
+BASELINES = ("websockets", "aiohttp")
 
-
-# ---------------------------------------------------------------- servers
+# --------------------------------------------------------------------------- servers
 
 
 def serve_kite(uvloop: bool) -> None:
@@ -43,10 +56,11 @@ def serve_kite(uvloop: bool) -> None:
     config = Config(ip="127.0.0.1", port=0, disable_authentication=True)
     kite = Kite("square", "1.0.0", config=config, plugins=load_plugins(names=["websocket"]))
 
-    @kite.handle("square")
-    async def square(r):  # type: ignore[no-untyped-def]
+    async def square(r: Any) -> Any:
         a = r.args.one()
         return a * a
+
+    kite.handle("square", square)
 
     async def main() -> None:
         async with kite:
@@ -56,10 +70,10 @@ def serve_kite(uvloop: bool) -> None:
     anyio.run(main, backend_options={"use_uvloop": uvloop})
 
 
-def serve_jsonrpc(uvloop: bool) -> None:
-    from websockets.asyncio.server import serve
+def serve_websockets(uvloop: bool) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
 
-    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+    async def handler(ws: ServerConnection) -> None:
         async for text in ws:
             request = json.loads(text)
             a = request["params"][0]
@@ -74,208 +88,373 @@ def serve_jsonrpc(uvloop: bool) -> None:
     _run(main(), uvloop)
 
 
-def _run(coro: Awaitable[None], uvloop: bool) -> None:
+def serve_aiohttp(uvloop: bool) -> None:
+    from aiohttp import WSMsgType, web
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                call = json.loads(message.data)
+                a = call["params"][0]
+                await ws.send_str(json.dumps({"id": call["id"], "result": a * a}))
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        print(port, flush=True)
+        await asyncio.Future()
+
+    _run(main(), uvloop)
+
+
+def _run(coro: Coroutine[Any, Any, None], uvloop: bool) -> None:
     if uvloop:
         import uvloop as _uvloop
 
-        _uvloop.run(coro)  # type: ignore[arg-type]
+        _uvloop.run(coro)
     else:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
 
 
-# ---------------------------------------------------------------- clients
+# --------------------------------------------------------------------------- clients
 
-Workload = Callable[[str, int], Awaitable[float]]
-
-
-async def kite_seq(url: str, n: int) -> float:
-    client_kite = _client_kite()
-    async with client_kite.new_client(url) as client:
-        await client.tell("square", 1)
-        start = time.perf_counter()
-        for i in range(n):
-            await client.tell("square", i)
-        return n / (time.perf_counter() - start)
+#: ``call(method, arg)`` returns the result; ``close()`` ends the connection.
+Call = Callable[[str, int], Awaitable[Any]]
+Close = Callable[[], Awaitable[None]]
+#: ``open(url)`` connects and returns ``(call, close)``.
+Opener = Callable[[str], Awaitable[tuple[Call, Close]]]
 
 
-async def kite_conc(url: str, n: int) -> float:
-    client_kite = _client_kite()
-    async with client_kite.new_client(url) as client:
-        await client.tell("square", 1)
-        per_task = n // CONCURRENCY
+def kite_opener() -> tuple[Opener, Close]:
+    from kitecore import Config, Kite
+    from kitecore.plugins import load_plugins
 
-        async def worker() -> None:
-            for i in range(per_task):
-                await client.tell("square", i)
+    kite = Kite("bench", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return per_task * CONCURRENCY / (time.perf_counter() - start)
+    async def open_(url: str) -> tuple[Call, Close]:
+        client = kite.new_client(url)
+        await client.__aenter__()  # as ``async with``, across the workload's calls
 
+        async def close() -> None:
+            await client.__aexit__(None, None, None)
 
-async def kite_connect(url: str, n: int) -> float:
-    client_kite = _client_kite()
-    start = time.perf_counter()
-    for i in range(n):
-        async with client_kite.new_client(url) as client:
-            await client.tell("square", i)
-    return n / (time.perf_counter() - start)
+        return client.tell, close
 
+    async def finish() -> None:
+        pass
 
-_KITE = None
-
-
-def _client_kite():  # type: ignore[no-untyped-def]
-    global _KITE
-    if _KITE is None:
-        from kitecore import Config, Kite
-        from kitecore.plugins import load_plugins
-
-        _KITE = Kite("bench", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
-    return _KITE
+    return open_, finish
 
 
 class JSONRPCClient:
     """A minimal, natural JSON-RPC client: one reader task resolving futures by id."""
 
-    def __init__(self, ws) -> None:  # type: ignore[no-untyped-def]
-        self.ws = ws
+    def __init__(self, send: Callable[[str], Awaitable[None]], texts: Any) -> None:
+        self.send = send
         self.ids = itertools.count()
-        self.waiting: dict[int, asyncio.Future[object]] = {}
-        self.reader = asyncio.create_task(self._read())
+        self.waiting: dict[int, asyncio.Future[Any]] = {}
+        self.reader = asyncio.create_task(self._read(texts))
 
-    async def _read(self) -> None:
-        async for text in self.ws:
+    async def _read(self, texts: Any) -> None:
+        async for text in texts:
             reply = json.loads(text)
             self.waiting.pop(reply["id"]).set_result(reply["result"])
 
-    async def call(self, method: str, *params: object) -> object:
+    async def call(self, method: str, *params: Any) -> Any:
         request_id = next(self.ids)
         future = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
-        await self.ws.send(json.dumps({"id": request_id, "method": method, "params": params}))
+        await self.send(json.dumps({"id": request_id, "method": method, "params": params}))
         return await future
 
-    async def close(self) -> None:
-        self.reader.cancel()
-        await self.ws.close()
 
-
-async def _jsonrpc(url: str) -> JSONRPCClient:
+def websockets_opener() -> tuple[Opener, Close]:
     from websockets.asyncio.client import connect
 
-    return JSONRPCClient(await connect(url, compression=None))
+    async def open_(url: str) -> tuple[Call, Close]:
+        ws = await connect(url, compression=None)
+        client = JSONRPCClient(ws.send, ws)
+
+        async def close() -> None:
+            client.reader.cancel()
+            await ws.close()
+
+        return client.call, close
+
+    async def finish() -> None:
+        pass
+
+    return open_, finish
 
 
-async def ws_seq(url: str, n: int) -> float:
-    client = await _jsonrpc(url)
-    await client.call("square", 1)
-    start = time.perf_counter()
-    for i in range(n):
-        await client.call("square", i)
-    rate = n / (time.perf_counter() - start)
-    await client.close()
-    return rate
+def aiohttp_opener() -> tuple[Opener, Close]:
+    import aiohttp
+
+    session: aiohttp.ClientSession | None = None
+
+    async def texts(ws: aiohttp.ClientWebSocketResponse) -> Any:
+        async for message in ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                yield message.data
+
+    async def open_(url: str) -> tuple[Call, Close]:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        ws = await session.ws_connect(url, compress=0, autoping=True)
+        client = JSONRPCClient(ws.send_str, texts(ws))
+
+        async def close() -> None:
+            client.reader.cancel()
+            await ws.close()
+
+        return client.call, close
+
+    async def finish() -> None:
+        if session is not None:
+            await session.close()
+
+    return open_, finish
 
 
-async def ws_conc(url: str, n: int) -> float:
-    client = await _jsonrpc(url)
-    await client.call("square", 1)
-    per_task = n // CONCURRENCY
+async def run_workload(open_: Opener, url: str, workload: str, n: int) -> float:
+    """Run ``workload`` with about ``n`` calls (connections for ``connect``); return per second."""
+    if workload == "connect":
+        start = time.perf_counter()
+        for i in range(n):
+            call, close = await open_(url)
+            await call("square", i)
+            await close()
+        return n / (time.perf_counter() - start)
 
-    async def worker() -> None:
-        for i in range(per_task):
-            await client.call("square", i)
+    if workload == "conn100":
+        connections = [await open_(url) for _ in range(CONNECTIONS)]
+        calls = [call for call, _ in connections]
+        per_connection = CALLS_PER_CONNECTION
+    else:
+        connections = [await open_(url)]
+        calls = [connections[0][0]] * (CONCURRENCY if workload == "conc64" else 1)
+        per_connection = max(1, n // len(calls))
+    try:
+        for call in {id(c): c for c in calls}.values():
+            await call("square", 1)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    rate = per_task * CONCURRENCY / (time.perf_counter() - start)
-    await client.close()
-    return rate
+        async def worker(call: Call) -> None:
+            for i in range(per_connection):
+                await call("square", i)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(call) for call in calls))
+        return per_connection * len(calls) / (time.perf_counter() - start)
+    finally:
+        for _, close in reversed(connections):  # LIFO: each Kite client owns a task group
+            await close()
 
 
-async def ws_connect(url: str, n: int) -> float:
-    start = time.perf_counter()
-    for i in range(n):
-        client = await _jsonrpc(url)
-        await client.call("square", i)
-        await client.close()
-    return n / (time.perf_counter() - start)
+def client_main(kind: str, url: str, uvloop: bool) -> None:
+    """Child: open the peer's client, then run the workloads named on stdin, one a line
+    (``WORKLOAD N``), printing the rate of each."""
+    openers = {"websockets": websockets_opener, "aiohttp": aiohttp_opener}
+    opener, finish = openers.get(kind, kite_opener)()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            workload, n = line.split()
+            rate = await run_workload(opener, url, workload, int(n))
+            print(rate, flush=True)
+        await finish()
+
+    _run(main(), uvloop)
 
 
-# ---------------------------------------------------------------- driver
+# --------------------------------------------------------------------------- driver
 
 
-def start_server(kind: str, uvloop: bool, cpu: int | None) -> tuple[subprocess.Popen[str], int]:
-    command = [sys.executable, __file__, "--serve", kind]
-    if uvloop:
-        command.append("--uvloop")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    if cpu is not None:
-        os.sched_setaffinity(process.pid, {cpu})
-    assert process.stdout is not None
-    port = int(process.stdout.readline())
-    return process, port
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by every thread of process ``pid``."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])  # nanoseconds on a CPU
+        return total / 1e9
+    except OSError:
+        return float("nan")
+
+
+@dataclass
+class Peer:
+    """One measured implementation: its server and client processes and results."""
+
+    label: str
+    kind: str  # kite, websockets or aiohttp
+    tree: str | None = None
+    server: subprocess.Popen[str] | None = None
+    client: subprocess.Popen[str] | None = None
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.tree:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.tree, env.get("PYTHONPATH")]))
+        return env
+
+    def start(self, uvloop: bool, server_cpu: int | None, client_cpu: int | None) -> None:
+        loop_args = ["--uvloop"] if uvloop else []
+        self.server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", self.kind, *loop_args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self._env(),
+        )
+        if server_cpu is not None:
+            os.sched_setaffinity(self.server.pid, {server_cpu})
+        assert self.server.stdout is not None
+        port = int(self.server.stdout.readline())
+        path = "/kite" if self.kind == "kite" else "/"
+        self.client = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                self.kind,
+                f"ws://127.0.0.1:{port}{path}",
+                *loop_args,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self._env(),
+        )
+        if client_cpu is not None:
+            os.sched_setaffinity(self.client.pid, {client_cpu})
+
+    def measure(self, workload: str, n: int) -> None:
+        assert self.server and self.client and self.client.stdin and self.client.stdout
+        calls = CONNECTIONS * CALLS_PER_CONNECTION if workload == "conn100" else n
+        before = cpu_seconds(self.server.pid)
+        self.client.stdin.write(f"{workload} {n}\n")
+        self.client.stdin.flush()
+        line = self.client.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.label} client died during {workload}")
+        used = cpu_seconds(self.server.pid) - before
+        self.rates.setdefault(workload, []).append(float(line))
+        self.cpu_us.setdefault(workload, []).append(used / calls * 1e6)
+
+    def stop(self) -> None:
+        for process in (self.client, self.server):
+            if process is None:
+                continue
+            if process is self.client and process.stdin:
+                process.stdin.close()
+            else:
+                process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def median(self, workload: str) -> tuple[float, float]:
+        return (
+            statistics.median(self.rates[workload]),
+            statistics.median(self.cpu_us[workload]),
+        )
+
+
+def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> list[str]:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    peers = [Peer("kite", "kite")]
+    if args.tree:
+        peers.append(Peer("kite@tree", "kite", args.tree))
+    peers += [Peer(name, name) for name in BASELINES]
+    try:
+        for peer in peers:
+            peer.start(uvloop, server_cpu, client_cpu)
+        sizes = {"seq": args.calls, "conc64": args.calls * 2, "conn100": 0}
+        sizes["connect"] = args.connects
+        for workload in workloads:
+            for _ in range(args.repeat):
+                for peer in peers:
+                    peer.measure(workload, sizes[workload])
+    finally:
+        for peer in peers:
+            peer.stop()
+
+    loop_name = "uvloop" if uvloop else "asyncio"
+    print(
+        f"event loop: {loop_name}; medians of {args.repeat} rounds; "
+        f"server cpu {server_cpu}, client cpu {client_cpu}"
+    )
+    summary = []
+    for workload in workloads:
+        unit = "conn/s " if workload == "connect" else "calls/s"
+        per = "conn" if workload == "connect" else "call"
+        cells = []
+        for peer in peers:
+            rate, cpu = peer.median(workload)
+            cells.append(f"{peer.label} {rate:7.0f} ({cpu:5.1f} µs)")
+        print(f"{workload:8s} {unit} (server cpu/{per}): " + "  ".join(cells))
+        kite_rate = peers[0].median(workload)[0]
+        ratios = [
+            f"kite/{peer.label}={kite_rate / peer.median(workload)[0]:.2f}" for peer in peers[1:]
+        ]
+        print(f"{'':8s} " + " ".join(ratios))
+        summary.append(f"{loop_name} {workload}: " + " ".join(ratios))
+    print()
+    return summary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--connects", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--uvloop", action="store_true", help="uvloop on both sides")
-    parser.add_argument("--serve", choices=["kite", "jsonrpc"], help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=["both", "asyncio", "uvloop"], default="both")
+    parser.add_argument("--uvloop", action="store_true", help="the same as --loop uvloop")
+    parser.add_argument("--tree", help="also measure Kite from this checkout (e.g. an old commit)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
+    parser.add_argument("--serve", choices=["kite", *BASELINES], help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["kite", *BASELINES], help=argparse.SUPPRESS)
+    parser.add_argument("url", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve == "kite":
-        serve_kite(args.uvloop)
+    if args.serve:
+        {"kite": serve_kite, "websockets": serve_websockets, "aiohttp": serve_aiohttp}[args.serve](
+            args.uvloop
+        )
         return
-    if args.serve == "jsonrpc":
-        serve_jsonrpc(args.uvloop)
+    if args.client:
+        client_main(args.client, args.url, args.uvloop)
         return
 
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu = cpus[0] if len(cpus) >= 2 else None
-    if len(cpus) >= 2:
-        os.sched_setaffinity(0, {cpus[1]})
-    kite_server, kite_port = start_server("kite", args.uvloop, server_cpu)
-    ws_server, ws_port = start_server("jsonrpc", args.uvloop, server_cpu)
-    kite_url = f"ws://127.0.0.1:{kite_port}/kite"
-    ws_url = f"ws://127.0.0.1:{ws_port}/"
-    workloads: list[tuple[str, Workload, Workload, int]] = [
-        ("seq", kite_seq, ws_seq, args.calls),
-        ("conc64", kite_conc, ws_conc, args.calls * 2),
-        ("connect", kite_connect, ws_connect, args.connects),
-    ]
-    results: dict[str, tuple[list[float], list[float]]] = {}
-
-    async def measure() -> None:
-        for name, kite_run, ws_run, n in workloads:
-            kite_rates: list[float] = []
-            ws_rates: list[float] = []
-            for _ in range(args.repeat):
-                kite_rates.append(await kite_run(kite_url, n))
-                ws_rates.append(await ws_run(ws_url, n))
-            results[name] = (kite_rates, ws_rates)
-
-    try:
-        _run(measure(), args.uvloop)
-    finally:
-        for process in (kite_server, ws_server):
-            process.terminate()
-            process.wait()
-
-    loop_name = "uvloop" if args.uvloop else "asyncio"
-    print(
-        f"event loop: {loop_name}; medians of {args.repeat} rounds; "
-        f"server cpu {server_cpu}, client cpu {cpus[1] if len(cpus) >= 2 else None}"
-    )
-    ratios = []
-    for name, (kite_rates, ws_rates) in results.items():
-        k, w = statistics.median(kite_rates), statistics.median(ws_rates)
-        unit = "connections/s" if name == "connect" else "calls/s"
-        print(f"{name:8s} kite {k:10.0f} {unit}   websockets {w:10.0f} {unit}   ratio {k / w:.2f}")
-        ratios.append(f"{name}={k / w:.2f}")
-    print("kite/websockets ratios: " + " ".join(ratios))
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload {', '.join(sorted(unknown))}; choose from {WORKLOADS}")
+    if args.uvloop:
+        args.loop = "uvloop"
+    loops = {"both": [False, True], "asyncio": [False], "uvloop": [True]}[args.loop]
+    if True in loops and importlib.util.find_spec("uvloop") is None:
+        print("uvloop is not installed: measuring asyncio only")
+        loops = [False]
+    summary = []
+    for uvloop in loops:
+        summary += run_loop(args, uvloop, workloads)
+    print("ratios:")
+    for line in summary:
+        print("  " + line)
 
 
 if __name__ == "__main__":

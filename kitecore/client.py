@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextvars
+import functools
 import inspect
 import logging
 import math
@@ -21,7 +22,7 @@ from kitecore.backoff import Backoff
 from kitecore.connection import Connection
 from kitecore.interceptors import METADATA_FIELD, ClientCall
 from kitecore.interceptors import run_chain as run_interceptors
-from kitecore.protocol.envelope import Authentication
+from kitecore.protocol.envelope import Authentication, RequestEncoder
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.taskgroups import OwnedTaskGroup
@@ -96,6 +97,9 @@ class Client:
         self.urls: list[str] = split_urls(url)
         #: Credentials sent with every call (``None``: ``authentication: null``).
         self.auth = auth
+        # what _tell encodes requests with, and the ``auth`` it was made for
+        self._request_encoder: RequestEncoder | None = None
+        self._encoder_auth: Any = None
         #: The remote kite's identity, if known (from Kontrol, or its first request).
         self.remote_kite = remote_kite
         #: The remote username (authenticated on accepted connections).
@@ -370,7 +374,7 @@ class Client:
             raise DialError(f"can't connect to {url}: {exc}") from exc
         return Connection(
             stream,
-            self._dispatch,
+            functools.partial(kite._serve_call, self),  # no extra frame per call
             peer=PeerInfo(transport.name, url),
             dialed=True,
             max_message_size=kite.config.max_message_size,
@@ -432,9 +436,6 @@ class Client:
             except Exception:
                 logger.exception("%r: hook %r raised", self, hook)
 
-    async def _dispatch(self, connection: Connection, method: str, arguments: list[Any]) -> None:
-        await self.kite._serve_call(self, connection, method, arguments)
-
     async def aclose(self) -> None:
         """Close the connection and stop reconnecting. Idempotent."""
         self._closed = True
@@ -483,16 +484,16 @@ class Client:
         with_args = list(args)
         scrubbed, user_callbacks = connection.scrub(with_args)
         callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
+        # the identity and authentication are encoded once, not for every call
         auth = self.auth
-        options = {
-            "kite": self.kite.identity_wire,
-            "authentication": None if auth is None else auth.to_wire(),
-            "responseCallback": "[Function]",
-            "withArgs": scrubbed,
-        }
-        if metadata:
-            options[METADATA_FIELD] = metadata
-        pending, callback_id = connection.call(method, [options], callbacks)
+        identity = self.kite.identity_wire
+        encoder = self._request_encoder
+        if encoder is None or encoder.kite is not identity or self._encoder_auth is not auth:
+            encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
+            self._request_encoder, self._encoder_auth = encoder, auth
+        pending, callback_id = connection.call(
+            method, encoder, scrubbed, callbacks, {METADATA_FIELD: metadata} if metadata else None
+        )
         try:
             return await connection.wait_response(pending, callback_id, timeout)
         except AuthenticationError as exc:

@@ -3,15 +3,17 @@
 The session state (callback ids, the callback table, pending calls, the order callbacks run
 in) lives in a sans-IO :class:`~kitecore.protocol.session.Session`; a :class:`Connection` is
 its driver. It reads whole messages from its stream, feeds them to the session, and
-- hands method calls to a pool of worker tasks, so calls run concurrently;
+- runs method calls concurrently: the reader starts each call itself, and when the call has
+  to wait for something, the reading goes over to another task (an idle worker, or a new one)
+  while this one finishes the call. A call that never waits (most do not) costs no task switch;
 - runs callbacks and delivers replies in arrival order: inline in the reader while they are
   synchronous (a reply costs no task switch), in one ordered-callback task while a callback
   returned an awaitable (what arrives meanwhile waits in the session, in order).
 
 The worker pool is what a task per call would be, without creating a task per call: an idle
-worker is woken for new work, and a worker about to run a call wakes another one first when
-more calls are waiting, so a call that blocks never holds up the ones behind it. Workers
-beyond a few idle ones exit.
+worker is woken to take over the reading (or for a call pushed through :meth:`handle_text`),
+and a worker about to run a queued call wakes another one first when more calls are waiting,
+so a call that blocks never holds up the ones behind it. Workers beyond a few idle ones exit.
 
 Sending writes straight through to the stream when nothing is queued ahead (no task switch);
 otherwise messages go into an outbox that one writer task drains, several per write. Reply
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
 from typing import Any
 
@@ -31,7 +33,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from kitecore.protocol import dnode
-from kitecore.protocol.envelope import response_arguments
+from kitecore.protocol.envelope import RequestEncoder, response_arguments
 from kitecore.protocol.errors import (
     DisconnectError,
     KiteError,
@@ -52,8 +54,9 @@ from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
 
 logger = logging.getLogger(__name__)
 
-#: Receives ``(connection, method, arguments)`` for each incoming method call.
-Dispatcher = Callable[["Connection", str, list[Any]], Awaitable[None]]
+#: Receives ``(connection, method, arguments)`` for each incoming method call (an ``async def``:
+#: the connection steps its coroutine itself).
+Dispatcher = Callable[["Connection", str, list[Any]], Coroutine[Any, Any, None]]
 
 #: Messages waiting in the outbox past which the reader stops reading (backpressure).
 _OUTBOX_HIGH_WATER = 1024
@@ -98,6 +101,10 @@ class RemoteCallback:
     def __call__(self, *args: Any) -> _Done:
         self._connection.send_call(self.id, list(args))
         return _DONE
+
+    def send_result(self, result: Any) -> None:
+        """Call it as a response callback with ``{"error": None, "result": result}``."""
+        self._connection.send_reply(self.id, result)
 
     def __repr__(self) -> str:
         return f"<RemoteCallback {self.id} on {self._connection!r}>"
@@ -164,6 +171,8 @@ class Connection:
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._workers = 0  # counted per worker task, not per call
+        self._reader_wanted = False  # the next worker to wake takes over the reading
+        self._running_calls = 0  # calls being served (one that never waits is never seen)
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
@@ -265,21 +274,33 @@ class Connection:
             self._writer_started = True
             self._task_group.start_soon(self._write_loop)
 
+    def send_reply(self, callback_id: int, result: Any) -> None:
+        """Answer the peer's response callback ``callback_id`` with ``result`` (no error):
+        what calling its :class:`RemoteCallback` with ``{"error": None, "result": result}``
+        does, without building that first."""
+        if self._closed:
+            raise SendError("can't send, client is closed")
+        self.send_text(self.session.encode_reply(callback_id, result))
+
     def call(
         self,
         method: str,
-        arguments: list[Any],
-        callbacks: dict[str, list[int | str]],
+        encoder: RequestEncoder,
+        with_args: list[Any],
+        callbacks: dict[str, dnode.Path],
+        extra: dict[str, Any] | None = None,
     ) -> tuple[PendingCall, int]:
-        """Send a prepared request and return its pending reply and response-callback id.
+        """Send a request and return its pending reply and response-callback id.
 
-        ``arguments`` must already be scrubbed and ``callbacks`` map the ids the scrubbing
-        assigned; the response callback goes at ``[0, "responseCallback"]``.
+        ``with_args`` must already be scrubbed (:meth:`scrub`) and ``callbacks`` map the ids
+        the scrubbing assigned to paths under ``[0, "withArgs"]``; the response callback goes
+        at ``[0, "responseCallback"]``. ``encoder`` holds the caller's identity and
+        authentication; ``extra`` adds call options (see :meth:`RequestEncoder.encode`).
         """
         session = self.session
         callback_id = session.new_id()
         callbacks[str(callback_id)] = [0, "responseCallback"]
-        self.send_text(dnode.encode_call(method, arguments, callbacks))
+        self.send_text(encoder.encode(method, with_args, callbacks, extra))
         # registered only once sent (no reply can arrive before we yield): a send that fails,
         # and shuts the connection down on the way, leaves no pending call nobody waits for
         pending = PendingCall(method, self.new_waiter())
@@ -323,8 +344,9 @@ class Connection:
                 if self._ordered_awaitable is not None:  # a callback ran before run()
                     self._ordered_started = True
                     tg.start_soon(self._ordered_loop)
-                await self._read_loop()
-                tg.cancel_scope.cancel()
+                if await self._read_loop():
+                    tg.cancel_scope.cancel()
+                # else: a worker reads now; the task group ends when it has seen the end
         finally:
             self._task_group = None
             self._shutdown(DisconnectError("Remote kite has disconnected"))
@@ -378,17 +400,42 @@ class Connection:
         if awaitable is not None and hasattr(awaitable, "close"):
             awaitable.close()  # a coroutine the ordered task never started
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self) -> bool:
+        """Read and handle messages. Returns True when the stream has ended, False when a
+        call this task started had to wait: another task reads now, and this one has
+        finished that call."""
         stream = self.stream
+        dispatch = self._dispatch
         while True:
             try:
                 text = await stream.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
+                return True
             except OSError as exc:
                 logger.info("%r: connection lost: %s", self, exc)
-                return
-            self.handle_text(text)
+                return True
+            call = self._receive(text)
+            if call is not None:
+                # Start the call here; most finish without waiting, and then no task switch
+                # was needed. One that waits is finished by this task, and another reads.
+                coroutine = dispatch(self, call.method, call.arguments)
+                try:
+                    awaited = coroutine.send(None)
+                except StopIteration:
+                    pass
+                except Exception:
+                    logger.exception("%r: dispatching %s failed", self, call.method)
+                else:
+                    self._reader_wanted = True
+                    self._wake_worker()
+                    self._running_calls += 1
+                    try:
+                        await _Resumed(coroutine, awaited)
+                    except Exception:
+                        logger.exception("%r: dispatching %s failed", self, call.method)
+                    finally:
+                        self._running_calls -= 1
+                    return False
             if len(self._outbox) > _OUTBOX_HIGH_WATER and not self._closed:
                 self._drained = self.new_waiter()
                 await self._drained.wait()
@@ -400,7 +447,16 @@ class Connection:
                 self._ordered_full = False
 
     def handle_text(self, text: str) -> None:
-        """Process one received message (public for transports that push messages)."""
+        """Process one received message (public for transports that push messages); a
+        method call goes to the worker pool."""
+        call = self._receive(text)
+        if call is not None:
+            self._requests.append((call.method, call.arguments))
+            if not self._waking:
+                self._wake_worker()
+
+    def _receive(self, text: str) -> CallReceived | None:
+        """Process one received message; a method call to run is returned, not run."""
         self.messages_in += 1
         self.chars_in += len(text)
         session = self.session
@@ -408,13 +464,11 @@ class Connection:
         if event is None:  # queued behind a running callback
             if session.ordered_backlog > _ORDERED_HIGH_WATER:
                 self._ordered_full = True
-            return
+            return None
         kind = type(event)
         if kind is CallReceived:
             if self._task_group is not None and not self._closed:
-                self._requests.append((event.method, event.arguments))  # type: ignore[union-attr]
-                if not self._waking:
-                    self._wake_worker()
+                return event  # type: ignore[return-value]
         elif kind is ResponseReceived:  # a reply, due now: hand it over inline
             waiter = event.pending.waiter  # type: ignore[union-attr]
             if event.error is None:  # type: ignore[union-attr]
@@ -431,6 +485,7 @@ class Connection:
                 logger.warning("%r: %s", self, event.reason)
             else:
                 logger.info("%r: %s", self, event.reason)
+        return None
 
     def _reject(self, event: CallRejected) -> None:
         logger.warning("%r: answered a malformed call: %s", self, event.error.message)
@@ -521,22 +576,32 @@ class Connection:
     def busy(self) -> bool:
         """Whether calls the peer made are queued or being served (graceful shutdown waits
         for this to turn False)."""
-        return bool(self._requests) or self._workers > len(self._idle_workers)
+        return bool(self._requests) or self._running_calls > 0
 
     async def _worker(self) -> None:
         requests = self._requests
         self._workers += 1  # until it returns (a cancelled worker's connection is gone)
         while True:
             self._waking -= 1  # awake: this worker takes from the queue now
+            if self._reader_wanted:
+                self._reader_wanted = False
+                if await self._read_loop():  # the stream ended: so does the connection
+                    if self._task_group is not None:
+                        self._task_group.cancel_scope.cancel()
+                    self._workers -= 1
+                    return
             while requests:
                 method, arguments = requests.popleft()
                 if requests and not self._waking:
                     # if this call blocks, another worker takes the ones behind it
                     self._wake_worker()
+                self._running_calls += 1
                 try:
                     await self._dispatch(self, method, arguments)
                 except Exception:
                     logger.exception("%r: dispatching %s failed", self, method)
+                finally:
+                    self._running_calls -= 1
             if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
                 self._workers -= 1
                 return
@@ -576,6 +641,39 @@ class Connection:
 
     def _make_proxy(self, callback_id: int) -> RemoteCallback:
         return RemoteCallback(self, callback_id)
+
+
+class _Resumed:
+    """Awaiting it finishes ``coroutine``, already started and now waiting for ``awaited``:
+    what ``await coroutine`` would have done from that point on (the values the coroutine
+    yields go to the event loop, what the loop sends or throws goes to the coroutine)."""
+
+    __slots__ = ("_awaited", "_coroutine")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any] | None, awaited: Any) -> None:
+        self._coroutine = coroutine
+        self._awaited = awaited
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, awaited = self._coroutine, self._awaited
+        assert coroutine is not None, "awaited twice"
+        self._coroutine = self._awaited = None
+        while True:
+            try:
+                sent = yield awaited
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # cancellation, mostly: the coroutine handles it
+                try:
+                    awaited = coroutine.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    awaited = coroutine.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 def _deliver(event: ResponseReceived) -> None:

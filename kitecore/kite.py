@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import inspect
 import json
 import logging
@@ -21,7 +22,7 @@ import anyio
 from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
-from kitecore.connection import Connection
+from kitecore.connection import Connection, RemoteCallback
 from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
@@ -472,7 +473,11 @@ class Kite:
                 if self._needs_auth(method):
                     await self._authenticate(request, connection)
                 method.check_throttle()
-                result = await run_chain(method, self.middleware, request, self.method_handling)
+                handler = method.handler
+                if handler.is_async and method.is_simple and self.middleware.empty:
+                    result = await handler.function(request)  # the chain of one, inline
+                else:
+                    result = await run_chain(method, self.middleware, request, self.method_handling)
         except KiteError as exc:
             if not exc.id:
                 exc.id = request.id
@@ -526,7 +531,7 @@ class Kite:
         client = Client(self)
         connection = Connection(
             stream,
-            client._dispatch,
+            functools.partial(self._serve_call, client),  # no extra frame per call
             peer=peer,
             dialed=False,
             max_message_size=self.config.max_message_size,
@@ -730,7 +735,10 @@ def _reply(connection: Connection, respond: Any, result: Any, error: KiteError |
         logger.debug("%r: reply dropped, the caller has gone", connection)
         return
     try:
-        respond(*response_arguments(result, error))
+        if error is None and type(respond) is RemoteCallback:
+            respond.send_result(result)  # the reply encoded without building it first
+        else:
+            respond(*response_arguments(result, error))
     except KiteError as exc:
         logger.warning("%r: could not send the reply: %s", connection, exc)
         if error is None and not connection.closed:  # e.g. a result that is not JSON

@@ -161,11 +161,11 @@ class Request:
     """
 
     __slots__ = (
+        "_id",
         "args",
         "auth",
         "client",
         "context",
-        "id",
         "kite",
         "local_kite",
         "method",
@@ -182,7 +182,7 @@ class Request:
         client: Client,
         local_kite: Kite,
     ) -> None:
-        self.id = new_request_id()
+        self._id: str | None = None  # made when first read: most calls never need it
         self.method = method
         self.args = args
         #: The identity the caller claimed (not authenticated by itself).
@@ -192,6 +192,18 @@ class Request:
         self.local_kite = local_kite
         self.username = caller.username if caller is not None else ""
         self.context: dict[str, Any] = {}
+
+    @property
+    def id(self) -> str:
+        """This call's id: 16 random hex characters (in error replies and log lines)."""
+        request_id = self._id
+        if request_id is None:
+            request_id = self._id = new_request_id()
+        return request_id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     @property
     def connected(self) -> bool:

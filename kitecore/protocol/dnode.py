@@ -32,9 +32,12 @@ __all__ = [
     "FUNCTION_PLACEHOLDER",
     "MalformedMessage",
     "Message",
+    "carriable",
     "decode",
     "encode",
     "encode_call",
+    "encode_reply",
+    "encode_value",
     "scrub",
     "unscrub",
 ]
@@ -153,6 +156,50 @@ def encode_call(method: str | int, arguments: list[Any], callbacks: dict[str, Pa
 def encode(msg: Message) -> str:
     """Encode ``msg`` as compact JSON with keys ``method``, ``arguments``, ``callbacks``."""
     return _encode({"method": msg.method, "arguments": msg.arguments, "callbacks": msg.callbacks})
+
+
+def encode_value(value: Any) -> str:
+    """``value`` as compact JSON, written as :func:`encode_call` writes it inside a message:
+    for building a message from parts encoded once (a caller's identity). The text may hold
+    characters UTF-8 cannot carry; :func:`carriable` says whether the whole message does.
+
+    Raises :class:`SendError` as :func:`encode_call` does.
+    """
+    try:
+        return _dump(value)
+    except (TypeError, ValueError) as exc:
+        raise SendError(f"arguments are not JSON-serialisable: {exc}") from exc
+    except RecursionError as exc:
+        raise SendError("arguments are nested too deeply or contain a cycle") from exc
+
+
+def carriable(text: str) -> bool:
+    """Whether UTF-8 can carry ``text`` (no lone surrogates); else encode the message with
+    :func:`encode_call`, which escapes them."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_REPLY_MIDDLE = ',"arguments":[{"error":null,"result":'
+_REPLY_END = '}],"callbacks":{}}'
+
+
+def encode_reply(callback_id: int, result: Any) -> str:
+    """The reply message calling ``callback_id`` with ``{"error": null, "result": result}``:
+    what ``encode_call(callback_id, [{"error": None, "result": result}], {})`` returns, without
+    building the message first. ``result`` must hold no function (scrub it first).
+    """
+    text = "".join(
+        ('{"method":', str(int(callback_id)), _REPLY_MIDDLE, encode_value(result), _REPLY_END)
+    )
+    if carriable(text):
+        return text
+    return encode_call(callback_id, [{"error": None, "result": result}], {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,7 +325,9 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------------------------
 # Callbacks
 
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+#: Types that never hold a function: scrubbing skips them.
+SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_SCALAR_TYPES = SCALAR_TYPES
 
 
 def scrub(

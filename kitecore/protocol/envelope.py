@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import dnode
 from .errors import ArgumentError, InvalidResponseError, KiteError
 from .identity import KiteIdentity
 
@@ -23,6 +24,7 @@ __all__ = [
     "Authentication",
     "CallOptions",
     "CallOptionsError",
+    "RequestEncoder",
     "parse_call_options",
     "parse_response",
     "request_arguments",
@@ -166,6 +168,56 @@ def request_arguments(
             "withArgs": with_args,
         }
     ]
+
+
+class RequestEncoder:
+    """Encodes the requests of one caller.
+
+    The caller's identity (``kite``) and ``authentication`` are the same in every request it
+    sends, and they are most of a request's text: they are encoded once, here, and
+    :meth:`encode` adds the method, arguments and callbacks. The text is exactly what
+    ``dnode.encode_call(method, request_arguments(...), callbacks)`` gives.
+    """
+
+    __slots__ = ("_head", "authentication", "kite")
+
+    def __init__(self, kite: dict[str, str], authentication: dict[str, str] | None) -> None:
+        self.kite = kite
+        self.authentication = authentication
+        self._head = "".join(
+            (
+                ',"arguments":[{"kite":',
+                dnode.encode_value(kite),
+                ',"authentication":',
+                dnode.encode_value(authentication),
+                ',"responseCallback":"[Function]","withArgs":',
+            )
+        )
+
+    def encode(
+        self,
+        method: str,
+        with_args: list[Any],
+        callbacks: dict[str, dnode.Path],
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """The request calling ``method`` with ``with_args`` (already scrubbed) and
+        ``callbacks`` (the response callback's included); ``extra`` adds fields to the call
+        options after ``withArgs``. Raises :class:`SendError` when the arguments are not JSON.
+        """
+        encode_value = dnode.encode_value
+        parts = ['{"method":', encode_value(method), self._head, encode_value(with_args)]
+        if extra:
+            for key, value in extra.items():
+                parts += (",", encode_value(key), ":", encode_value(value))
+        parts += ('}],"callbacks":', encode_value(callbacks), "}")
+        text = "".join(parts)
+        if dnode.carriable(text):
+            return text
+        options = request_arguments(self.kite, self.authentication, with_args, "[Function]")
+        if extra:
+            options[0].update(extra)
+        return dnode.encode_call(method, options, callbacks)
 
 
 def response_arguments(result: Any = None, error: KiteError | None = None) -> list[Any]:

@@ -217,6 +217,22 @@ class Session:
             raise
         return dnode.encode_call(method, scrubbed, callbacks)
 
+    def encode_reply(self, callback_id: int, result: Any) -> str:
+        """The text of a successful reply to the peer's response callback ``callback_id``:
+        ``[{"error": null, "result": result}]`` (functions in ``result`` become callbacks)."""
+        if type(result) not in dnode.SCALAR_TYPES:
+            first = self._next_id
+            try:
+                scrubbed, callbacks = dnode.scrub(
+                    [{"error": None, "result": result}], self.register
+                )
+            except SendError:
+                self._unregister_from(first)
+                raise
+            if callbacks:
+                return dnode.encode_call(callback_id, scrubbed, callbacks)
+        return dnode.encode_reply(callback_id, result)
+
     def _unregister_from(self, first: int) -> None:
         functions = self._functions
         for callback_id in range(first, self._next_id):

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from kitecore.connection import Connection
+from kitecore.protocol.envelope import RequestEncoder
 from kitecore.protocol.errors import DisconnectError, SendError
 from kitecore.transport import PeerInfo
 
@@ -43,6 +44,9 @@ class DyingStream(anyio.abc.ObjectStream[str]):
         self.alive = False
 
 
+ENCODER = RequestEncoder({}, None)
+
+
 async def no_dispatch(connection, method, arguments):  # pragma: no cover - never called
     raise AssertionError
 
@@ -50,11 +54,11 @@ async def no_dispatch(connection, method, arguments):  # pragma: no cover - neve
 async def test_failed_send_fails_the_waiting_calls_and_leaves_nothing_unretrieved():
     stream = DyingStream()
     connection = Connection(stream, no_dispatch, peer=PeerInfo("test"), dialed=True)
-    first, first_id = connection.call("a", [{}], {})
+    first, first_id = connection.call("a", ENCODER, [], {})
     assert connection.pending_callbacks == 1
     stream.alive = False
     with pytest.raises(SendError, match="connection lost"):
-        connection.call("b", [{}], {})
+        connection.call("b", ENCODER, [], {})
     # the call already waiting hears of the disconnect; the failed one left no pending call
     with pytest.raises(DisconnectError):
         await connection.wait_response(first, first_id, 5)

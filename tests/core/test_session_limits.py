@@ -17,6 +17,7 @@ from raw_peer import CALL_SQUARE, answer_of, assert_still_serving
 from kitecore import CallbackLimitError, InvalidResponseError, Kite
 from kitecore.config import Config
 from kitecore.http import connect_websocket
+from kitecore.protocol.envelope import RequestEncoder
 
 pytestmark = pytest.mark.anyio
 
@@ -90,11 +91,8 @@ async def test_a_reply_with_a_huge_integer_fails_the_call_at_once(
     server = await make_kite(methods={"huge": huge})
     async with caller.new_client(server.url) as client:
         connection = client.connection
-        pending, callback_id = connection.call(
-            "huge",
-            [{"withArgs": ["placeholder"], "responseCallback": "[Function]"}],
-            {},
-        )
+        encoder = RequestEncoder(caller.identity_wire, None)
+        pending, callback_id = connection.call("huge", encoder, ["placeholder"], {})
         # the reply to the call above is overtaken by a forged one carrying a huge integer
         connection.handle_text(
             f'{{"method": {callback_id}, "arguments": [{{"result": {BIG}}}], "callbacks": {{}}}}'

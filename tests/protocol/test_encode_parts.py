@@ -1,0 +1,107 @@
+"""Messages built from parts encoded once (a caller's identity, a reply's frame) are exactly
+the text :func:`encode_call` gives for the whole message, including its refusals."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from kitecore.protocol import SendError, encode_call, scrub
+from kitecore.protocol.dnode import encode_reply
+from kitecore.protocol.envelope import RequestEncoder, request_arguments, response_arguments
+from kitecore.protocol.session import Session
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+IDENTITY = {
+    "username": "alice",
+    "environment": "production",
+    "name": "exp2",
+    "version": "1.0.0",
+    "region": "eu",
+    "hostname": "host1",
+    "id": "0b6f9e1c",
+}
+
+values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),  # lone surrogates included: those messages go out escaped
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@hypothesis.given(
+    method=st.text(max_size=10),
+    args=st.lists(values, max_size=3),
+    identity=st.dictionaries(st.text(max_size=6), st.text(max_size=10), max_size=7),
+    auth=st.none() | st.fixed_dictionaries({"type": st.text(max_size=6), "key": st.text()}),
+    metadata=st.none() | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2),
+)
+def test_a_request_is_what_encode_call_writes(
+    method: str,
+    args: list[Any],
+    identity: dict[str, str],
+    auth: dict[str, str] | None,
+    metadata: dict[str, str] | None,
+) -> None:
+    callbacks: dict[str, Any] = {"3": [0, "responseCallback"]}
+    options = request_arguments(identity, auth, args, "[Function]")
+    extra = {"metadata": metadata} if metadata else None
+    if extra:
+        options[0].update(extra)
+    expected = encode_call(method, options, callbacks)
+    assert RequestEncoder(identity, auth).encode(method, args, callbacks, extra) == expected
+
+
+@hypothesis.given(callback_id=st.integers(min_value=0, max_value=2**40), result=values)
+def test_a_reply_is_what_encode_call_writes(callback_id: int, result: Any) -> None:
+    expected = encode_call(callback_id, response_arguments(result), {})
+    assert encode_reply(callback_id, result) == expected
+    session = Session(lambda i: None)
+    assert session.encode_reply(callback_id, result) == expected
+
+
+def test_a_reply_holding_functions_registers_them_as_callbacks() -> None:
+    def fn() -> None:
+        pass
+
+    session = Session(lambda i: None)
+    text = session.encode_reply(7, {"done": fn, "n": 1})
+    other = Session(lambda i: None)
+    scrubbed, callbacks = scrub(response_arguments({"done": fn, "n": 1}), other.register)
+    assert text == encode_call(7, scrubbed, callbacks)
+    assert session.function_count == 1
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, object(), {1j: 1}])
+def test_refusals_are_the_same(bad: Any) -> None:
+    with pytest.raises(SendError) as whole:
+        encode_call(1, response_arguments(bad), {})
+    with pytest.raises(SendError) as reply:
+        encode_reply(1, bad)
+    assert str(reply.value) == str(whole.value)
+    with pytest.raises(SendError) as request:
+        RequestEncoder(IDENTITY, None).encode("m", [bad], {})
+    with pytest.raises(SendError) as whole_request:
+        encode_call("m", request_arguments(IDENTITY, None, [bad], "[Function]"), {})
+    assert str(request.value) == str(whole_request.value)
+
+
+def test_a_cycle_is_refused_without_registering_anything() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    session = Session(lambda i: None)
+    with pytest.raises(SendError):
+        session.encode_reply(1, cyclic)
+    assert session.function_count == 0
