@@ -176,8 +176,10 @@ class Config:
     max_connections: int = 16384
     #: Accepted connections open at once from one peer address (0: no limit).
     max_connections_per_ip: int = 0
-    #: Seconds an upgraded connection may receive nothing before it is closed (0: never);
-    #: it is pinged after half of that, and a peer that answers is kept.
+    #: Seconds an accepted connection may pass no message either way, with no call in flight,
+    #: before it is closed with 1001 "idle timeout" (0: never; :mod:`kitecore.idle`). Also the
+    #: WebSocket dead-peer check: a peer silent for half of it is pinged, and one that has
+    #: sent nothing, not even a pong, for all of it is closed.
     idle_timeout: float = 300.0
     #: Bytes queued for a peer that does not read before its connection is closed (1008).
     max_outbound_bytes: int = 64 * 1024 * 1024

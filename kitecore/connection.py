@@ -169,6 +169,12 @@ class Connection:
         # run() finished; the event is made only if someone waits (most never do)
         self._run_done = False
         self._finished: anyio.Event | None = None
+        #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open on
+        #: purpose, such as a kite's registration with a proxy.
+        self.keep_when_idle = False
+        # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
+        self._idle_mark = -1
+        self._quiet_since = 0.0
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.transport} {self.peer.remote_address or '?'}>"
@@ -202,6 +208,31 @@ class Connection:
         the outbox plus what the stream holds (``outbound_bytes``, when it says)."""
         queued: int = getattr(self.stream, "outbound_bytes", 0)
         return queued + sum(len(text) for text in self._outbox)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a call is in flight on this connection, either way: a call of the peer's
+        queued or being served, a call of ours waiting for its reply, or a callback the peer
+        invoked still running. Callbacks merely held (a heartbeat's ``ping``, a watch
+        handler) are not calls in flight."""
+        session = self.session
+        return (
+            self.busy
+            or session.callback_count > session.function_count  # response callbacks pending
+            or (self._ordered_started and self._ordered_waiter is None and not self._closed)
+        )
+
+    def quiet_for(self, now: float) -> float:
+        """Seconds this connection has been idle -- no message either way and no call in
+        flight -- as seen by successive calls with the current time ``now`` (the idle
+        sweeper's clock); 0.0 when something happened since the previous call. Costs the
+        message path nothing: it compares the message counters."""
+        mark = self.messages_in + self.messages_out
+        if mark != self._idle_mark or self.in_flight:
+            self._idle_mark = mark
+            self._quiet_since = now
+            return 0.0
+        return now - self._quiet_since
 
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
@@ -333,26 +364,37 @@ class Connection:
             if self._finished is not None:
                 self._finished.set()
 
-    async def close(self, reason: str = "") -> None:
-        """Close the connection; pending calls fail with ``disconnect``. Idempotent."""
+    async def close(self, reason: str = "", *, code: int | None = None) -> None:
+        """Close the connection; pending calls fail with ``disconnect``. Idempotent.
+
+        With ``code``, a stream that can say why it closes (WebSocket, SockJS: ``aclose(code,
+        reason)``) sends that close code and ``reason`` to the peer."""
         if self._closed:
             return
         self.close_reason = reason
         self._shutdown(DisconnectError("Remote kite has disconnected"))
-        await self._close_stream()
+        await self._close_stream(code)
 
-    async def _close_stream(self) -> None:
+    async def _close_stream(self, code: int | None = None) -> None:
         """Close the stream, shielded from cancellation (by the stream itself if it says so:
         a cancel scope costs several microseconds per connection)."""
         if getattr(self.stream, "aclose_shielded", False):
-            await self._aclose_stream()
+            await self._aclose_stream(code)
         else:
             with anyio.CancelScope(shield=True):
-                await self._aclose_stream()
+                await self._aclose_stream(code)
 
-    async def _aclose_stream(self) -> None:
+    async def _aclose_stream(self, code: int | None) -> None:
+        stream: Any = self.stream
         try:
-            await self.stream.aclose()
+            if code is None:
+                await stream.aclose()
+                return
+            try:  # WebSocket and SockJS streams take a close code and a reason
+                closing = stream.aclose(code, self.close_reason)
+            except TypeError:  # a plain ObjectStream: aclose() takes no arguments
+                closing = stream.aclose()
+            await closing
         except Exception:  # closing a dead stream may fail in any way
             logger.debug("error closing stream of %r", self, exc_info=True)
 

@@ -21,6 +21,7 @@ from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection
+from kitecore.idle import close_idle, close_idle_connections
 from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
@@ -288,6 +289,10 @@ class Kite:
         await self._fire(self._connect_hooks, client)
         self.plugins.pm.hook.kite_connected(kite=self, connection=client)
 
+    def _connections(self) -> list[Connection]:
+        """The open connections of this kite's clients, accepted and dialed."""
+        return [client.connection for client in self._clients if client.connection is not None]
+
     async def _client_disconnected(self, client: Client) -> None:
         self._clients.discard(client)
         await self._fire(self._disconnect_hooks, client)
@@ -520,6 +525,13 @@ class Kite:
                 shown = f"[{shown}]"
             self.url = f"http://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
+            if config.idle_timeout:
+                group.start_soon(
+                    close_idle_connections,
+                    self._connections,
+                    config.idle_timeout,
+                    lambda connection: group.start_soon(close_idle, connection),
+                )
             self.plugins.pm.hook.kite_started(kite=self, url=self.url)
             self.ready.set()
         except BaseException:
