@@ -166,6 +166,9 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     #: Most functions one connection holds for its peer (``KITE_MAX_CALLBACKS``; docs/limits.md).
     max_callbacks: int = 10_000
+    #: Calls of the peer queued or being served on one connection before the kite stops reading
+    #: from it until half are done (``KITE_MAX_PENDING_CALLS``; docs/limits.md).
+    max_pending_calls: int = 1024
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
     # --- built-ins' limits (docs/limits.md, "Built-ins") ---
@@ -283,6 +286,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_MIN_HEARTBEAT_INTERVAL": ("min_heartbeat_interval", _positive_duration),
     # connection limits
     "KITE_MAX_CALLBACKS": ("max_callbacks", _positive_int),
+    "KITE_MAX_PENDING_CALLS": ("max_pending_calls", _positive_int),
     # network limits (0 turns the limit off where the field says so)
     "KITE_MAX_CONNECTIONS": ("max_connections", _whole_number),
     "KITE_MAX_CONNECTIONS_PER_IP": ("max_connections_per_ip", _whole_number),

@@ -59,6 +59,9 @@ Dispatcher = Callable[["Connection", str, list[Any]], Awaitable[None]]
 _OUTBOX_HIGH_WATER = 1024
 #: Callback invocations waiting behind a running callback past which the reader stops reading.
 _ORDERED_HIGH_WATER = 1024
+#: Calls of the peer queued or being served on one connection past which the reader stops
+#: reading from it (``Config.max_pending_calls``; docs/limits.md).
+DEFAULT_MAX_PENDING_CALLS = 1024
 #: Idle workers kept per connection; more exit when they run out of work.
 _MAX_IDLE_WORKERS = 32
 _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
@@ -127,6 +130,7 @@ class Connection:
         dialed: bool,
         max_message_size: int = 16 * 1024 * 1024,
         max_callbacks: int = DEFAULT_MAX_CALLBACKS,
+        max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
     ) -> None:
         self.stream = stream
         self.peer = peer
@@ -164,6 +168,10 @@ class Connection:
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._workers = 0  # counted per worker task, not per call
+        # calls of the peer queued or being served; past the limit the reader waits
+        self._pending_calls = 0
+        self._max_pending_calls = max_pending_calls
+        self._calls_drained: Waiter | None = None
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
@@ -404,6 +412,7 @@ class Connection:
             for waiter in (
                 self._writer_waiter,
                 self._drained,
+                self._calls_drained,
                 self._ordered_waiter,
                 self._ordered_drained,
             ):
@@ -411,6 +420,7 @@ class Connection:
                     waiter.set_result(None)
         for pending in self.session.close():
             pending.fail(error)
+        self._pending_calls -= len(self._requests)
         self._requests.clear()
         awaitable, self._ordered_awaitable = self._ordered_awaitable, None
         if awaitable is not None and hasattr(awaitable, "close"):
@@ -427,6 +437,12 @@ class Connection:
                 logger.info("%r: connection lost: %s", self, exc)
                 return
             self.handle_text(text)
+            if self._pending_calls > self._max_pending_calls and not self._closed:
+                # the peer's calls wait in TCP until half of those here are done: a flood of
+                # calls costs a bounded number of workers and queued requests
+                self._calls_drained = self.new_waiter()
+                await self._calls_drained.wait()
+                self._calls_drained = None
             if len(self._outbox) > _OUTBOX_HIGH_WATER and not self._closed:
                 self._drained = self.new_waiter()
                 await self._drained.wait()
@@ -451,6 +467,7 @@ class Connection:
         if kind is CallReceived:
             if self._task_group is not None and not self._closed:
                 self._requests.append((event.method, event.arguments))  # type: ignore[union-attr]
+                self._pending_calls += 1
                 if not self._waking:
                     self._wake_worker()
         elif kind is ResponseReceived:  # a reply, due now: hand it over inline
@@ -559,7 +576,7 @@ class Connection:
     def busy(self) -> bool:
         """Whether calls the peer made are queued or being served (graceful shutdown waits
         for this to turn False)."""
-        return bool(self._requests) or self._workers > len(self._idle_workers)
+        return self._pending_calls > 0
 
     async def _worker(self) -> None:
         requests = self._requests
@@ -575,6 +592,11 @@ class Connection:
                     await self._dispatch(self, method, arguments)
                 except Exception:
                     logger.exception("%r: dispatching %s failed", self, method)
+                finally:
+                    self._pending_calls -= 1
+                drained = self._calls_drained
+                if drained is not None and self._pending_calls <= self._max_pending_calls // 2:
+                    drained.set_result(None)
             if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
                 self._workers -= 1
                 return

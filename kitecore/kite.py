@@ -476,6 +476,7 @@ class Kite:
             dialed=False,
             max_message_size=self.config.max_message_size,
             max_callbacks=self.config.max_callbacks,
+            max_pending_calls=self.config.max_pending_calls,
         )
         try:
             await client._serve(connection)
