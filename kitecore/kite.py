@@ -118,6 +118,7 @@ class Kite:
         self._task_group: TaskGroup | None = None
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
+        self._clients_peak = 0  # most clients at once since the set was last rebuilt
         self._http_routes: list[tuple[Any, Any, Any]] = []
         self._websocket_routes: list[tuple[Any, Any]] = []
         self.url = ""
@@ -286,6 +287,8 @@ class Kite:
 
     async def _client_connected(self, client: Client) -> None:
         self._clients.add(client)
+        if len(self._clients) > self._clients_peak:
+            self._clients_peak = len(self._clients)
         await self._fire(self._connect_hooks, client)
         self.plugins.pm.hook.kite_connected(kite=self, connection=client)
 
@@ -294,7 +297,13 @@ class Kite:
         return [client.connection for client in self._clients if client.connection is not None]
 
     async def _client_disconnected(self, client: Client) -> None:
-        self._clients.discard(client)
+        clients = self._clients
+        clients.discard(client)
+        if self._clients_peak >= _SHRINK_PEAK and len(clients) * 8 <= self._clients_peak:
+            # a set keeps the table of its peak: after a crowd has gone, a fresh copy is a
+            # fraction of it (10,000 connections leave a table of 512 KiB behind)
+            self._clients = set(clients)
+            self._clients_peak = len(clients)
         await self._fire(self._disconnect_hooks, client)
         self.plugins.pm.hook.kite_disconnected(kite=self, connection=client)
 
@@ -649,6 +658,9 @@ class Kite:
         except KeyboardInterrupt:
             logger.info("%s interrupted", self.identity.path)
 
+
+#: The fewest clients at a peak for the client set to be rebuilt once an eighth remain.
+_SHRINK_PEAK = 64
 
 #: Where every kite answers health checks (load balancers, Kubernetes probes).
 HEALTH_PATH = "/kite/health"
