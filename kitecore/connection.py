@@ -121,6 +121,15 @@ _DONE = _Done()
 class Connection:
     """A dnode session. Create it inside the event loop, then ``await run()``."""
 
+    # Defaults as class attributes: an instance holding more than 30 attributes loses the
+    # shared-key dict, which costs some 1.3 KiB per connection.
+    #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open on
+    #: purpose, such as a kite's registration with a proxy.
+    keep_when_idle = False
+    _max_pending_calls = DEFAULT_MAX_PENDING_CALLS
+    # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
+    _idle_seen: tuple[int, float] = (-1, 0.0)
+
     def __init__(
         self,
         stream: MessageStream,
@@ -168,21 +177,13 @@ class Connection:
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._workers = 0  # counted per worker task, not per call
-        # calls of the peer queued or being served; past the limit the reader waits
-        self._pending_calls = 0
-        self._max_pending_calls = max_pending_calls
-        self._calls_drained: Waiter | None = None
+        if max_pending_calls != DEFAULT_MAX_PENDING_CALLS:
+            self._max_pending_calls = max_pending_calls
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
         self._run_done = False
         self._finished: anyio.Event | None = None
-        #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open on
-        #: purpose, such as a kite's registration with a proxy.
-        self.keep_when_idle = False
-        # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
-        self._idle_mark = -1
-        self._quiet_since = 0.0
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer.transport} {self.peer.remote_address or '?'}>"
@@ -236,11 +237,11 @@ class Connection:
         sweeper's clock); 0.0 when something happened since the previous call. Costs the
         message path nothing: it compares the message counters."""
         mark = self.messages_in + self.messages_out
-        if mark != self._idle_mark or self.in_flight:
-            self._idle_mark = mark
-            self._quiet_since = now
+        seen, since = self._idle_seen
+        if mark != seen or self.in_flight:
+            self._idle_seen = (mark, now)
             return 0.0
-        return now - self._quiet_since
+        return now - since
 
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
@@ -363,6 +364,11 @@ class Connection:
                     self._ordered_started = True
                     tg.start_soon(self._ordered_loop)
                 await self._read_loop()
+                # idle tasks (workers, writer, ordered runner) end by themselves first: a
+                # cancelled one leaves a traceback in a reference cycle (anyio's), which keeps
+                # the whole connection alive until the cycle collector runs
+                self._shutdown(DisconnectError("Remote kite has disconnected"))
+                await anyio.lowlevel.checkpoint()
                 tg.cancel_scope.cancel()
         finally:
             self._task_group = None
@@ -412,15 +418,16 @@ class Connection:
             for waiter in (
                 self._writer_waiter,
                 self._drained,
-                self._calls_drained,
                 self._ordered_waiter,
                 self._ordered_drained,
             ):
                 if waiter is not None:
                     waiter.set_result(None)
+            for waiter in self._idle_workers:
+                waiter.set_result(None)
+            self._idle_workers.clear()
         for pending in self.session.close():
             pending.fail(error)
-        self._pending_calls -= len(self._requests)
         self._requests.clear()
         awaitable, self._ordered_awaitable = self._ordered_awaitable, None
         if awaitable is not None and hasattr(awaitable, "close"):
@@ -437,12 +444,16 @@ class Connection:
                 logger.info("%r: connection lost: %s", self, exc)
                 return
             self.handle_text(text)
-            if self._pending_calls > self._max_pending_calls and not self._closed:
-                # the peer's calls wait in TCP until half of those here are done: a flood of
-                # calls costs a bounded number of workers and queued requests
-                self._calls_drained = self.new_waiter()
-                await self._calls_drained.wait()
-                self._calls_drained = None
+            while (  # self._pending_calls, inlined: this runs for every message
+                len(self._requests) + self._workers - len(self._idle_workers)
+                > self._max_pending_calls
+                and not self._closed
+            ):
+                # the peer's calls wait in TCP until about half of those here are done: a
+                # flood of calls costs a bounded number of workers and queued requests
+                self._drained = self.new_waiter()
+                await self._drained.wait()
+                self._drained = None
             if len(self._outbox) > _OUTBOX_HIGH_WATER and not self._closed:
                 self._drained = self.new_waiter()
                 await self._drained.wait()
@@ -467,7 +478,6 @@ class Connection:
         if kind is CallReceived:
             if self._task_group is not None and not self._closed:
                 self._requests.append((event.method, event.arguments))  # type: ignore[union-attr]
-                self._pending_calls += 1
                 if not self._waking:
                     self._wake_worker()
         elif kind is ResponseReceived:  # a reply, due now: hand it over inline
@@ -576,7 +586,12 @@ class Connection:
     def busy(self) -> bool:
         """Whether calls the peer made are queued or being served (graceful shutdown waits
         for this to turn False)."""
-        return self._pending_calls > 0
+        return bool(self._requests) or self._workers > len(self._idle_workers)
+
+    @property
+    def _pending_calls(self) -> int:
+        """Calls of the peer queued or being served."""
+        return len(self._requests) + self._workers - len(self._idle_workers)
 
     async def _worker(self) -> None:
         requests = self._requests
@@ -592,9 +607,7 @@ class Connection:
                     await self._dispatch(self, method, arguments)
                 except Exception:
                     logger.exception("%r: dispatching %s failed", self, method)
-                finally:
-                    self._pending_calls -= 1
-                drained = self._calls_drained
+                drained = self._drained  # the reader may wait for calls to finish
                 if drained is not None and self._pending_calls <= self._max_pending_calls // 2:
                     drained.set_result(None)
             if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
