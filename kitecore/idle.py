@@ -52,7 +52,7 @@ def idle_connections(
 async def close_idle_connections(
     connections: Callable[[], Iterable[Connection]],
     timeout: float,
-    spawn: Callable[[Connection], None],
+    spawn: Callable[[Connection], object],
 ) -> None:
     """Forever: every quarter of ``timeout``, hand each connection of ``connections()`` that
     has been idle for ``timeout`` seconds to ``spawn`` (which closes it in the background)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -56,7 +58,7 @@ def close_code_and_reason(payload: bytes) -> tuple[int, str]:
 
 
 async def test_a_silent_connection_is_pinged_then_closed_with_1001(
-    kite_process, backend: str
+    kite_process: Callable[..., Any], backend: str
 ) -> None:
     kite = await kite_process(backend=backend, env=IDLE)
     baseline = kite.rss()
@@ -79,7 +81,7 @@ async def test_a_silent_connection_is_pinged_then_closed_with_1001(
 
 
 async def test_a_peer_that_only_answers_pings_is_closed_with_1001(
-    kite_process, backend: str
+    kite_process: Callable[..., Any], backend: str
 ) -> None:
     kite = await kite_process(backend=backend, env=IDLE)
     ws = RawWebSocket(kite.port)
@@ -93,7 +95,7 @@ async def test_a_peer_that_only_answers_pings_is_closed_with_1001(
 
 
 async def test_a_call_in_flight_longer_than_the_timeout_is_not_cut(
-    kite_process, backend: str
+    kite_process: Callable[..., Any], backend: str
 ) -> None:
     kite = await kite_process(backend=backend, env=IDLE)
     ws = RawWebSocket(kite.port)
@@ -110,7 +112,9 @@ async def test_a_call_in_flight_longer_than_the_timeout_is_not_cut(
     assert kite.alive
 
 
-async def test_a_client_calling_regularly_is_not_cut(kite_process, backend: str) -> None:
+async def test_a_client_calling_regularly_is_not_cut(
+    kite_process: Callable[..., Any], backend: str
+) -> None:
     kite = await kite_process(backend=backend, env=IDLE)
     caller = Kite("idle-caller", "1.0.0")
     caller.config.disable_authentication = True
@@ -125,7 +129,9 @@ async def test_a_client_calling_regularly_is_not_cut(kite_process, backend: str)
     assert kite.alive
 
 
-async def test_an_idle_kite_client_is_closed_and_told_why(kite_process, backend: str) -> None:
+async def test_an_idle_kite_client_is_closed_and_told_why(
+    kite_process: Callable[..., Any], backend: str
+) -> None:
     kite = await kite_process(backend=backend, env=IDLE)
     caller = Kite("idle-caller", "1.0.0")
     caller.config.disable_authentication = True
@@ -136,7 +142,7 @@ async def test_an_idle_kite_client_is_closed_and_told_why(kite_process, backend:
         assert connection is not None
         with anyio.fail_after(PATIENCE):
             await connection.wait_closed()
-        stream = connection.stream
-        assert (stream.close_code, stream.close_reason) == (1001, "idle timeout")  # type: ignore[attr-defined]
+        stream: Any = connection.stream  # the WebSocket stream: it says how it was closed
+        assert (stream.close_code, stream.close_reason) == (1001, "idle timeout")
     assert kite.alive
     assert await square_answered(kite.url)

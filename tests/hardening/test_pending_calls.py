@@ -8,6 +8,8 @@ nothing is refused), its workers and queued requests stay bounded, other peers a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hardening_helpers import square_answered
@@ -18,7 +20,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["asyncio", 
 LIMIT = {"KITE_MAX_PENDING_CALLS": "64"}
 
 
-async def test_a_flood_of_slow_calls_keeps_memory_bounded(kite_process, backend: str) -> None:
+async def test_a_flood_of_slow_calls_keeps_memory_bounded(
+    kite_process: Callable[..., Any], backend: str
+) -> None:
     kite = await kite_process(backend=backend, env=LIMIT)
     baseline = kite.rss()
     ws = RawWebSocket(kite.port)
@@ -35,7 +39,9 @@ async def test_a_flood_of_slow_calls_keeps_memory_bounded(kite_process, backend:
     assert kite.alive
 
 
-async def test_every_call_of_a_throttled_peer_is_answered(kite_process, backend: str) -> None:
+async def test_every_call_of_a_throttled_peer_is_answered(
+    kite_process: Callable[..., Any], backend: str
+) -> None:
     kite = await kite_process(backend=backend, env={"KITE_MAX_PENDING_CALLS": "8"})
     ws = RawWebSocket(kite.port)
     calls = 200  # 25 times the limit, each held for a while
@@ -45,7 +51,7 @@ async def test_every_call_of_a_throttled_peer_is_answered(kite_process, backend:
             for n in range(calls)
         )
     )
-    answered = set()
+    answered: set[int] = set()
     while len(answered) < calls:
         opcode, payload = ws.receive_frame()
         if opcode == OP_PING:

@@ -27,7 +27,7 @@ async def test_an_idle_xhr_session_is_closed_with_1001(kite_config: Config) -> N
     async with serving(config, SOCKJS_ONLY) as kite:
         session = f"{kite.url}/000/idlesession"
         assert await anyio.to_thread.run_sync(xhr, f"{session}/xhr") == "o\n"
-        frames = []
+        frames: list[str] = []
         with anyio.fail_after(20):
             while not frames or not frames[-1].startswith("c"):  # polls are not messages
                 frames.append(await anyio.to_thread.run_sync(xhr, f"{session}/xhr"))
