@@ -379,6 +379,7 @@ class Client:
             dialed=True,
             max_message_size=kite.config.max_message_size,
             max_callbacks=kite.config.max_callbacks,
+            max_pending_calls=kite.config.max_pending_calls,
         )
 
     async def _connect_any(

@@ -176,6 +176,9 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     #: Most functions one connection holds for its peer (``KITE_MAX_CALLBACKS``; docs/limits.md).
     max_callbacks: int = 10_000
+    #: Calls of the peer queued or being served on one connection before the kite stops reading
+    #: from it until half are done (``KITE_MAX_PENDING_CALLS``; docs/limits.md).
+    max_pending_calls: int = 1024
     #: Seconds between kite.key trust-cache refreshes (``KITE_VERIFY_TTL``).
     verify_ttl: float = 300.0
     # --- built-ins' limits (docs/limits.md, "Built-ins") ---
@@ -186,8 +189,10 @@ class Config:
     max_connections: int = 16384
     #: Accepted connections open at once from one peer address (0: no limit).
     max_connections_per_ip: int = 0
-    #: Seconds an upgraded connection may receive nothing before it is closed (0: never);
-    #: it is pinged after half of that, and a peer that answers is kept.
+    #: Seconds an accepted connection may pass no message either way, with no call in flight,
+    #: before it is closed with 1001 "idle timeout" (0: never; :mod:`kitecore.idle`). Also the
+    #: WebSocket dead-peer check: a peer silent for half of it is pinged, and one that has
+    #: sent nothing, not even a pong, for all of it is closed.
     idle_timeout: float = 300.0
     #: Bytes queued for a peer that does not read before its connection is closed (1008).
     max_outbound_bytes: int = 64 * 1024 * 1024
@@ -306,6 +311,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_MIN_HEARTBEAT_INTERVAL": ("min_heartbeat_interval", _positive_duration),
     # connection limits
     "KITE_MAX_CALLBACKS": ("max_callbacks", _positive_int),
+    "KITE_MAX_PENDING_CALLS": ("max_pending_calls", _positive_int),
     # network limits (0 turns the limit off where the field says so)
     "KITE_MAX_CONNECTIONS": ("max_connections", _whole_number),
     "KITE_MAX_CONNECTIONS_PER_IP": ("max_connections_per_ip", _whole_number),

@@ -62,6 +62,9 @@ Dispatcher = Callable[["Connection", str, list[Any]], Coroutine[Any, Any, None]]
 _OUTBOX_HIGH_WATER = 1024
 #: Callback invocations waiting behind a running callback past which the reader stops reading.
 _ORDERED_HIGH_WATER = 1024
+#: Calls of the peer queued or being served on one connection past which the reader stops
+#: reading from it (``Config.max_pending_calls``; docs/limits.md).
+DEFAULT_MAX_PENDING_CALLS = 1024
 #: Idle workers kept per connection; more exit when they run out of work.
 _MAX_IDLE_WORKERS = 32
 _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
@@ -125,6 +128,15 @@ _DONE = _Done()
 class Connection:
     """A dnode session. Create it inside the event loop, then ``await run()``."""
 
+    # Defaults as class attributes: an instance holding more than 30 attributes loses the
+    # shared-key dict, which costs some 1.3 KiB per connection.
+    #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open on
+    #: purpose, such as a kite's registration with a proxy.
+    keep_when_idle = False
+    _max_pending_calls = DEFAULT_MAX_PENDING_CALLS
+    # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
+    _idle_seen: tuple[int, float] = (-1, 0.0)
+
     def __init__(
         self,
         stream: MessageStream,
@@ -134,6 +146,7 @@ class Connection:
         dialed: bool,
         max_message_size: int = 16 * 1024 * 1024,
         max_callbacks: int = DEFAULT_MAX_CALLBACKS,
+        max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
     ) -> None:
         self.stream = stream
         self.peer = peer
@@ -173,6 +186,8 @@ class Connection:
         self._workers = 0  # counted per worker task, not per call
         self._reader_wanted = False  # the next worker to wake takes over the reading
         self._running_calls = 0  # calls being served (one that never waits is never seen)
+        if max_pending_calls != DEFAULT_MAX_PENDING_CALLS:
+            self._max_pending_calls = max_pending_calls
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
@@ -211,6 +226,31 @@ class Connection:
         the outbox plus what the stream holds (``outbound_bytes``, when it says)."""
         queued: int = getattr(self.stream, "outbound_bytes", 0)
         return queued + sum(len(text) for text in self._outbox)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a call is in flight on this connection, either way: a call of the peer's
+        queued or being served, a call of ours waiting for its reply, or a callback the peer
+        invoked still running. Callbacks merely held (a heartbeat's ``ping``, a watch
+        handler) are not calls in flight."""
+        session = self.session
+        return (
+            self.busy
+            or session.callback_count > session.function_count  # response callbacks pending
+            or (self._ordered_started and self._ordered_waiter is None and not self._closed)
+        )
+
+    def quiet_for(self, now: float) -> float:
+        """Seconds this connection has been idle -- no message either way and no call in
+        flight -- as seen by successive calls with the current time ``now`` (the idle
+        sweeper's clock); 0.0 when something happened since the previous call. Costs the
+        message path nothing: it compares the message counters."""
+        mark = self.messages_in + self.messages_out
+        seen, since = self._idle_seen
+        if mark != seen or self.in_flight:
+            self._idle_seen = (mark, now)
+            return 0.0
+        return now - since
 
     async def wait_closed(self) -> None:
         """Return when :meth:`run` has finished."""
@@ -345,7 +385,7 @@ class Connection:
                     self._ordered_started = True
                     tg.start_soon(self._ordered_loop)
                 if await self._read_loop():
-                    tg.cancel_scope.cancel()
+                    await self._end_tasks(tg)
                 # else: a worker reads now; the task group ends when it has seen the end
         finally:
             self._task_group = None
@@ -355,30 +395,41 @@ class Connection:
             if self._finished is not None:
                 self._finished.set()
 
-    async def aclose(self, reason: str = "") -> None:
-        """Close the connection; pending calls fail with ``disconnect``. Idempotent."""
+    async def aclose(self, reason: str = "", *, code: int | None = None) -> None:
+        """Close the connection; pending calls fail with ``disconnect``. Idempotent.
+
+        With ``code``, a stream that can say why it closes (WebSocket, SockJS: ``aclose(code,
+        reason)``) sends that close code and ``reason`` to the peer."""
         if self._closed:
             return
         self.close_reason = reason
         self._shutdown(DisconnectError("Remote kite has disconnected"))
-        await self._close_stream()
+        await self._close_stream(code)
 
-    async def close(self, reason: str = "") -> None:
+    async def close(self, reason: str = "", *, code: int | None = None) -> None:
         """Alias of :meth:`aclose`, kept for existing callers."""
-        await self.aclose(reason)
+        await self.aclose(reason, code=code)
 
-    async def _close_stream(self) -> None:
+    async def _close_stream(self, code: int | None = None) -> None:
         """Close the stream, shielded from cancellation (by the stream itself if it says so:
         a cancel scope costs several microseconds per connection)."""
         if getattr(self.stream, "aclose_shielded", False):
-            await self._aclose_stream()
+            await self._aclose_stream(code)
         else:
             with anyio.CancelScope(shield=True):
-                await self._aclose_stream()
+                await self._aclose_stream(code)
 
-    async def _aclose_stream(self) -> None:
+    async def _aclose_stream(self, code: int | None) -> None:
+        stream: Any = self.stream
         try:
-            await self.stream.aclose()
+            if code is None:
+                await stream.aclose()
+                return
+            try:  # WebSocket and SockJS streams take a close code and a reason
+                closing = stream.aclose(code, self.close_reason)
+            except TypeError:  # a plain ObjectStream: aclose() takes no arguments
+                closing = stream.aclose()
+            await closing
         except Exception:  # closing a dead stream may fail in any way
             logger.debug("error closing stream of %r", self, exc_info=True)
 
@@ -393,6 +444,9 @@ class Connection:
             ):
                 if waiter is not None:
                     waiter.set_result(None)
+            for waiter in self._idle_workers:
+                waiter.set_result(None)
+            self._idle_workers.clear()
         for pending in self.session.close():
             pending.fail(error)
         self._requests.clear()
@@ -407,6 +461,16 @@ class Connection:
         stream = self.stream
         dispatch = self._dispatch
         while True:
+            # checked before each read, by whichever task reads (a call that waits hands the
+            # reading to another task): the peer's calls wait in TCP until about half of
+            # those here are done, so a flood costs a bounded number of tasks and requests
+            while (  # self.pending_calls, inlined: this runs for every message
+                len(self._requests) + self._running_calls > self._max_pending_calls
+                and not self._closed
+            ):
+                self._drained = self.new_waiter()
+                await self._drained.wait()
+                self._drained = None
             try:
                 text = await stream.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -434,7 +498,7 @@ class Connection:
                     except Exception:
                         logger.exception("%r: dispatching %s failed", self, call.method)
                     finally:
-                        self._running_calls -= 1
+                        self._call_finished()
                     return False
             if len(self._outbox) > _OUTBOX_HIGH_WATER and not self._closed:
                 self._drained = self.new_waiter()
@@ -578,6 +642,31 @@ class Connection:
         for this to turn False)."""
         return bool(self._requests) or self._running_calls > 0
 
+    @property
+    def pending_calls(self) -> int:
+        """Calls of the peer queued or being served (bounded by ``max_pending_calls``)."""
+        return len(self._requests) + self._running_calls
+
+    def _call_finished(self) -> None:
+        """A call of the peer's ended: a reader held back by the pending-calls bound goes on
+        once about half of them are done."""
+        self._running_calls -= 1
+        drained = self._drained
+        if (
+            drained is not None
+            and len(self._requests) + self._running_calls <= self._max_pending_calls // 2
+        ):
+            drained.set_result(None)
+
+    async def _end_tasks(self, tg: TaskGroup) -> None:
+        """The stream ended: let idle tasks (workers, writer, ordered runner) end by
+        themselves first -- a cancelled one leaves a traceback in a reference cycle (anyio's)
+        that keeps the whole connection alive until the cycle collector runs -- then cancel
+        what is left."""
+        self._shutdown(DisconnectError("Remote kite has disconnected"))
+        await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+
     async def _worker(self) -> None:
         requests = self._requests
         self._workers += 1  # until it returns (a cancelled worker's connection is gone)
@@ -586,9 +675,9 @@ class Connection:
             if self._reader_wanted:
                 self._reader_wanted = False
                 if await self._read_loop():  # the stream ended: so does the connection
-                    if self._task_group is not None:
-                        self._task_group.cancel_scope.cancel()
                     self._workers -= 1
+                    if self._task_group is not None:
+                        await self._end_tasks(self._task_group)
                     return
             while requests:
                 method, arguments = requests.popleft()
@@ -601,7 +690,7 @@ class Connection:
                 except Exception:
                     logger.exception("%r: dispatching %s failed", self, method)
                 finally:
-                    self._running_calls -= 1
+                    self._call_finished()
             if len(self._idle_workers) >= _MAX_IDLE_WORKERS or self._closed:
                 self._workers -= 1
                 return

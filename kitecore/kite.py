@@ -23,6 +23,7 @@ from kitecore.auth import Authenticator
 from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection, RemoteCallback
+from kitecore.idle import close_idle, close_idle_connections
 from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
@@ -122,6 +123,7 @@ class Kite:
         self._tasks = OwnedTaskGroup()
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
+        self._clients_peak = 0  # most clients at once since the set was last rebuilt
         self._http_routes: list[tuple[Any, Any, Any]] = []
         self._websocket_routes: list[tuple[Any, Any]] = []
         self.url = ""
@@ -316,11 +318,23 @@ class Kite:
 
     async def _client_connected(self, client: Client) -> None:
         self._clients.add(client)
+        if len(self._clients) > self._clients_peak:
+            self._clients_peak = len(self._clients)
         await self._fire(self._connect_hooks, client)
         self.plugins.notify("kite_connected", kite=self, client=client)
 
+    def _connections(self) -> list[Connection]:
+        """The open connections of this kite's clients, accepted and dialed."""
+        return [client.connection for client in self._clients if client.connection is not None]
+
     async def _client_disconnected(self, client: Client) -> None:
-        self._clients.discard(client)
+        clients = self._clients
+        clients.discard(client)
+        if self._clients_peak >= _SHRINK_PEAK and len(clients) * 8 <= self._clients_peak:
+            # a set keeps the table of its peak: after a crowd has gone, a fresh copy is a
+            # fraction of it (10,000 connections leave a table of 512 KiB behind)
+            self._clients = set(clients)
+            self._clients_peak = len(clients)
         await self._fire(self._disconnect_hooks, client)
         self.plugins.notify("kite_disconnected", kite=self, client=client)
 
@@ -536,6 +550,7 @@ class Kite:
             dialed=False,
             max_message_size=self.config.max_message_size,
             max_callbacks=self.config.max_callbacks,
+            max_pending_calls=self.config.max_pending_calls,
         )
         try:
             await client._serve(connection)
@@ -588,6 +603,13 @@ class Kite:
             scheme = "http" if ssl_context is None else "https"
             self.url = f"{scheme}://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
+            if config.idle_timeout:
+                group.start_soon(
+                    close_idle_connections,
+                    self._connections,
+                    config.idle_timeout,
+                    lambda connection: group.start_soon(close_idle, connection),
+                )
             self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()
         except BaseException:
@@ -702,6 +724,9 @@ class Kite:
         except KeyboardInterrupt:
             logger.info("%s interrupted", self.identity.path)
 
+
+#: The fewest clients at a peak for the client set to be rebuilt once an eighth remain.
+_SHRINK_PEAK = 64
 
 #: Where every kite answers health checks (load balancers, Kubernetes probes).
 HEALTH_PATH = "/kite/health"

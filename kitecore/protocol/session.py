@@ -59,6 +59,11 @@ __all__ = [
 DEFAULT_MAX_CALLBACKS = 10_000
 
 
+def _no_proxy(callback_id: int) -> Any:
+    """The proxy maker of a closed session (which receives nothing more)."""
+    raise SendError("the session is closed")
+
+
 # ------------------------------------------------------------------------------------ events
 # Plain slotted classes: one is built for every message, a frozen dataclass costs twice as much.
 # Treat them as read-only.
@@ -326,6 +331,9 @@ class Session:
         self._functions = {}
         self._ordered.clear()
         self._busy = False
+        # the maker is usually a bound method of the driver, which holds this session: let go
+        # of it, so a closed connection is freed at once instead of by the cycle collector
+        self._make_proxy = _no_proxy
         return pending
 
     # ------------------------------------------------------------------ internals

@@ -169,3 +169,24 @@ async def test_kontrol_keeps_its_own_registration(kontrol):
     await anyio.sleep(kontrol.settings.key_ttl * 2)
     (record,) = await kontrol.storage.get(Query(id=kontrol.identity.id))
     assert record.url == kontrol.url
+
+
+async def test_heartbeats_keep_the_registration_past_kontrols_idle_timeout(
+    make_kontrol, base_config, make_kite
+):
+    """Kontrol closes idle connections, but a registered kite's heartbeats are messages."""
+    config = base_config.copy()
+    config.idle_timeout = 0.3  # heartbeats come every 0.1 s
+    kontrol = await make_kontrol(config=config)
+    kite = make_kite()
+    async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
+        await client.tell("register", {"url": kite.url})
+        connection = client.connection
+        await anyio.sleep(1.5)  # five idle timeouts
+        assert client.connection is connection
+        assert connection is not None and not connection.closed
+        assert len(await kontrol.storage.get(Query(id=kite.id))) == 1
+    async with kite.new_client(kontrol.url, auth=kite_key(kontrol)) as idle:
+        await idle.tell("getKey")
+        with anyio.fail_after(10):
+            await idle.connection.wait_closed()  # no heartbeats, no calls: closed

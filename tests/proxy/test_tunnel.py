@@ -76,3 +76,26 @@ async def test_a_dead_kite_disconnects_its_callers_and_leaves_the_proxy(farm: Fa
     with anyio.fail_after(10):
         while kite.id in proxy.mappings:  # noqa: ASYNC110
             await anyio.sleep(0.02)
+
+
+async def test_registrations_with_the_proxies_outlive_the_idle_timeout(farm: Farm) -> None:
+    """A kite registered with a proxy makes no calls on that connection; the proxy keeps it
+    however short its idle timeout (the idle timeout closes callers' connections only)."""
+    farm.base_config.idle_timeout = 0.3  # proxies and kites made from now on
+    tunnel, _ = await farm.tunnel_proxy()
+    reverse, _ = await farm.reverse_proxy()
+    hidden = farm.kite("hidden")
+    listening = farm.kite("listening")
+    tunnelled_url, _ = await farm.behind_tunnel(hidden)
+    proxied_url, _ = await farm.behind_proxy(listening)
+    registrations = [tunnel.mappings.get(hidden.id), reverse.mappings.get(listening.id)]
+    assert None not in registrations
+    await anyio.sleep(1.5)  # five idle timeouts
+    assert tunnel.mappings.get(hidden.id) is registrations[0]
+    assert reverse.mappings.get(listening.id) is registrations[1]
+    caller = await farm.caller()
+    for url in (tunnelled_url, proxied_url):
+        async with caller.new_client(
+            url, auth=Authentication("kiteKey", caller.config.kite_key)
+        ) as client:
+            assert await client.tell("square", 5) == 25

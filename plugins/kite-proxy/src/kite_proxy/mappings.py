@@ -2,7 +2,8 @@
 
 A kite registers for its own id only: the id the connection used on its first call (pinned by
 the core as ``client.remote_kite``). A second connection claiming an id that a live connection
-holds is refused, and every mapping of a connection goes when that connection ends.
+holds is refused, and every mapping of a connection goes when that connection ends. A
+registration connection is kept however long it stays idle (``Connection.keep_when_idle``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class MappingTable:
             raise GenericError(f"kite id {kite_id} is already registered by another connection")
         mapping = Mapping(kite_id, client, target)
         self._by_id[kite_id] = mapping
+        if client.connection is not None:
+            # a registered kite stays connected without calling: never closed for being idle
+            client.connection.keep_when_idle = True
         return mapping
 
     def forget(self, client: Client) -> list[str]:
