@@ -17,8 +17,8 @@ matches (indexed by kite name). The feed is opened when the first watch is asked
 that watch's ``getKites`` answer is read from storage (so the answer and the events meet with
 no gap), and stays open from then on: a Kontrol nobody watches does not pay for reading every
 registration back from etcd or PostgreSQL. Each :class:`Watcher` remembers which kites it
-reported, so a caller never sees a kite twice or a departure of a kite it was never told about, whatever the
-race between its ``getKites`` answer and the feed.
+reported, so a caller never sees a kite twice or a departure of a kite it was never told
+about, whatever the race between its ``getKites`` answer and the feed.
 
 Slow callers: events are written to the caller's connection at once; when that connection has
 more than ``watch_backlog`` messages or ``watch_backlog_bytes`` bytes waiting (the caller does
