@@ -2,8 +2,9 @@
 
 A real Kontrol runs in a subprocess on ``--storage memory|etcd|postgres`` (etcd and PostgreSQL
 are started here on loopback, as the tests start them: an etcd member in a temporary
-directory, a throw-away PostgreSQL from ``bench/_postgres_server.py``), pinned to one core when
-the machine has two or more (the client gets another). Then:
+directory, a throw-away PostgreSQL as ``bench/_postgres_server.py`` starts it), pinned with its
+storage server to one core when the machine has two or more (the client gets another), as the
+issue's comparison with Go's Kontrol was measured. Then:
 
 1. ``register``: 2,000 kites register over real RPC connections, ``--concurrency`` (32) at a
    time. Kontrol binds a connection to the first kite that speaks on it, so each registration
@@ -432,20 +433,26 @@ def report(figures: Figures, pinned: str) -> bool:
 
 @contextlib.contextmanager
 def storage_server(kind: str, work_dir: str):
-    """Yield the storage URL of ``kind``, starting (and then stopping) its server."""
+    """Yield the storage URL of ``kind`` and its server's process ids, starting (and then
+    stopping) the server."""
     if kind == "memory":
-        yield "memory://"
+        yield "memory://", []
     elif kind == "etcd":
         from kite_storage_etcd.testing import EtcdCluster
 
         with EtcdCluster.start(os.path.join(work_dir, "etcd"), size=1) as cluster:
-            yield cluster.storage_url("/bench")
+            pids = [m.process.pid for m in cluster.members if m.process is not None]
+            yield cluster.storage_url("/bench"), pids
     else:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from _postgres_server import start_postgres
+        from kite_storage_postgres.testing import TemporaryPostgres
 
-        with start_postgres() as url:
-            yield url
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _postgres_server import POOL_SIZE
+
+        with TemporaryPostgres() as server:
+            # the postmaster; its backends are forked when Kontrol connects, on its CPUs
+            pid = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+            yield server.url(pool_max_size=POOL_SIZE, pool_min_size=POOL_SIZE), [pid]
 
 
 def main() -> int:
@@ -501,8 +508,11 @@ def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
 
     with (
         tempfile.TemporaryDirectory(prefix="kontrol-bench-") as data_dir,
-        storage_server(args.storage, data_dir) as storage_url,
+        storage_server(args.storage, data_dir) as (storage_url, storage_pids),
     ):
+        if server_cpu is not None:  # Kontrol and its storage share one core, the client another
+            for pid in storage_pids:
+                os.sched_setaffinity(pid, {server_cpu})
         process, port, keys = start_server(
             os.path.join(data_dir, "kontrol"), storage_url, server_cpu
         )
