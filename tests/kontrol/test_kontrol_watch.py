@@ -110,6 +110,21 @@ async def test_initial_kites_then_only_news(kontrol, make_kite, watcher_client):
         assert (await events.result())["kite"]["id"] == third.id
 
 
+async def test_the_change_feed_opens_at_the_first_watch(kontrol, make_kite, watcher_client):
+    """A Kontrol nobody watches reads no change feed; the first watch opens it before it is
+    answered, so a kite registering right after that answer is an event."""
+    async with contextlib.AsyncExitStack() as stack:
+        first = make_kite("math", region="r1")
+        await register(stack, kontrol, first)
+        assert not kontrol.watch.live.is_set()
+        answer, events = await watch(watcher_client, MATH)
+        assert kontrol.watch.live.is_set()
+        assert [entry["kite"]["id"] for entry in answer["kites"]] == [first.id]
+        second = make_kite("math", region="r2")
+        await register(stack, kontrol, second)
+        assert (await events.result())["kite"]["id"] == second.id
+
+
 async def test_expiry_and_removal_are_deregister(kontrol, watcher_client):
     _, events = await watch(watcher_client, MATH)
     short, removed = make_identity(), make_identity()

@@ -186,14 +186,14 @@ async def test_kontrol_watcher_gets_a_change_made_while_the_feed_was_down(
     kontrol = Kontrol(storage=pg_storage, config=config, plugins=plugins, key_pair=new_key_pair())
     value = RegisterValue("http://127.0.0.1:9/kite", "k")
     async with kontrol, Kite("w", "1.0.0", config=base_config.copy(), plugins=plugins) as kite:
-        with anyio.fail_after(30):
-            await kontrol.watch.live.wait()
         auth = Authentication("kiteKey", kontrol.create_kite_key("eve"))
         async with kite.new_client(kontrol.url, auth=auth) as client:
             events = WatchRecorder()
+            # the first watch opens Kontrol's change feed before it is answered
             await client.tell(
                 "getKites", {"query": {"environment": ENVIRONMENT}, "watchHandler": events}
             )
+            assert kontrol.watch.live.is_set()
             lost = make_identity(environment=ENVIRONMENT)
             assert await terminate_listeners(postgres) >= 1
             await pg_storage.upsert(lost, value, ttl=60)

@@ -147,6 +147,7 @@ class KontrolHandlers:
 
     async def _get_kites_watching(self, r: Request, query: Query, handler: Any) -> dict[str, Any]:
         hub = self.kontrol.watch
+        await hub.open_feed()
         watcher = hub.add(r.client, handler, query, r.username)
         try:
             found = await self._answer(r, query)

@@ -13,9 +13,12 @@ its token's claims: a missing token crashes its connection; Go decodes ``""`` as
 The events come from the storage's change feed (:meth:`kitecore.storage.Storage.watch`), so a
 kite that registers through another Kontrol sharing the storage, or expires, shows too. The
 :class:`WatchHub` reads that feed in one task and hands each event to the watchers whose query
-matches (indexed by kite name). Each :class:`Watcher` remembers which kites it reported, so a
-caller never sees a kite twice or a departure of a kite it was never told about, whatever the
-race between its ``getKites`` answer and the feed.
+matches (indexed by kite name). The feed is opened when the first watch is asked for, before
+that watch's ``getKites`` answer is read from storage (so the answer and the events meet with
+no gap), and stays open from then on: a Kontrol nobody watches does not pay for reading every
+registration back from etcd or PostgreSQL. Each :class:`Watcher` remembers which kites it
+reported, so a caller never sees a kite twice or a departure of a kite it was never told
+about, whatever the race between its ``getKites`` answer and the feed.
 
 Slow callers: events are written to the caller's connection at once; when that connection has
 more than ``watch_backlog`` messages or ``watch_backlog_bytes`` bytes waiting (the caller does
@@ -58,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 #: The error type a watcher gets before it is dropped (Go's disabled watcher code used it).
 WATCH_ERROR = "watchError"
+
+#: How long the first watch waits for the change feed to open (seconds).
+FEED_OPEN_WAIT = 5.0
 
 
 def watch_function(args: dict[str, Any]) -> Any:
@@ -203,8 +209,10 @@ class WatchHub:
         self._by_client: dict[Client, set[Watcher]] = {}
         #: False when the storage has no change feed (watches are then refused).
         self.supported = True
-        #: Set once the feed is live (tests and benchmarks wait for it).
+        #: Set once the feed is live (it is opened by the first watch: :meth:`open_feed`).
         self.live = anyio.Event()
+        #: Set by the first watch: :meth:`run` opens the feed then.
+        self._wanted = anyio.Event()
 
     def __len__(self) -> int:
         return len(self.watchers)
@@ -218,6 +226,18 @@ class WatchHub:
         return self._kontrol.settings.watch_backlog_bytes
 
     # --- watchers ------------------------------------------------------------------------
+
+    async def open_feed(self, wait: float = FEED_OPEN_WAIT) -> None:
+        """Have :meth:`run` open the change feed, and wait (at most ``wait`` seconds) for it.
+
+        Called before a watch reads its answer from storage. A feed that does not come up in
+        time (storage down) does not fail the watch: watchers made before the feed is live are
+        resynchronised once it is.
+        """
+        self._wanted.set()
+        if not self.live.is_set():
+            with anyio.move_on_after(wait):
+                await self.live.wait()
 
     def add(self, client: Client, callback: Any, query: Query, username: str) -> Watcher:
         """A new, not yet active watcher (events are stashed until :meth:`Watcher.activate`)."""
@@ -288,7 +308,9 @@ class WatchHub:
     # --- the feed ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read the storage's change feed until cancelled; reconnect with a pause on errors."""
+        """Once a watch asks for it (:meth:`open_feed`), read the storage's change feed until
+        cancelled; reconnect with a pause on errors."""
+        await self._wanted.wait()
         storage = self._kontrol.storage
         pause = 0.2
         first = True

@@ -12,9 +12,12 @@ a clear :class:`AsyncioRequiredError` instead of a confusing failure deep inside
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import aetcd
@@ -42,6 +45,20 @@ CHANNEL_OPTIONS = {
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 256 * 1024 * 1024,
 }
+
+#: The bound on one attempt. Calls run on asyncio only (:func:`require_asyncio`), so where
+#: ``asyncio.timeout`` exists it is used: it costs half of ``anyio.fail_after``, and every
+#: registration makes two etcd calls. Both raise :class:`TimeoutError` when they expire.
+_attempt_deadline: Callable[[float], contextlib.AbstractAsyncContextManager[object]]
+if sys.version_info >= (3, 11):
+    _attempt_deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _attempt_deadline(delay: float) -> AsyncIterator[None]:
+        with anyio.fail_after(delay):
+            yield
+
 
 #: Errors that mean "this endpoint can't serve now", worth trying another one.
 _TRANSIENT = (
@@ -149,7 +166,7 @@ class Endpoints:
                 )
             index = self._current
             try:
-                with anyio.fail_after(min(remaining, self._attempt_timeout + 0.5)):
+                async with _attempt_deadline(min(remaining, self._attempt_timeout + 0.5)):
                     return await operation(self._client(index))
             except _TRANSIENT as exc:
                 last_error = str(exc) or type(exc).__name__
