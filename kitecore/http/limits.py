@@ -14,9 +14,9 @@ import gc
 import logging
 import resource
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
-from anyio.abc import SocketListener, SocketStream
 
 __all__ = [
     "ConnectionLimits",
@@ -48,6 +48,8 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 
 
 _malloc_trim = _find_malloc_trim()
+
+_T = TypeVar("_T")
 
 
 def release_free_memory() -> None:
@@ -120,10 +122,10 @@ class ConnectionLimits:
 
 
 async def accept_forever(
-    listener: SocketListener, on_accept: Callable[[SocketStream], Awaitable[None]]
+    accept: Callable[[], Awaitable[_T]], on_accept: Callable[[_T], Awaitable[None]]
 ) -> None:
-    """Accept from ``listener`` until cancelled and await ``on_accept(stream)`` for each
-    (it must return quickly: start a task for the connection).
+    """Accept with ``accept()`` (a listener's ``accept``) until cancelled and await
+    ``on_accept(connection)`` for each (it must return quickly: start a task for it).
 
     When the process (or system) is out of descriptors, accepting waits a little and tries
     again, up to a second between tries, while the connections already open are served; a
@@ -133,7 +135,7 @@ async def accept_forever(
     backoff = _FIRST_BACKOFF
     while True:
         try:
-            stream = await listener.accept()
+            connection = await accept()
         except (OSError, anyio.BrokenResourceError) as exc:
             # anyio's trio backend raises BrokenResourceError from the OSError
             error = exc if isinstance(exc, OSError) else exc.__cause__
@@ -156,6 +158,6 @@ async def accept_forever(
             failures = 0
             backoff = _FIRST_BACKOFF
         try:
-            await on_accept(stream)
+            await on_accept(connection)
         except Exception:  # one connection's trouble must not stop the listener
             logger.exception("error taking a new connection")

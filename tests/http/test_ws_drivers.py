@@ -1,8 +1,8 @@
-"""The asyncio Protocol implementation of the WebSocket data phase (kitecore.http.asyncio_stream).
+"""The two WebSocket drivers on real sockets (kitecore.http.asyncio_driver, anyio_driver).
 
-Most behaviour is shared with the portable implementation and covered by
-test_ws_connection.py on both backends; these tests pin what is specific: which
-implementation is chosen, descriptors, cancellation, read-ahead, flow control.
+Most behaviour is shared and covered by test_ws_connection.py on both backends; these tests
+pin what is specific: which driver is chosen, descriptors, cancellation, read-ahead, flow
+control.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from anyio.lowlevel import checkpoint
 from http_helpers import serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
-from kitecore.http.asyncio_stream import AsyncioWebSocketConnection, websocket_connection
+from kitecore.http.anyio_driver import AnyioWebSocket
+from kitecore.http.asyncio_driver import AsyncioByteStream, AsyncioWebSocket, connect_tcp
+from kitecore.http.websocket import open_websocket
 from kitecore.http.frames import OP_TEXT, encode_frame
 
 pytestmark = pytest.mark.anyio
@@ -76,7 +78,7 @@ async def test_protocol_implementation_on_asyncio_only(anyio_backend: Any) -> No
             assert await ws.receive() == "x"
         assert ws.extra(SocketAttribute.remote_port) == port
         await ws.aclose()
-    expected = AsyncioWebSocketConnection if _on_asyncio(anyio_backend) else WebSocketConnection
+    expected = AsyncioWebSocket if _on_asyncio(anyio_backend) else AnyioWebSocket
     assert seen == [expected] and type(ws) is expected
 
 
@@ -143,7 +145,7 @@ async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: 
     """The message that wakes a receive being cancelled is returned now or by the next one."""
     async with serving(echo_server()) as port:
         ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
         got: list[str] = []
         scope = anyio.CancelScope()
 
@@ -166,22 +168,21 @@ async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: 
 
 
 @ASYNCIO_ONLY
-async def test_bytes_anyio_read_ahead_are_not_lost(anyio_backend: Any) -> None:
-    """Bytes anyio's stream had buffered past the handshake come first, in order."""
+async def test_bytes_read_ahead_of_the_upgrade_are_not_lost(anyio_backend: Any) -> None:
+    """Bytes the HTTP phase had buffered past the handshake come first, in order."""
     (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
     port = listener.extra(SocketAttribute.local_port)
     async with listener:
-        client = await anyio.connect_tcp("127.0.0.1", port)
+        client = await connect_tcp("127.0.0.1", port)
+        assert isinstance(client, AsyncioByteStream)
         server = await listener.accept()
-        await server.send(encode_frame(OP_TEXT, b"one", mask=False))
-        read_queue = getattr(getattr(client, "_protocol", None), "read_queue", None)
-        assert read_queue is not None
-        # as if anyio had read "two" ahead of the handshake bytes h11 consumed
-        read_queue.append(encode_frame(OP_TEXT, b"two", mask=False))
-        ws = websocket_connection(
+        # as if "two" had been read ahead of the handshake bytes h11 consumed
+        client.data_received(encode_frame(OP_TEXT, b"two", mask=False))
+        ws = open_websocket(
             client, client=True, initial_data=encode_frame(OP_TEXT, b"zero", mask=False)
         )
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
+        await server.send(encode_frame(OP_TEXT, b"one", mask=False))
         with anyio.fail_after(5):
             assert [await ws.receive() for _ in range(3)] == ["zero", "two", "one"]
         await server.aclose()
@@ -203,7 +204,7 @@ async def test_reading_pauses_while_many_messages_wait(anyio_backend: Any) -> No
     server.add_websocket_route("/ws", flood)
     async with serving(server) as port:
         ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
         transport = ws._transport
         with anyio.fail_after(5):
             for _ in range(1000):
@@ -245,7 +246,7 @@ async def test_senders_wait_while_the_peer_does_not_read(anyio_backend: Any) -> 
                 sent += 1
         assert sent < 400
         queued = "queued while paused"
-        if isinstance(ws, AsyncioWebSocketConnection):
+        if isinstance(ws, AsyncioWebSocket):
             # write_nowait never refuses: the transport buffers it (counted against a limit)
             assert ws.write_nowait([queued]) is True
             assert ws.pending_bytes == 0
@@ -275,7 +276,7 @@ async def test_aclose_ends_a_waiting_receive(anyio_backend: Any) -> None:
                 await ws.aclose()
         assert outcome == [anyio.ClosedResourceError]
         assert ws.close_code == 1000
-        if isinstance(ws, AsyncioWebSocketConnection):
+        if isinstance(ws, AsyncioWebSocket):
             with pytest.raises(anyio.ClosedResourceError):
                 ws.write_nowait(["x"])
 
