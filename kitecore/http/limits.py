@@ -33,6 +33,8 @@ _EXHAUSTED = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _TRANSIENT = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR))
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+#: Seconds accepting must work before another failure counts as a new burst.
+_BURST_QUIET = 2.0
 #: The fewest open connections at a peak for free memory to be handed back to the system
 #: once at most an eighth of them remain (below that, there is little to hand back).
 _TRIM_PEAK = 64
@@ -129,10 +131,13 @@ async def accept_forever(
 
     When the process (or system) is out of descriptors, accepting waits a little and tries
     again, up to a second between tries, while the connections already open are served; a
-    warning is logged when it starts and a note when accepting works again.
+    warning is logged when it starts and a note when accepting works again. A burst lasts
+    until accepting has worked for :data:`_BURST_QUIET` seconds: while descriptors are scarce,
+    accepts that succeed now and then (one freed descriptor each) do not start new bursts.
     """
     failures = 0
     backoff = _FIRST_BACKOFF
+    recovered_at: float | None = None  # when accepting last worked again after failures
     while True:
         try:
             connection = await accept()
@@ -144,7 +149,10 @@ async def accept_forever(
                 continue
             if code not in _EXHAUSTED:
                 raise
-            if not failures:
+            in_burst = recovered_at is not None and (
+                anyio.current_time() - recovered_at < _BURST_QUIET
+            )
+            if not failures and not in_burst:
                 logger.warning(
                     "cannot accept connections (%s); retrying, open connections are served",
                     error,
@@ -154,7 +162,11 @@ async def accept_forever(
             backoff = min(backoff * 2, _MAX_BACKOFF)
             continue
         if failures:
-            logger.warning("accepting connections again after %d failed attempts", failures)
+            if recovered_at is None or anyio.current_time() - recovered_at >= _BURST_QUIET:
+                logger.warning("accepting connections again after %d failed attempts", failures)
+            else:
+                logger.debug("accepted again after %d more failed attempts", failures)
+            recovered_at = anyio.current_time()
             failures = 0
             backoff = _FIRST_BACKOFF
         try:
