@@ -273,4 +273,3 @@ class AnyioWebSocket(WebSocketConnection):
                 await self._stream.aclose()
             except (anyio.BrokenResourceError, OSError):
                 pass
-

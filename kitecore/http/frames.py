@@ -34,9 +34,9 @@ __all__ = [
     "OP_TEXT",
     "Close",
     "FrameDecoder",
+    "FrameError",
     "Ping",
     "Pong",
-    "FrameError",
     "encode_close",
     "encode_frame",
     "encode_text",
@@ -103,7 +103,7 @@ def valid_close_code(code: int) -> bool:
     return (1000 <= code <= 1014 and code not in _RESERVED_CLOSE_CODES) or 3000 <= code <= 4999
 
 
-def mask_payload(key: bytes, payload: bytes | bytearray) -> bytes:
+def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
     """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
     n = len(payload)
     if not n:
@@ -236,7 +236,7 @@ class FrameDecoder:
                 end = key_end + length
                 if end > n:
                     break
-                payload = mask_payload(buf[start:key_end], buf[key_end:end])
+                payload: bytes | bytearray = mask_payload(buf[start:key_end], buf[key_end:end])
             else:
                 end = start + length
                 if end > n:

@@ -44,7 +44,7 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None (another C library, another system)."""
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[no-any-return]
+        return ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):
         return None
 

@@ -33,12 +33,11 @@ import base64
 import binascii
 import functools
 import logging
-import os
 import re
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -46,7 +45,8 @@ from urllib.parse import parse_qs, unquote
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import ByteStream, SocketAttribute, SocketStream
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream
+from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSListener, TLSStream
 from wsproto.utilities import generate_accept_token
 
@@ -351,9 +351,7 @@ class HTTPServer:
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
                 self._accept_scope = anyio.CancelScope()
-                tg.start_soon(
-                    self._accept_all, tcp_listener, tg, ssl_context, self._accept_scope
-                )
+                tg.start_soon(self._accept_all, tcp_listener, tg, ssl_context, self._accept_scope)
                 task_status.started(self.port)
                 await anyio.sleep_forever()
             finally:
@@ -362,7 +360,7 @@ class HTTPServer:
 
     async def _accept_all(
         self,
-        tcp_listener: anyio.abc.MultiListener[SocketStream],
+        tcp_listener: MultiListener[SocketStream],
         server_tg: anyio.abc.TaskGroup,
         ssl_context: ssl.SSLContext | None,
         scope: anyio.CancelScope,
@@ -376,6 +374,8 @@ class HTTPServer:
         with scope:
             async with anyio.create_task_group() as tg:
                 for listener in tcp_listener.listeners:
+                    if not isinstance(listener, SocketListener):  # (what create_tcp_listener makes)
+                        raise TypeError(f"not a socket listener: {listener!r}")
                     if on_asyncio:
                         sock: socket.socket = listener.extra(SocketAttribute.raw_socket)
                         tg.start_soon(
@@ -495,14 +495,14 @@ class HTTPServer:
     async def _on_accept(
         self,
         stream: ByteStream,
-        attributes: dict[object, Callable[[], object]],
+        attributes: Mapping[Any, Callable[[], Any]],
         remote: object,
         host: str,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         try:
             get_socket = attributes.get(SocketAttribute.raw_socket)
-            raw_socket: socket.socket | None = get_socket() if get_socket is not None else None  # type: ignore[assignment]
+            raw_socket: socket.socket | None = get_socket() if get_socket is not None else None
             if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
                 try:
                     raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -20,8 +20,8 @@ from http_helpers import serving
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
 from kitecore.http.anyio_driver import AnyioWebSocket
 from kitecore.http.asyncio_driver import AsyncioByteStream, AsyncioWebSocket, connect_tcp
-from kitecore.http.websocket import open_websocket
 from kitecore.http.frames import OP_TEXT, encode_frame
+from kitecore.http.websocket import open_websocket
 
 pytestmark = pytest.mark.anyio
 
