@@ -202,7 +202,7 @@ def test_lost_link_is_1006_and_keeps_an_earlier_close_code() -> None:
 
 
 def test_ping_frame_and_no_ping_when_closed() -> None:
-    client, server = pair()
+    client, _ = pair()
     assert decoded(client.ping(), from_client=True) == [Ping(b"")]
     client.close()
     assert client.ping() == b""
