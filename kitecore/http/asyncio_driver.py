@@ -42,6 +42,7 @@ __all__ = [
     "AsyncioByteStream",
     "AsyncioWebSocket",
     "accept_socket",
+    "accepts_tls",
     "connect_tcp",
     "running_asyncio_loop",
     "start_accepted",
@@ -60,6 +61,13 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def accepts_tls(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether :func:`start_accepted` can do TLS on ``loop``: not on uvloop, whose
+    ``connect_accepted_socket(ssl=...)`` never completes (uvloop 0.21); the server then
+    takes anyio's TLS stream and the portable driver there."""
+    return not type(loop).__module__.startswith("uvloop")
 
 
 async def accept_socket(listener: socket.socket) -> socket.socket:
@@ -98,6 +106,15 @@ async def connect_tcp(
     )
     protocol.connection_made(transport)  # (uvloop may call it only after this returns)
     return protocol
+
+
+def _buffered(transport: asyncio.WriteTransport) -> int:
+    """Bytes ``transport`` buffers; 0 once asyncio's TLS transport has let go of its
+    protocol (it raises AttributeError then instead of answering)."""
+    try:
+        return transport.get_write_buffer_size()
+    except AttributeError:
+        return 0
 
 
 def _attributes(transport: asyncio.BaseTransport) -> dict[Any, Callable[[], Any]]:
@@ -141,6 +158,9 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
     the stream does nothing.
     """
 
+    #: :meth:`aclose` never waits (it closes the transport at once): no cancel scope needed.
+    aclose_shielded = True
+
     def __init__(self, loop: asyncio.AbstractEventLoop, close_timeout: float = 2.0) -> None:
         self._loop = loop
         self._close_timeout = close_timeout
@@ -178,10 +198,11 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool:
-        """The peer will send nothing more; keep the transport open for our answer."""
+        """The peer will send nothing more; keep the transport open for our answer (TLS
+        has no half-close: there the transport closes)."""
         self._eof = True
         self._wake()
-        return True
+        return TLSAttribute.ssl_object not in self._attributes
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport is closed: wake everyone waiting."""
@@ -284,7 +305,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         if transport is None or self._lost:
             return
         transport.close()
-        if transport.get_write_buffer_size():
+        if _buffered(transport):
             self._loop.call_later(self._close_timeout, self._abort)
 
     def _abort(self) -> None:
@@ -536,7 +557,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
     @property
     def outbound_bytes(self) -> int:
         """Bytes written for the peer that it has not taken yet (the transport's buffer)."""
-        return self._transport.get_write_buffer_size()
+        return _buffered(self._transport)
 
     async def flush(self) -> None:
         """Wait until the transport is below its high-water mark."""
@@ -554,7 +575,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         if self._write_paused:
-            queued = self._transport.get_write_buffer_size()
+            queued = _buffered(self._transport)
             if self.core.outbound_overflow(queued, len(data)):
                 self._overflow(queued + len(data))
         self._transport.write(data)
@@ -606,19 +627,19 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
             # buffers data, there is nothing to wait for at all: no cancel scope.
             if not self._lost:
                 transport.close()
-            if self._lost or not transport.get_write_buffer_size():
+            if self._lost or not _buffered(transport):
                 return
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + self._close_timeout):
             while not core.close_received:
                 await self._state_change()
             transport.close()
             # close() sends what it buffers first, then calls connection_lost: wait for that
-            if transport.get_write_buffer_size():
+            if _buffered(transport):
                 while not self._lost:
                     await self._state_change()
         if not self._lost:
             transport.close()  # (again, if the timeout came first)
-            if transport.get_write_buffer_size():
+            if _buffered(transport):
                 transport.abort()  # the peer took nothing for the whole close timeout
 
     async def _state_change(self) -> None:

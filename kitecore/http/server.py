@@ -51,7 +51,12 @@ from anyio.streams.tls import TLSListener, TLSStream
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
-from kitecore.http.asyncio_driver import accept_socket, running_asyncio_loop, start_accepted
+from kitecore.http.asyncio_driver import (
+    accept_socket,
+    accepts_tls,
+    running_asyncio_loop,
+    start_accepted,
+)
 from kitecore.http.headers import Headers
 from kitecore.http.limits import (
     ConnectionLimits,
@@ -64,6 +69,7 @@ from kitecore.http.websocket import (
     WebSocketConnection,
     open_websocket,
 )
+from kitecore.transport import closes_shielded
 
 __all__ = [
     "HTTPHandler",
@@ -370,7 +376,8 @@ class HTTPServer:
 
         On asyncio the listening sockets are accepted from with ``loop.sock_accept`` (the
         connections become asyncio transports of ours); elsewhere through anyio."""
-        on_asyncio = running_asyncio_loop() is not None
+        loop = running_asyncio_loop()
+        on_asyncio = loop is not None and (ssl_context is None or accepts_tls(loop))
         with scope:
             async with anyio.create_task_group() as tg:
                 for listener in tcp_listener.listeners:
@@ -578,8 +585,11 @@ class HTTPServer:
         except Exception:
             logger.exception("error serving connection from %s", remote_address)
         finally:
-            with anyio.CancelScope(shield=True):
+            if closes_shielded(stream):  # nothing to shield (a cancel scope costs microseconds)
                 await _aclose_quietly(stream)
+            else:
+                with anyio.CancelScope(shield=True):
+                    await _aclose_quietly(stream)
 
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str

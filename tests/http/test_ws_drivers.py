@@ -7,7 +7,12 @@ control.
 
 from __future__ import annotations
 
+import datetime
+import functools
+import ipaddress
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,6 +20,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
+from anyio.streams.tls import TLSAttribute
 from http_helpers import serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
@@ -292,3 +298,75 @@ async def test_second_receiver_is_refused(anyio_backend: Any) -> None:
                 await ws.receive()
             await ws.send("unblock")
         await ws.aclose()
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts only it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    client_context = ssl.create_default_context(cafile=str(cert_file))
+    return server_context, client_context
+
+
+async def test_tls_websocket_on_each_driver(anyio_backend: Any, tmp_path: Path) -> None:
+    """``serve(ssl_context=)`` and ``connect_websocket(ssl_context=)``: on asyncio TLS runs on
+    the asyncio driver (``ssl=`` of the loop), elsewhere on anyio's TLS stream."""
+    server_context, client_context = _tls_contexts(tmp_path)
+    server = HTTPServer()
+    seen: list[type] = []
+
+    async def record(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        seen.append(type(ws))
+        await echo(ws, request)
+
+    server.add_websocket_route("/ws", record)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            functools.partial(server.serve, "127.0.0.1", 0, ssl_context=server_context)
+        )
+        with anyio.fail_after(10):
+            ws = await connect_websocket(f"wss://127.0.0.1:{port}/ws", ssl_context=client_context)
+            await ws.send_many(["a", "b" * 100_000])
+            assert [await ws.receive(), len(await ws.receive())] == ["a", 100_000]
+            assert ws.extra(TLSAttribute.ssl_object) is not None
+            await ws.aclose()
+            with pytest.raises(ssl.SSLError):  # a client that does not trust the certificate
+                await connect_websocket(f"wss://127.0.0.1:{port}/ws")
+        tg.cancel_scope.cancel()
+    expected = AsyncioWebSocket if _on_asyncio(anyio_backend) else AnyioWebSocket
+    # (uvloop's connect_accepted_socket cannot do TLS: its server side takes anyio's)
+    server_side = AnyioWebSocket if isinstance(anyio_backend, tuple) else expected
+    assert seen == [server_side] and type(ws) is expected
