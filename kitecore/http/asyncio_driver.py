@@ -175,7 +175,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         self._upgraded = False
         self._read_paused = False
         self._write_paused = False
-        self._attributes: dict[Any, Callable[[], Any]] = {}
+        self._tls = False
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self._attributes = _attributes(transport)
+        self._tls = transport.get_extra_info("ssl_object") is not None
 
     def data_received(self, data: bytes) -> None:
         """Buffer ``data`` and wake the reader."""
@@ -202,7 +202,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         has no half-close: there the transport closes)."""
         self._eof = True
         self._wake()
-        return TLSAttribute.ssl_object not in self._attributes
+        return not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport is closed: wake everyone waiting."""
@@ -240,8 +240,9 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """Remote and local address, family, and the TLS attributes on a TLS connection."""
-        return self._attributes
+        """Remote and local address, family, and the TLS attributes on a TLS connection
+        (made on each call: not kept for the connection's life)."""
+        return _attributes(self._transport_or_fail())
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Up to ``max_bytes`` received bytes; EndOfStream at the peer's end."""
@@ -328,7 +329,6 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
             self._loop,
             transport,
             core,
-            attributes=self._attributes,
             close_timeout=close_timeout,
             read_paused_by_transport=self._read_paused,
             write_paused=self._write_paused,
@@ -362,7 +362,6 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         transport: asyncio.Transport,
         core: WebSocketCore,
         *,
-        attributes: Mapping[Any, Callable[[], Any]],
         close_timeout: float = 2.0,
         read_paused_by_transport: bool = False,
         write_paused: bool = False,
@@ -371,7 +370,6 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         self.last_received = _monotonic()
         self._loop = loop
         self._transport = transport
-        self._attributes = attributes
         self._close_timeout = close_timeout
         self._messages = core.messages
         self._receiver: asyncio.Future[None] | None = None  # the waiting receive(), if any
@@ -386,8 +384,8 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """The connection's socket (and TLS) attributes."""
-        return self._attributes
+        """The connection's socket (and TLS) attributes (made on each call)."""
+        return _attributes(self._transport)
 
     # --- asyncio.Protocol callbacks ------------------------------------------------------------
 
