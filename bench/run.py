@@ -35,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "observability": ["--calls", "500", "--repeat", "1"],
     "fuzz": ["--examples", "30"],
     "proxy": ["--calls", "1000", "--seq-calls", "200"],
+    "asgi": ["--calls", "500", "--repeat", "1"],
 }
 
 

@@ -24,6 +24,8 @@ from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
+from kitecore.taskgroups import OwnedTaskGroup
+from kitecore.tls import is_secure_url, tls_failure_hint
 from kitecore.transport import (
     DialOptions,
     MessageStream,
@@ -109,7 +111,10 @@ class Client:
         self._closed = False
         self._connected_event_: anyio.Event | None = None
         self._serving = False  # _serve runs: the connected event is (or would be) set
+        #: The group this client's tasks run in instead of its kite's: its own (``async with
+        #: client``), or one lent by the pool or Kontrol client that made it.
         self._own_task_group: TaskGroup | None = None
+        self._own_tasks = OwnedTaskGroup()
         self._reconnect_scope: anyio.CancelScope | None = None
         self._pause_scope: anyio.CancelScope | None = None  # the reconnect loop's backoff wait
         self._attempt: anyio.Event | None = None  # set when the dial in progress ends
@@ -157,7 +162,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called (the client will not connect again)."""
+        """True once :meth:`aclose` was called (the client will not connect again)."""
         return self._closed
 
     def on_token_expire(self, hook: Hook) -> Hook:
@@ -179,7 +184,7 @@ class Client:
     def _task_group(self) -> TaskGroup:
         if self._own_task_group is not None:
             return self._own_task_group
-        group = self.kite._task_group
+        group = self.kite._tasks.group
         if group is None:
             raise RuntimeError(
                 "dialing needs a running kite or a client context: "
@@ -188,27 +193,22 @@ class Client:
         return group
 
     async def __aenter__(self) -> Client:
-        self._own_task_group = anyio.create_task_group()
-        await self._own_task_group.__aenter__()
+        self._own_task_group = await self._own_tasks.open()
         try:
             if self._reconnect:
                 await self.dial_forever()
             else:
                 await self.dial()
         except BaseException:
-            group, self._own_task_group = self._own_task_group, None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+            self._own_task_group = None
+            await self._own_tasks.aclose()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-        group, self._own_task_group = self._own_task_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
+        await self.aclose()
+        self._own_task_group = None
+        await self._own_tasks.aclose()
 
     async def dial(self, timeout: float | None = None) -> None:
         """Connect once; raise :class:`DialError` on failure. Dialing twice is harmless."""
@@ -224,7 +224,7 @@ class Client:
     async def dial_forever(self) -> None:
         """Connect, and reconnect with exponential backoff whenever the connection drops.
 
-        Returns once the first connection is up; reconnection goes on until :meth:`close`.
+        Returns once the first connection is up; reconnection goes on until :meth:`aclose`.
         """
         self._reconnect = True
         if self._reconnect_scope is None:
@@ -345,7 +345,9 @@ class Client:
         transports = kite.transports_for(url, self.transport)
         handshake = kite.config.handshake_timeout if timeout is None else timeout
         options = DialOptions(
-            handshake_timeout=handshake, max_message_size=kite.config.max_message_size
+            handshake_timeout=handshake,
+            max_message_size=kite.config.max_message_size,
+            ssl_context=kite.client_ssl_context if is_secure_url(url) else None,
         )
         transport = transports[0]
         try:
@@ -363,6 +365,9 @@ class Client:
         except Exception as exc:  # OSError, SendError, a transport's own handshake errors
             if _refused(exc):
                 raise DialError(f"connection refused to {url}") from exc
+            hint = tls_failure_hint(exc, is_secure_url(url))
+            if hint is not None:  # say why in words, the SSL error text stays in the cause
+                raise DialError(f"can't connect to {url}: {hint}") from exc
             raise DialError(f"can't connect to {url}: {exc}") from exc
         return Connection(
             stream,
@@ -431,14 +436,18 @@ class Client:
     async def _dispatch(self, connection: Connection, method: str, arguments: list[Any]) -> None:
         await self.kite._serve_call(self, connection, method, arguments)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection and stop reconnecting. Idempotent."""
         self._closed = True
         # close first: the reconnect task reads the peer's close reply (else we wait it out)
         if self.connection is not None:
-            await self.connection.close("client closed")
+            await self.connection.aclose("client closed")
         if self._reconnect_scope is not None:
             self._reconnect_scope.cancel()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     # ------------------------------------------------------------ calling
 

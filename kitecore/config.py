@@ -105,6 +105,16 @@ def _positive_int(text: str) -> int:
     return number
 
 
+def _flag(text: str) -> bool:
+    """A yes/no switch: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1, true, yes or on (or 0, false, no, off)")
+
+
 def kite_home(environ: Mapping[str, str] | None = None) -> Path:
     """The directory holding ``kite.key``: ``$KITE_HOME`` if set and non-empty, else ``~/.kite``."""
     env = os.environ if environ is None else environ
@@ -187,6 +197,21 @@ class Config:
     #: Seconds a graceful shutdown (SIGTERM/SIGINT, the end of ``async with kite``) lets the
     #: calls in flight finish before it closes the connections.
     shutdown_timeout: float = 10.0
+    # --- TLS (README, "TLS"; kitecore.tls) ---
+    #: Certificate chain (PEM) this kite serves ``https://`` / ``wss://`` with, with its key.
+    tls_cert_file: str = ""
+    #: Private key (PEM) of ``tls_cert_file``.
+    tls_key_file: str = ""
+    #: CA certificates (PEM): when set, clients must present a certificate signed by one.
+    tls_client_ca_file: str = ""
+    #: CA certificates (PEM) trusted, beside the system's, when dialing ``https://``/``wss://``.
+    tls_ca_file: str = ""
+    #: Certificate chain (PEM) presented to servers that ask for one (mutual TLS).
+    tls_client_cert_file: str = ""
+    #: Private key (PEM) of ``tls_client_cert_file`` (unset: it is in that file).
+    tls_client_key_file: str = ""
+    #: Dial ``https://``/``wss://`` without verifying certificates (logged as a WARNING).
+    tls_insecure: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> Config:
@@ -289,6 +314,14 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "KITE_MAX_HEADER_SIZE": ("max_header_size", _positive_int),
     # lifecycle
     "KITE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _duration_or_zero),
+    # TLS (README, "TLS")
+    "KITE_TLS_CERT_FILE": ("tls_cert_file", str),
+    "KITE_TLS_KEY_FILE": ("tls_key_file", str),
+    "KITE_TLS_CLIENT_CA_FILE": ("tls_client_ca_file", str),
+    "KITE_TLS_CA_FILE": ("tls_ca_file", str),
+    "KITE_TLS_CLIENT_CERT_FILE": ("tls_client_cert_file", str),
+    "KITE_TLS_CLIENT_KEY_FILE": ("tls_client_key_file", str),
+    "KITE_TLS_INSECURE": ("tls_insecure", _flag),
 }
 
 

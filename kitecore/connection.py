@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
@@ -185,7 +185,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        """True once the stream ended or :meth:`close` was called."""
+        """True once the stream ended or :meth:`aclose` was called."""
         return self._closed
 
     @property
@@ -316,14 +316,14 @@ class Connection:
 
     # ---------------------------------------------------------------- running
 
-    def spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
         """Run ``function(*args)`` in this connection's task group (cancelled on close)."""
         if self._task_group is None:
             raise SendError("can't start work, connection is not running")
         self._task_group.start_soon(function, *args)
 
     async def run(self) -> None:
-        """Serve the connection until the stream ends or :meth:`close` is called."""
+        """Serve the connection until the stream ends or :meth:`aclose` is called."""
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -342,13 +342,17 @@ class Connection:
             if self._finished is not None:
                 self._finished.set()
 
-    async def close(self, reason: str = "") -> None:
+    async def aclose(self, reason: str = "") -> None:
         """Close the connection; pending calls fail with ``disconnect``. Idempotent."""
         if self._closed:
             return
         self.close_reason = reason
         self._shutdown(DisconnectError("Remote kite has disconnected"))
         await self._close_stream()
+
+    async def close(self, reason: str = "") -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose(reason)
 
     async def _close_stream(self) -> None:
         """Close the stream, shielded from cancellation (by the stream itself if it says so:

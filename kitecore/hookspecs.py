@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from kitecore.auth import Authenticator
+    from kitecore.client import Client
     from kitecore.interceptors import ClientInterceptor, ServerInterceptor
     from kitecore.kite import Kite
     from kitecore.pickers import Picker
@@ -117,7 +118,7 @@ def kite_demo(number: float, out: TextIO) -> Awaitable[tuple[Any, Any]] | None:
 
 
 @hookspec
-def kite_register_methods(kite: Any) -> None:
+def kite_register_methods(kite: Kite) -> None:
     """Add methods to a kite with ``kite.handle("name")(function)``.
 
     Called once for every Kite, when it is created and before it serves. Returns nothing.
@@ -125,7 +126,7 @@ def kite_register_methods(kite: Any) -> None:
 
 
 @hookspec
-def kite_register_interceptors(kite: Any, register: InterceptorRegister) -> None:
+def kite_register_interceptors(kite: Kite, register: InterceptorRegister) -> None:
     """Wrap ``kite``'s calls: call ``register(server=..., client=...)`` (either may be
     omitted) with interceptors of :mod:`kitecore.interceptors`.
 
@@ -137,23 +138,27 @@ def kite_register_interceptors(kite: Any, register: InterceptorRegister) -> None
 
 
 # --- Observation: lifecycle events, never per request -----------------------------------------
+# The core calls each plugin's implementation on its own: one that raises is logged with the
+# plugin's name and the others still run; the kite starts, accepts or closes as if it had not.
 
 
 @hookspec
-def kite_started(kite: Any, url: str) -> None:
+def kite_started(kite: Kite, url: str) -> None:
     """The kite is listening and reachable at ``url``. Returns nothing."""
 
 
 @hookspec
-def kite_stopped(kite: Any) -> None:
+def kite_stopped(kite: Kite) -> None:
     """The kite has stopped serving and closed its connections. Returns nothing."""
 
 
 @hookspec
-def kite_connected(kite: Any, connection: Any) -> None:
-    """A peer connection to ``kite`` was opened (dialled or accepted). Returns nothing."""
+def kite_connected(kite: Kite, client: Client) -> None:
+    """A peer connection to ``kite`` was opened (dialled or accepted): ``client`` is the
+    :class:`~kitecore.client.Client` that speaks to the peer. Returns nothing."""
 
 
 @hookspec
-def kite_disconnected(kite: Any, connection: Any) -> None:
-    """A peer connection of ``kite`` has ended, for whatever reason. Returns nothing."""
+def kite_disconnected(kite: Kite, client: Client) -> None:
+    """The connection of ``client`` (see :func:`kite_connected`) has ended, for whatever
+    reason. Returns nothing."""

@@ -9,13 +9,14 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
-from anyio.abc import TaskGroup
 
 from kitecore.auth import Authenticator
 from kitecore.client import Client
@@ -40,10 +41,13 @@ from kitecore.protocol.errors import (
 )
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
+from kitecore.taskgroups import OwnedTaskGroup
+from kitecore.tls import client_context, server_context
 from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
 if TYPE_CHECKING:
+    from kitecore.asgi import KiteASGIApp
     from kitecore.discovery import KiteWatch, KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
     from kitecore.plugins import PluginRegistry
@@ -114,7 +118,7 @@ class Kite:
         self._connect_hooks: list[ClientHook] = []
         self._first_request_hooks: list[ClientHook] = []
         self._disconnect_hooks: list[ClientHook] = []
-        self._task_group: TaskGroup | None = None
+        self._tasks = OwnedTaskGroup()
         self._server: HTTPServer | None = None
         self._clients: set[Client] = set()
         self._http_routes: list[tuple[Any, Any, Any]] = []
@@ -133,6 +137,7 @@ class Kite:
         # tuples, empty when none: the per-call check is one falsy test
         self._server_interceptors: tuple[ServerInterceptor, ...] = ()
         self._client_interceptors: tuple[ClientInterceptor, ...] = ()
+        self._client_ssl: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
         from kitecore.builtins import register_builtins
 
@@ -174,7 +179,15 @@ class Kite:
 
     # ------------------------------------------------------------ methods
 
-    def handle(self, name: str, handler: Handler | None = None, *, auth: bool | None = None) -> Any:
+    @overload
+    def handle(
+        self, name: str, handler: None = None, *, auth: bool | None = None
+    ) -> Callable[[H], H]: ...
+    @overload
+    def handle(self, name: str, handler: Handler, *, auth: bool | None = None) -> Method: ...
+    def handle(
+        self, name: str, handler: Handler | None = None, *, auth: bool | None = None
+    ) -> Method | Callable[[H], H]:
         """Register ``handler`` for ``name``; without ``handler``, a decorator.
 
         ``auth=None`` follows ``config.disable_authentication`` when a call arrives; pass
@@ -222,6 +235,23 @@ class Kite:
         self._websocket_routes.append((path, handler))
         if self._server is not None:
             self._server.add_websocket_route(path, handler)
+
+    def asgi_app(
+        self, *, url: str | None = None, prefix: str = "/kite", register: bool | None = None
+    ) -> KiteASGIApp:
+        """This kite as an ASGI 3 application, for uvicorn, hypercorn or a Starlette/FastAPI
+        app (``app.mount("/kite", kite.asgi_app())``) instead of the kite's own server.
+
+        It serves the transports' routes under ``prefix`` (raw WebSocket; SockJS when its
+        plugin is installed), ``<prefix>/health`` and the :meth:`handle_http` /
+        :meth:`handle_websocket` routes. Lifespan startup starts the kite and, given its public
+        ``url``, registers it with Kontrol when one is configured (``register=None``) or
+        ``register=True``; lifespan shutdown is :meth:`shutdown`. See
+        :class:`kitecore.asgi.KiteASGIApp`.
+        """
+        from kitecore.asgi import KiteASGIApp
+
+        return KiteASGIApp(self, url=url, prefix=prefix, register=register)
 
     def method(self, name: str) -> Method:
         """The registered :class:`Method` called ``name`` (KeyError if none)."""
@@ -286,12 +316,12 @@ class Kite:
     async def _client_connected(self, client: Client) -> None:
         self._clients.add(client)
         await self._fire(self._connect_hooks, client)
-        self.plugins.pm.hook.kite_connected(kite=self, connection=client)
+        self.plugins.notify("kite_connected", kite=self, client=client)
 
     async def _client_disconnected(self, client: Client) -> None:
         self._clients.discard(client)
         await self._fire(self._disconnect_hooks, client)
-        self.plugins.pm.hook.kite_disconnected(kite=self, connection=client)
+        self.plugins.notify("kite_disconnected", kite=self, client=client)
 
     # ------------------------------------------------------------ clients
 
@@ -305,6 +335,24 @@ class Kite:
         client = Client(self, url, auth=auth, transport=transport)
         client._reconnect = reconnect
         return client
+
+    @property
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """The context this kite dials ``https://``/``wss://`` URLs with
+        (:func:`kitecore.tls.client_context`), made once and again when the TLS fields of
+        :attr:`config` change."""
+        c = self.config
+        key = (
+            c.tls_ca_file,
+            c.tls_client_cert_file,
+            c.tls_client_key_file,
+            c.tls_insecure,
+        )
+        cached = self._client_ssl
+        if cached is None or cached[0] != key:
+            cached = (key, client_context(c))
+            self._client_ssl = cached
+        return cached[1]
 
     def transport_for(self, url: str, name: str | None = None) -> Transport:
         """The transport that dials ``url`` first: by name, or the best that accepts the URL."""
@@ -486,12 +534,12 @@ class Kite:
         from kitecore.http.server import HTTPServer
 
         self.ready = anyio.Event()
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._task_group = group
+        group = await self._tasks.open()
         try:
             config = self.config
+            ssl_context = server_context(config)
             server = HTTPServer(
+                handshake_timeout=config.handshake_timeout,
                 max_message_size=config.max_message_size,
                 max_header_size=config.max_header_size,
                 max_connections=config.max_connections,
@@ -512,37 +560,38 @@ class Kite:
             self._started_at = time.monotonic()
             host = self.config.ip or "0.0.0.0"
             try:
-                self.port = await group.start(server.serve, host, self.config.port)
+                self.port = await group.start(
+                    partial(server.serve, ssl_context=ssl_context), host, self.config.port
+                )
             except OSError as exc:
                 raise ListenError(host, self.config.port, exc) from exc
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
             if ":" in shown:
                 shown = f"[{shown}]"
-            self.url = f"http://{shown}:{self.port}/kite"
+            scheme = "http" if ssl_context is None else "https"
+            self.url = f"{scheme}://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
-            self.plugins.pm.hook.kite_started(kite=self, url=self.url)
+            self.plugins.notify("kite_started", kite=self, url=self.url)
             self.ready.set()
         except BaseException:
-            self._task_group = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+            await self._tasks.aclose()
             raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.shutdown()
-        group, self._task_group = self._task_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
-        self.plugins.pm.hook.kite_stopped(kite=self)
+        await self._tasks.aclose()
+        self.plugins.notify("kite_stopped", kite=self)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every connection this kite has open. Idempotent."""
         with anyio.CancelScope(shield=True):
             for client in list(self._clients):
-                await client.close()
+                await client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Leave gracefully: stop accepting connections, close the connection to Kontrol
@@ -565,14 +614,14 @@ class Kite:
                 if self._server is not None:
                     self._server.stop_accepting()
                 if self._kontrol_client is not None:
-                    await self._kontrol_client.close()
+                    await self._kontrol_client.aclose()
                 with anyio.move_on_after(limit) as waited:
                     await self._drain()
                 if waited.cancelled_caught:
                     logger.warning(
                         "%s: calls still running after %gs; closing", self.identity.path, limit
                     )
-                await self.close()
+                await self.aclose()
             finally:
                 done.set()
 

@@ -28,7 +28,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -37,6 +37,9 @@ from stevedore import ExtensionManager, NamedExtensionManager
 from kitecore import hookspecs
 from kitecore.hookspecs import AuthenticatorFactory, PickerFactory, StorageFactory
 from kitecore.transport import Transport
+
+if TYPE_CHECKING:
+    from kitecore.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +147,9 @@ class CommandRegistry:
 class PluginRegistry:
     """The loaded plugins and everything they registered.
 
-    Built by :func:`load_plugins`; the ``kite_register_*`` hooks have all been called. Lifecycle
-    and per-kite hooks are called through :attr:`pm` (``registry.pm.hook.kite_started(...)``).
+    Built by :func:`load_plugins`; the ``kite_register_*`` hooks have all been called. Per-kite
+    hooks are called through :attr:`pm` (``registry.pm.hook.kite_register_methods(...)``),
+    lifecycle hooks through :meth:`notify`.
     """
 
     def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
@@ -192,6 +196,17 @@ class PluginRegistry:
             except Exception as exc:
                 raise PluginError(f"plugin {name!r} failed in {hook_name}: {exc!r}") from exc
 
+    def notify(self, hook_name: str, **kwargs: object) -> None:
+        """Call the observation hook ``hook_name`` (``kite_started``, ``kite_connected``...) on
+        each plugin that implements it, in pluggy's order. One that raises is logged with its
+        plugin's name and the others still run: like a user's hook, a broken observer never
+        stops a kite from starting, accepting a connection or closing."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception:
+                logger.exception("plugin %r raised in %s", impl.plugin_name, hook_name)
+
     def transport(self, name: str) -> Transport:
         """The transport called ``name``; :class:`PluginError` lists the installed ones."""
         return _lookup(self.transports, "transport", name)
@@ -204,7 +219,7 @@ class PluginRegistry:
         """The picker factory called ``name`` (``random``, ``round_robin``...)."""
         return _lookup(self.pickers, "picker", name)
 
-    def storage_for_url(self, url: str) -> Any:
+    def storage_for_url(self, url: str) -> Storage:
         """Open the Kontrol storage ``url`` names, chosen by its scheme (``memory://``)."""
         scheme = urlsplit(url).scheme
         if not scheme:

@@ -41,6 +41,7 @@ from kitecore.discovery.watch import DEREGISTER, REGISTER
 from kitecore.pickers import BUILTIN_PICKERS, PLUGIN_PICKERS, Candidate, Picker, is_failure
 from kitecore.protocol.errors import DisconnectError, KiteError, SendError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.taskgroups import OwnedTaskGroup
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite
@@ -170,7 +171,7 @@ class Pool:
         self._live: list[Candidate] = []
         self._started = False
         self._closed = False
-        self._own_group: TaskGroup | None = None
+        self._own_tasks = OwnedTaskGroup()
         self._group: TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
         self._start_lock_: anyio.Lock | None = None
@@ -203,25 +204,17 @@ class Pool:
     # ------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Pool:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._own_group = group
+        await self._own_tasks.open()
         try:
             await self.start()
         except BaseException:
-            self._own_group = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+            await self._own_tasks.aclose()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-        group, self._own_group = self._own_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
+        await self._own_tasks.aclose()
 
     async def start(self) -> None:
         """Ask Kontrol for the kites and start the background work. Called by the first
@@ -233,7 +226,7 @@ class Pool:
                 return
             if self._closed:
                 raise SendError("can't send, the pool is closed")
-            group = self._own_group or self.kite._task_group
+            group = self._own_tasks.group or self.kite._tasks.group
             if group is None:
                 raise RuntimeError(
                     "a pool needs a running kite ('async with kite') or its own context "
@@ -258,7 +251,11 @@ class Pool:
         self._live = []
         with anyio.CancelScope(shield=True):
             for candidate in candidates:
-                await candidate.client.close()
+                await candidate.client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     async def _background(self, scope: anyio.CancelScope) -> None:
         with scope:
@@ -507,7 +504,7 @@ class Pool:
         self._set_live()
         with anyio.CancelScope(shield=True):
             for candidate in gone:
-                await candidate.client.close()
+                await candidate.client.aclose()
 
     def _add(self, client: Client) -> None:
         """A kite Kontrol lists (a no-op for one already known)."""
@@ -574,7 +571,7 @@ class Pool:
         self._set_live()
         with anyio.CancelScope(shield=True):
             for candidate in gone:
-                await candidate.client.close()
+                await candidate.client.aclose()
 
     def _new_redial_backoff(self) -> Backoff:
         b = self._redial_backoff

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import ArgumentError
@@ -61,7 +61,7 @@ def check_type(value: Any, kind: type[T], what: str) -> T:
     if not ok:
         expected = _TYPE_NAMES.get(kind, kind.__name__)
         raise ArgumentError(f"{what} must be {expected}, not {_describe(value)}")
-    return value
+    return cast(T, value)  # checked above to be a `kind`
 
 
 class Arguments:
@@ -93,10 +93,14 @@ class Arguments:
     def __repr__(self) -> str:
         return f"Arguments({self._values!r})"
 
-    def list(self) -> list[Any]:
-        """All arguments as a list."""
+    def as_list(self) -> list[Any]:
+        """All arguments as a (new) list."""
         return list(self._values)
 
+    @overload
+    def one(self) -> Any: ...
+    @overload
+    def one(self, kind: type[T]) -> T: ...
     def one(self, kind: type[T] | None = None) -> Any:
         """The single argument, optionally checked to be of ``kind``."""
         if len(self._values) != 1:

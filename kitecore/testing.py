@@ -35,6 +35,7 @@ from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.kite import Kite
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.request import Request
 
 CORE_PLUGINS = ("websocket", "loopback")
 
@@ -66,15 +67,15 @@ def kite_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Config:
     return config
 
 
-async def square(r: Any) -> float:
+async def square(r: Request) -> float:
     """``square(n)``: the seed's example method."""
     a = r.args.one(float)
     return a * a
 
 
-async def echo(r: Any) -> list[Any]:
+async def echo(r: Request) -> list[Any]:
     """``echo(*args)``: the arguments back."""
-    return r.args.list()
+    return r.args.as_list()
 
 
 async def whoami(r: Any) -> str:

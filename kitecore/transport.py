@@ -25,6 +25,7 @@ abilities as class members: methods, properties or class attributes).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
@@ -68,6 +69,9 @@ class DialOptions:
     handshake_timeout: float = 15.0
     max_message_size: int = 16 * 1024 * 1024
     headers: tuple[tuple[str, str], ...] = ()
+    #: How to verify ``https://``/``wss://`` servers and which client certificate to show
+    #: (:func:`kitecore.tls.client_context`); ``None``: the system's CAs, no client certificate.
+    ssl_context: ssl.SSLContext | None = None
 
 
 @runtime_checkable

@@ -19,10 +19,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import sniffio
+
+if TYPE_CHECKING:
+    import asyncio  # imported at run time only when asyncio runs: see waiter_factory
 
 
 class WaitTimeout(Exception):
@@ -108,7 +111,7 @@ class _Deadlines:
 class _FutureWaiter:
     __slots__ = ("_deadlines", "_future", "_loop")
 
-    def __init__(self, loop: Any, deadlines: _Deadlines) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: _Deadlines) -> None:
         self._loop = loop
         self._deadlines = deadlines
         self._future = loop.create_future()

@@ -6,7 +6,7 @@
 # On a fresh Debian machine (Python >= 3.10, Node 20, root or sudo) it first installs what is
 # missing. The environments are rebuilt every run because entry points are read at install time.
 # Exit status: pytest's (non-zero if either run fails, including "no tests collected"), or 1
-# when the suites pass but lint (ruff check, ruff format --check) failed.
+# when the suites pass but lint (ruff check, ruff format --check, mypy --strict) failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -40,6 +40,6 @@ full=0 core=0
 run_suite test "$@" || full=$?
 run_suite core "$@" || core=$?
 if [ "$lint" -ne 0 ]; then
-  echo "lint failed: see ruff's output above (scripts/hatch run lint; ruff format fixes layout)" >&2
+  echo "lint failed: see ruff's or mypy's output above (scripts/hatch run lint; ruff format fixes layout)" >&2
 fi
 exit $((full != 0 ? full : core != 0 ? core : lint))

@@ -74,7 +74,8 @@ async def main(host: str, port: int) -> None:
     for path, (file, content_type) in pages.items():
         k.handle_http(path, static(file.read_bytes(), content_type), methods=["GET"])
     async with k:
-        print(f"open http://{host}:{k.port}/ in a browser", flush=True)
+        scheme = "https" if k.url.startswith("https://") else "http"  # KITE_TLS_CERT_FILE set
+        print(f"open {scheme}://{host}:{k.port}/ in a browser", flush=True)
         await anyio.sleep_forever()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.streams.stapled import StapledObjectStream
 
-from kitecore import hookimpl
+from kitecore import Kite, Request, hookimpl
 from kitecore.transport import AcceptHandler, DialOptions, MessageStream, Transport
 
 
@@ -38,13 +38,13 @@ class HelloTransport:
         """No server side."""
 
 
-async def greet(request: Any) -> str:
+async def greet(request: Request) -> str:
     """``hello.greet``: greets the caller by username."""
     return f"hello, {request.username or 'stranger'}"
 
 
 @hookimpl
-def kite_register_methods(kite: Any) -> None:
+def kite_register_methods(kite: Kite) -> None:
     """Add ``hello.greet`` to every kite."""
     kite.handle("hello.greet")(greet)
 

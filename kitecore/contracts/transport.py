@@ -211,7 +211,7 @@ class TransportContract:
 
         server = await make_kite("hang", methods={"hang": hang})
         gone = anyio.Event()
-        errors: list[BaseException] = []
+        errors: list[DisconnectError] = []
         client = self.client(caller, server)
         client.on_disconnect(lambda c: gone.set())
         async with client:

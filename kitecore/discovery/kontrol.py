@@ -36,10 +36,11 @@ from kitecore.discovery.messages import (
     to_query,
 )
 from kitecore.discovery.renewer import RENEW_BEFORE, RETRY_INTERVAL, TokenRenewer
-from kitecore.discovery.watch import KiteWatch
+from kitecore.discovery.watch import DEFAULT_POLL_INTERVAL, KiteWatch
 from kitecore.protocol.envelope import Authentication
 from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.taskgroups import OwnedTaskGroup
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite
@@ -93,7 +94,7 @@ class KontrolClient:
         self._register_hooks: list[RegisterHook] = []
         self._registered: anyio.Event | None = None
         self._register_scope: anyio.CancelScope | None = None
-        self._own_group: TaskGroup | None = None
+        self._own_tasks = OwnedTaskGroup()
         #: Keeps ``config.kontrol_key`` current while the kite stays registered.
         self.key_renewer = KeyRenewer(
             self, interval=key_renew_interval, refresh_interval=key_refresh_interval
@@ -115,7 +116,7 @@ class KontrolClient:
         return self._client
 
     def _client_for(self, group: TaskGroup) -> Client:
-        """The client of Kontrol reconnecting in ``group``: a fresh one after :meth:`close` or
+        """The client of Kontrol reconnecting in ``group``: a fresh one after :meth:`aclose` or
         when the kite was restarted (a new task group)."""
         client = self._client
         if client is None or client.closed or self._client_group is not group:
@@ -150,29 +151,27 @@ class KontrolClient:
     # ------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> KontrolClient:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._own_group = group
+        await self._own_tasks.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-        group, self._own_group = self._own_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            # the body's own exception (if any) propagates as it is, not wrapped in a group
-            await group.__aexit__(None, None, None)
+        await self.aclose()
+        await self._own_tasks.aclose()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop registering and close the connection to Kontrol. Idempotent."""
         if self._register_scope is not None:
             self._register_scope.cancel()
             self._register_scope = None
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
+
+    async def close(self) -> None:
+        """Alias of :meth:`aclose`, kept for existing callers."""
+        await self.aclose()
 
     def _group(self) -> TaskGroup:
-        group = self._own_group or self.kite._task_group
+        group = self._own_tasks.group or self.kite._tasks.group
         if group is None:
             raise RuntimeError(
                 "talking to Kontrol needs a running kite ('async with kite') "
@@ -261,7 +260,7 @@ class KontrolClient:
         """Keep the kite registered: register now and after every reconnect to Kontrol.
 
         Returns at once; failures are retried with exponential ``backoff`` in the background
-        until :meth:`close`. Await :attr:`registered` to know the first attempt succeeded.
+        until :meth:`aclose`. Await :attr:`registered` to know the first attempt succeeded.
         """
         self.register_url = self._own_url(url)
         if self._register_scope is not None:
@@ -275,7 +274,7 @@ class KontrolClient:
     def _stopping(self, used: Client | None) -> bool:
         """True when the kite (or this client) is shutting down: no group left to run in, or
         the client ``used`` by the last registration was closed on purpose (not just lost)."""
-        if (self._own_group or self.kite._task_group) is None:
+        if (self._own_tasks.group or self.kite._tasks.group) is None:
             return True
         return used is not None and used.closed
 
@@ -353,8 +352,9 @@ class KontrolClient:
     ) -> KiteWatch:
         """A :class:`~kitecore.discovery.watch.KiteWatch` of the kites matching ``query``:
         ``async with client.watch_kites(...) as watch: async for event in watch: ...``."""
-        options = {} if poll_interval is None else {"poll_interval": poll_interval}
-        return KiteWatch(self, to_query(query, **fields), **options)
+        if poll_interval is None:
+            poll_interval = DEFAULT_POLL_INTERVAL
+        return KiteWatch(self, to_query(query, **fields), poll_interval=poll_interval)
 
     async def get_token(self, kite: QueryLike, *, force: bool = False) -> str:
         """A token to call the one kite ``kite`` names (an identity, a query or a mapping).

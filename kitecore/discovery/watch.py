@@ -35,10 +35,9 @@ from kitecore.backoff import Backoff
 from kitecore.discovery.messages import KiteRecord, parse_get_kites_result
 from kitecore.protocol.errors import ArgumentError, KiteError
 from kitecore.protocol.identity import KiteIdentity, Query
+from kitecore.taskgroups import OwnedTaskGroup
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from kitecore.client import Client
     from kitecore.discovery.kontrol import KontrolClient
 
@@ -107,7 +106,7 @@ class KiteWatch:
         self._wakeup: anyio.Event | None = None
         self._resync = anyio.Event()
         self._connection: Any = None
-        self._group: TaskGroup | None = None
+        self._tasks = OwnedTaskGroup()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -123,10 +122,8 @@ class KiteWatch:
 
     async def __aenter__(self) -> KiteWatch:
         await self._subscribe(initial=True)
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
-        group.start_soon(self._maintain)
+        await self._tasks.open()
+        self._tasks.start_soon(self._maintain)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -139,10 +136,7 @@ class KiteWatch:
         self._closed = True
         self._generation += 1
         self._wake()
-        group, self._group = self._group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+        await self._tasks.aclose()
         watcher_id, self.watcher_id = self.watcher_id, ""
         if watcher_id and self._connection is not None and not self._connection.closed:
             with anyio.move_on_after(self.kontrol.kite.config.timeout, shield=True):
@@ -215,7 +209,7 @@ class KiteWatch:
         watcher_id = result.get("watcherID") if isinstance(result, dict) else None
         if watching:
             self.pushed = isinstance(watcher_id, str) and bool(watcher_id)
-            self.watcher_id = watcher_id if self.pushed else ""
+            self.watcher_id = str(watcher_id) if self.pushed else ""
         current = {record.kite.id: record for record in records}
         for kite_id, kite in list(self._known.items()):
             if kite_id not in current:
@@ -249,7 +243,7 @@ class KiteWatch:
             self.watcher_id = ""
             self._resync.set()
             return
-        event = message.get("result")
+        event: Any = message.get("result")  # the peer's JSON: checked by the lookups below
         try:
             action = event["action"]
             kite = KiteIdentity.from_wire(event["kite"])

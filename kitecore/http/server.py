@@ -47,7 +47,7 @@ import anyio.abc
 import h11
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream
 from anyio.streams.stapled import MultiListener
-from anyio.streams.tls import TLSListener, TLSStream
+from anyio.streams.tls import TLSStream
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
@@ -521,8 +521,11 @@ class HTTPServer:
                         stream = await TLSStream.wrap(
                             stream, ssl_context=ssl_context, standard_compatible=False
                         )
-                except BaseException as exc:
-                    await TLSListener.handle_handshake_error(exc, stream)
+                except (OSError, TimeoutError, *_PEER_GONE) as exc:
+                    # port scanners, plain-HTTP clients, stalled handshakes: one DEBUG line
+                    # (asyncio's own TLS handshake, on the other path, logs them so too)
+                    logger.debug("TLS handshake with %s failed: %r", host, exc)
+                    await anyio.aclose_forcefully(stream)
                     return
             del attributes, get_socket, raw_socket  # not kept for the connection's life
             await self.handle_connection(stream, _format_address(remote))

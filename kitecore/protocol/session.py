@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from . import dnode
 from .envelope import parse_response
@@ -274,13 +274,14 @@ class Session:
             dnode.unscrub(arguments, message.callbacks, self._make_proxy)
         if type(method) is str:
             return CallReceived(method, arguments)
+        callback_id = cast(int, method)  # mypy narrows on `type(x) is` only when it matches
         if not self._busy:  # the common case, inline: a reply or callback due at once
-            event = self._deliver(method, arguments, None)
+            event = self._deliver(callback_id, arguments, None)
             if event is not None:
                 if type(event) is CallbackInvoked:
                     self._busy = True
                 return event
-        return self._ordered_event(method, arguments, None)
+        return self._ordered_event(callback_id, arguments, None)
 
     def next_ordered(self) -> CallbackInvoked | ResponseReceived | None:
         """The ordered event due after the one just handled, or None when there is none.

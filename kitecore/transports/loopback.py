@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ import anyio
 from anyio.streams.stapled import StapledObjectStream
 
 from kitecore.hookspecs import hookimpl
-from kitecore.transport import AcceptHandler, DialOptions, MessageStream, PeerInfo
+from kitecore.transport import AcceptHandler, DialOptions, MessageStream, PeerInfo, Transport
 
 if TYPE_CHECKING:
     from kitecore.http.server import HTTPServer
@@ -67,6 +68,6 @@ _transport = LoopbackTransport()
 
 
 @hookimpl
-def kite_register_transports(register) -> None:  # type: ignore[no-untyped-def]
+def kite_register_transports(register: Callable[[Transport], None]) -> None:
     """Register the process-wide loopback transport."""
     register(_transport)

@@ -64,6 +64,7 @@ class WebSocketTransport:
                 headers=options.headers,
                 handshake_timeout=options.handshake_timeout,
                 max_message_size=options.max_message_size,
+                ssl_context=options.ssl_context,
             )
         except HandshakeError as exc:
             if exc.status_code == 101:  # a broken upgrade answer, not another protocol

@@ -9,6 +9,11 @@ const ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ]
+// A page served over https with a test certificate: trust exactly that certificate's key (its
+// SPKI hash, base64 of SHA-256), never every certificate (--ignore-certificate-errors).
+if (process.env.CHROMIUM_SPKI_PIN) {
+  ARGS.push('--ignore-certificate-errors-spki-list=' + process.env.CHROMIUM_SPKI_PIN)
+}
 
 // visit(browser, transport) -> result, for each transport in turn.
 function runPages(executablePath, transports, visit, timeout) {

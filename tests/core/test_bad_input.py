@@ -141,7 +141,7 @@ async def test_invalid_utf8_closes_with_1007_and_others_are_served(kite_server, 
 async def test_oversized_message_closes_with_1009(make_kite, kite_config, kite_plugins, caplog):
     small = kite_config.copy()
     small.max_message_size = 1000
-    server = await make_kite(config=small, methods={"echo": lambda r: r.args.list()})
+    server = await make_kite(config=small, methods={"echo": lambda r: r.args.as_list()})
     caller = Kite("caller", "1.0.0", config=kite_config, plugins=kite_plugins)
     async with caller.new_client(server.url) as client:
         assert await client.tell("kite.ping") == "pong"

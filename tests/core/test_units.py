@@ -82,6 +82,9 @@ def test_token_bucket():
 
 def test_argument_accessors():
     args = Arguments([4, "x", {"a": 1}, [1], True, 2.0])
+    assert args.as_list() == [4, "x", {"a": 1}, [1], True, 2.0]
+    assert args.as_list() is not args.as_list()  # a copy: the caller may change it
+    assert not hasattr(args, "list")  # renamed: it shadowed the builtin in the class body
     assert args.number(0) == 4 and args.integer(5) == 2 and args.string(1) == "x"
     assert args.mapping(2) == {"a": 1} and args.array(3) == [1] and args.boolean(4) is True
     with pytest.raises(ArgumentError, match="argument 1 must be a number, not a string"):

@@ -40,7 +40,8 @@ async def kite_kontrol(
     """``kite kontrol ARGS`` until the block ends; yields its URL once it says it serves.
     Its stderr (the log) goes to ``log``."""
     command = [*KITE, "kontrol", "--ip", "127.0.0.1", "--port", str(port), *args]
-    url = f"http://127.0.0.1:{port}/kite"
+    scheme = "https" if "--tls-cert" in args else "http"
+    url = f"{scheme}://127.0.0.1:{port}/kite"
     log_path = log if log is not None else home.parent / f"kontrol-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:

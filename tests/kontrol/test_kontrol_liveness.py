@@ -33,7 +33,7 @@ async def test_connected_kite_that_never_pings_expires(kontrol, make_kite):
     asked = anyio.Event()
 
     async def silent_heartbeat(r):
-        calls.append(r.args.list()[0])  # accepts the heartbeat request, never pings
+        calls.append(r.args.as_list()[0])  # accepts the heartbeat request, never pings
         asked.set()
 
     kite.handle("kite.heartbeat", silent_heartbeat)

@@ -1,7 +1,8 @@
 """The development commands the README gives exist and run on a fresh clone.
 
-``scripts/hatch`` (hatch, installed when missing), ``hatch run lint`` with an exactly pinned ruff,
-``hatch run bench`` (bench/run.py, covering every benchmark), and lint in ``scripts/test.sh``.
+``scripts/hatch`` (hatch, installed when missing), ``hatch run lint`` with an exactly pinned ruff
+and mypy, ``hatch run bench`` (bench/run.py, covering every benchmark), and lint in
+``scripts/test.sh``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ README = (REPO / "README.md").read_text()
 def test_ruff_is_pinned_exactly() -> None:
     ruff = [dep for dep in HATCH["envs"]["default"]["dependencies"] if dep.startswith("ruff")]
     assert len(ruff) == 1 and re.fullmatch(r"ruff==\d+\.\d+\.\d+", ruff[0]), ruff
+
+
+def test_lint_runs_mypy_strict_pinned_exactly_over_the_core_and_every_plugin() -> None:
+    mypy = [dep for dep in HATCH["envs"]["default"]["dependencies"] if dep.startswith("mypy")]
+    assert len(mypy) == 1 and re.fullmatch(r"mypy==\d+\.\d+\.\d+", mypy[0]), mypy
+    lint = HATCH["envs"]["default"]["scripts"]["lint"]
+    assert any(command.split()[0] == "mypy" for command in lint), lint
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True
+    assert set(config["files"]) == {"kitecore", "plugins/*/src"}
 
 
 def test_every_script_of_the_default_environment_names_files_that_exist() -> None:

@@ -324,12 +324,12 @@ def test_lifecycle_hooks_reach_plugins_through_the_manager() -> None:
             seen.append(("started", url))
 
         @hookimpl
-        def kite_disconnected(self, connection: Any) -> None:
-            seen.append(("disconnected", connection))
+        def kite_disconnected(self, client: Any) -> None:
+            seen.append(("disconnected", client))
 
     registry = load_plugins(names=(), extra_plugins=[Observer()])
     registry.pm.hook.kite_started(kite="k", url="http://127.0.0.1:1/kite")
-    registry.pm.hook.kite_disconnected(kite="k", connection="c")
+    registry.pm.hook.kite_disconnected(kite="k", client="c")
 
     assert seen == [("started", "http://127.0.0.1:1/kite"), ("disconnected", "c")]
 

@@ -71,7 +71,7 @@ def test_parse_url(url, endpoints, prefix, timeout):
         ("etcd://a:99999/kite", "bad etcd port"),
         ("etcd://a:b/kite", "bad etcd port"),
         ("etcd://a:1,,b/kite", "empty etcd host"),
-        ("etcd://u:p@a/kite", "not supported"),
+        ("etcd://u@a/kite", "has no password"),
         ("etcd://a/kite?timeout=0", "timeout"),
         ("etcd://a/kite?timeout=soon", "timeout"),
         ("etcd://a/kite?tls=1", "unknown etcd URL option"),

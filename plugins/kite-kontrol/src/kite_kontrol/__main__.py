@@ -74,6 +74,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="anyone may registerMachine (demos only)",
     )
+    tls = parser.add_argument_group('TLS (README, "TLS"; the KITE_TLS_* variables work too)')
+    tls.add_argument("--tls-cert", help="serve https:// with this certificate chain (PEM)")
+    tls.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
+    tls.add_argument(
+        "--tls-client-ca",
+        help="require client certificates signed by these CAs (PEM): mutual TLS",
+    )
     parser.add_argument("--log-level", default=os.environ.get("KITE_LOG_LEVEL", "INFO"))
     add_limit_options(parser)
     return parser
@@ -85,6 +92,14 @@ def _config(args: argparse.Namespace) -> Config:
     config.port = args.port
     for name in ("username", "environment", "region", "kontrol_url"):
         value = getattr(args, name)
+        if value:
+            setattr(config, name, value)
+    for option, name in (
+        ("tls_cert", "tls_cert_file"),
+        ("tls_key", "tls_key_file"),
+        ("tls_client_ca", "tls_client_ca_file"),
+    ):
+        value = getattr(args, option, None)
         if value:
             setattr(config, name, value)
     return config
@@ -103,7 +118,8 @@ def _initial(args: argparse.Namespace, config: Config) -> int:
     has_keys = files.private_path.exists()
     IdentityFile(files.data_dir).resolve(args.username, has_keys=has_keys)
     pair, created = files.load_or_create()
-    kontrol_url = config.kontrol_url or f"http://127.0.0.1:{config.port}/kite"
+    scheme = "https" if config.tls_cert_file else "http"
+    kontrol_url = config.kontrol_url or f"{scheme}://127.0.0.1:{config.port}/kite"
     key = kite_auth_token.create_kite_key(
         username=args.username,
         issuer=args.username,

@@ -42,7 +42,7 @@ def _require_kite_key(r: Request) -> VerifiedKiteKey:
     if auth_type != "kiteKey":
         raise AuthenticationError(f"Unexpected authentication type: {auth_type}")
     verified = r.context.get(KITE_KEY_CONTEXT)
-    if verified is None:  # only possible if the method's authentication was turned off
+    if not isinstance(verified, VerifiedKiteKey):  # none: the method's auth was turned off
         raise AuthenticationError("No authentication information is provided")
     return verified
 

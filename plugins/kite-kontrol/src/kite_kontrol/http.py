@@ -75,7 +75,7 @@ class HTTPEndpoints:
             raise _HTTPError(400, f"invalid JSON body: {exc}") from None
         if not isinstance(data, dict):
             raise _HTTPError(400, "the body must be a JSON object")
-        auth = data.get("auth")
+        auth = data.get("auth") or {}
         auth_type = auth.get("type") if isinstance(auth, dict) else None
         if auth_type != "kiteKey":
             raise _HTTPError(400, f"Unexpected authentication type: {auth_type or ''}")

@@ -133,7 +133,10 @@ async def machine_key(
 ) -> str:
     """A fresh kite.key for ``username`` from the Kontrol at ``url`` (``registerMachine``)."""
     async with kite.new_client(url) as client:
-        return await client.tell("registerMachine", {"username": username, "secret": secret})
+        key = await client.tell("registerMachine", {"username": username, "secret": secret})
+    if not isinstance(key, str):
+        raise TypeError(f"registerMachine answered {key!r}, not a kite.key")
+    return key
 
 
 async def registered_ids(kite: Kite, url: str, key: str, environment: str) -> set[str]:

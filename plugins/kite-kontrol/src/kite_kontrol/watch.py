@@ -82,7 +82,7 @@ def type_name(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    names = {str: "a string", list: "an array", dict: "an object"}
+    names: dict[type[Any], str] = {str: "a string", list: "an array", dict: "an object"}
     return names.get(type(value), type(value).__name__)
 
 

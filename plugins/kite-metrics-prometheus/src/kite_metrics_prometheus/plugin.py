@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
 
 from kitecore import Kite, hookimpl
 from kitecore.hookspecs import InterceptorRegister
@@ -58,7 +57,7 @@ def metrics_path(kite: Kite) -> str | None:
 
 
 @hookimpl
-def kite_register_interceptors(kite: Any, register: InterceptorRegister) -> None:
+def kite_register_interceptors(kite: Kite, register: InterceptorRegister) -> None:
     """Count the calls and connections of a kite that opted in, and serve ``/metrics``."""
     path = metrics_path(kite)
     if path is None:

@@ -3,8 +3,7 @@ the ``kite proxy`` / ``kite tunnelproxy`` commands."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from kitecore import Kite
 from kitecore.hookspecs import hookimpl
 from kitecore.plugins import CommandRegistry
 
@@ -15,7 +14,7 @@ __all__ = ["kite_register_commands", "kite_register_methods"]
 
 
 @hookimpl
-def kite_register_methods(kite: Any) -> None:
+def kite_register_methods(kite: Kite) -> None:
     """Add ``kite.tunnel`` (honoured only from the tunnel proxy the kite registered with)."""
     kite.handle("kite.tunnel", tunnel_method)
 

@@ -25,6 +25,7 @@ import sniffio
 
 from kitecore.storage import StorageError
 
+from .tls import TLSClient, tls_credentials
 from .url import EtcdURL
 
 __all__ = ["AsyncioRequiredError", "Endpoints", "EtcdUnavailableError", "require_asyncio"]
@@ -91,9 +92,17 @@ class Endpoints:
         client = self._clients[index]
         if client is None:
             host, port = self.url.endpoints[index]
-            client = aetcd.Client(
-                host=host, port=port, timeout=self._attempt_timeout, options=CHANNEL_OPTIONS
+            url = self.url
+            client = (TLSClient if url.tls else aetcd.Client)(
+                host=host,
+                port=port,
+                username=url.username or None,
+                password=url.password or None,
+                timeout=self._attempt_timeout,
+                options=CHANNEL_OPTIONS,
             )
+            if isinstance(client, TLSClient):
+                client.credentials = tls_credentials(url)
             self._clients[index] = client
         return client
 

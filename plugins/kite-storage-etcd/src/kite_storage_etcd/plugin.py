@@ -28,3 +28,4 @@ def open_storage(url: str) -> Storage:
 def kite_register_storages(register: Callable[[str, Callable[[str], Storage]], None]) -> None:
     """Provide the ``etcd`` storage."""
     register("etcd", open_storage)
+    register("etcds", open_storage)  # the same storage over TLS

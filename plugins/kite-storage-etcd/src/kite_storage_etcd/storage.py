@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from operator import methodcaller
 from typing import Any
 
 import aetcd
@@ -155,9 +156,7 @@ class EtcdStorage(Storage):
                 return False
             if current == wanted:  # only the TTL needs refreshing: keep the lease alive
                 lease = kv.lease
-                reply = await self._etcd.call(
-                    "keep-alive", lambda c, lease=lease: c.refresh_lease(lease)
-                )
+                reply = await self._etcd.call("keep-alive", methodcaller("refresh_lease", lease))
                 alive = reply is not None and reply.TTL > 0
                 if not alive:
                     logger.debug("lease of %s expired before its refresh", kite)

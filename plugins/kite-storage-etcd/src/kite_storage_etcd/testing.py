@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -43,6 +44,26 @@ def etcd_binary() -> str | None:
     return candidate if os.access(candidate, os.X_OK) else None
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """TLS for a test etcd: it serves ``https`` with ``cert_file``/``key_file`` (signed by
+    ``ca_file``); with ``client_cert_file`` set it requires client certificates of ``ca_file``
+    (``--client-cert-auth``), and the health checks and storage URLs present that one."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    client_cert_file: str = ""
+    client_key_file: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that trusts ``ca_file`` and shows the client certificate."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.client_cert_file:
+            context.load_cert_chain(self.client_cert_file, self.client_key_file)
+        return context
+
+
 @dataclass
 class EtcdMember:
     """One etcd process of an :class:`EtcdCluster`."""
@@ -53,12 +74,14 @@ class EtcdMember:
     data_dir: Path
     initial_cluster: str = ""
     binary: str = "etcd"
+    tls: EtcdTLS | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -73,6 +96,11 @@ class EtcdMember:
         return self.process is not None and self.process.poll() is None
 
     def command(self) -> list[str]:
+        tls: list[str] = []
+        if self.tls is not None:
+            tls = ["--cert-file", self.tls.cert_file, "--key-file", self.tls.key_file]
+            if self.tls.client_cert_file:
+                tls += ["--client-cert-auth", "--trusted-ca-file", self.tls.ca_file]
         return [
             self.binary,
             "--name", self.name,
@@ -86,6 +114,7 @@ class EtcdMember:
             "--initial-cluster-token", "kite-test-cluster",
             "--heartbeat-interval", str(HEARTBEAT_MS),
             "--election-timeout", str(ELECTION_MS),
+            *tls,
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -101,8 +130,10 @@ class EtcdMember:
     def healthy(self) -> bool:
         """True when this member answers ``/health`` with a leader elected."""
         try:
-            with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as answer:
-                return json.loads(answer.read()).get("health") == "true"
+            context = self.tls.context() if self.tls is not None else None
+            url = f"{self.client_url}/health"
+            with urllib.request.urlopen(url, timeout=1, context=context) as answer:
+                return bool(json.loads(answer.read()).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False
 
@@ -141,7 +172,14 @@ class EtcdMember:
 class EtcdCluster:
     """``size`` etcd members on loopback (1 for a plain server). Use as a context manager."""
 
-    def __init__(self, base_dir: Path | str, size: int = 1, *, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path | str,
+        size: int = 1,
+        *,
+        binary: str | None = None,
+        tls: EtcdTLS | None = None,
+    ) -> None:
         binary = binary or etcd_binary()
         if binary is None:
             raise FileNotFoundError(
@@ -149,17 +187,27 @@ class EtcdCluster:
             )
         base = Path(base_dir)
         self.members = [
-            EtcdMember(f"m{i}", free_port(), free_port(), base / f"m{i}.etcd", binary=binary)
+            EtcdMember(
+                f"m{i}", free_port(), free_port(), base / f"m{i}.etcd", binary=binary, tls=tls
+            )
             for i in range(size)
         ]
+        self.tls = tls
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for member in self.members:
             member.initial_cluster = initial
 
     @classmethod
-    def start(cls, base_dir: Path | str, size: int = 1, *, timeout: float = 30.0) -> EtcdCluster:
+    def start(
+        cls,
+        base_dir: Path | str,
+        size: int = 1,
+        *,
+        timeout: float = 30.0,
+        tls: EtcdTLS | None = None,
+    ) -> EtcdCluster:
         """Start a cluster and wait until every member is healthy."""
-        cluster = cls(base_dir, size)
+        cluster = cls(base_dir, size, tls=tls)
         for member in cluster.members:
             member.start()
         try:
@@ -175,9 +223,20 @@ class EtcdCluster:
         return ",".join(f"127.0.0.1:{m.client_port}" for m in self.members)
 
     def storage_url(self, prefix: str = "/kite", **options: Any) -> str:
-        """An ``etcd://`` storage URL naming every member."""
+        """An ``etcd://`` storage URL naming every member (``etcds://`` with the CA and the
+        client certificate when the cluster serves TLS)."""
+        scheme = "etcd"
+        if self.tls is not None:
+            scheme = "etcds"
+            options = {"ca": self.tls.ca_file, **options}
+            if self.tls.client_cert_file:
+                options = {
+                    "cert": self.tls.client_cert_file,
+                    "key": self.tls.client_key_file,
+                    **options,
+                }
         query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"etcd://{self.endpoints}{prefix}" + (f"?{query}" if query else "")
+        return f"{scheme}://{self.endpoints}{prefix}" + (f"?{query}" if query else "")
 
     def wait_healthy(
         self, *, timeout: float = 30.0, members: list[EtcdMember] | None = None

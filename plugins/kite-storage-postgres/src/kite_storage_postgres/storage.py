@@ -69,6 +69,8 @@ _COLUMNS = {
 }
 _KITE_COLUMNS = "id, username, environment, kitename, version, region, hostname, url, key_id"
 _CLEAN_BATCH = 1000
+# closing the pool gave up (timeout) or the connection is gone: terminate it instead
+_CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *RETRYABLE)
 
 
 class PostgresStorage(Storage):
@@ -336,7 +338,7 @@ class PostgresStorage(Storage):
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), self.options.command_timeout)
-            except (TimeoutError, *RETRYABLE):
+            except _CLOSE_ERRORS:
                 pool.terminate()
 
 

@@ -88,12 +88,27 @@ class TemporaryPostgres:
         database: str = "kite",
         bindir: str | os.PathLike[str] | None = None,
         max_connections: int = 300,
+        ssl_cert_file: str | os.PathLike[str] | None = None,
+        ssl_key_file: str | os.PathLike[str] | None = None,
+        require_ssl: bool = False,
     ) -> None:
+        """``ssl_cert_file``/``ssl_key_file`` (PEM, copied into the cluster) turn ``ssl = on``;
+        ``require_ssl`` then refuses TCP connections without TLS (``hostssl`` in pg_hba)."""
         self.user = user
         self.password = password
         self.database = database
         self.bindir = Path(bindir) if bindir is not None else find_bindir()
         self.max_connections = max_connections
+        if (ssl_cert_file is None) != (ssl_key_file is None):
+            raise ValueError("ssl_cert_file and ssl_key_file go together")
+        if require_ssl and ssl_cert_file is None:
+            raise ValueError("require_ssl needs ssl_cert_file and ssl_key_file")
+        self.ssl_files = (
+            (Path(ssl_cert_file), Path(ssl_key_file))
+            if ssl_cert_file is not None and ssl_key_file is not None
+            else None
+        )
+        self.require_ssl = require_ssl
         self.port = 0
         self.base_dir: Path | None = None
         self._run_as: str | None = _SYSTEM_USER if os.geteuid() == 0 else None
@@ -221,10 +236,33 @@ class TemporaryPostgres:
             "synchronous_commit": "off",
             "full_page_writes": "off",
         }
+        if self.ssl_files is not None:
+            settings.update(self._install_ssl(*self.ssl_files))
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# kite_storage_postgres.testing\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self._write_port(free_port())
+
+    def _install_ssl(self, cert: Path, key: Path) -> dict[str, str]:
+        """Copy the certificate and key into the data directory (the key private to the
+        server's user, as PostgreSQL demands); the settings that turn TLS on."""
+        for source, name, mode in ((cert, "server.crt", 0o644), (key, "server.key", 0o600)):
+            target = self.data_dir / name
+            shutil.copyfile(source, target)
+            os.chmod(target, mode)
+            if self._run_as is not None:
+                account = pwd.getpwnam(self._run_as)
+                os.chown(target, account.pw_uid, account.pw_gid)
+        if self.require_ssl:
+            hba = self.data_dir / "pg_hba.conf"
+            lines = hba.read_text().splitlines()
+            hba.write_text(
+                "\n".join(
+                    "hostssl" + line[4:] if line.startswith("host ") else line for line in lines
+                )
+                + "\n"
+            )
+        return {"ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"}
 
     def _write_port(self, port: int) -> None:
         self.port = port
@@ -240,7 +278,6 @@ class TemporaryPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bindir / program), *args]
-        user = {"user": self._run_as, "group": self._run_as} if self._run_as else {}
         try:
             result = subprocess.run(
                 command,
@@ -249,7 +286,8 @@ class TemporaryPostgres:
                 text=True,
                 timeout=120,
                 check=False,
-                **user,  # type: ignore[arg-type]
+                user=self._run_as or None,
+                group=self._run_as or None,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PostgresServerError(f"{program} failed: {exc}") from exc

@@ -10,7 +10,6 @@ of your own, leave the variable unset and call
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from kitecore import Kite, hookimpl
 from kitecore.hookspecs import InterceptorRegister
@@ -40,7 +39,7 @@ def tracing_enabled(kite: Kite) -> bool:
 
 
 @hookimpl
-def kite_register_interceptors(kite: Any, register: InterceptorRegister) -> None:
+def kite_register_interceptors(kite: Kite, register: InterceptorRegister) -> None:
     """Trace the calls of a kite that opted in, on the global tracer provider."""
     if tracing_enabled(kite):
         KiteTracing().install(kite)

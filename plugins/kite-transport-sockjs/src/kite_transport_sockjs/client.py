@@ -29,6 +29,7 @@ import json
 import logging
 import random
 import secrets
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -116,12 +117,14 @@ async def dial(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     poll_timeout: float = 45.0,
     cookies: dict[str, dict[str, str]] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ObjectStream[str]:
     """Open a SockJS session to the kite at ``url`` (``http(s)://host:port/kite``).
 
     ``mode`` is one of :data:`MODES`. ``poll_timeout`` bounds one xhr poll (the server answers
     at least every heartbeat, 10 s for Go kites, 25 s for kite.js); a poll that times out ends
     the session. ``cookies`` is a cookie jar to share (``HTTPClient.cookies`` layout).
+    ``ssl_context`` verifies ``https://`` servers (``None``: the system's CAs).
     Raises :class:`OSError` subclasses (:class:`SockJSClosed`, ``HandshakeError``,
     :class:`TimeoutError`) when no session can be opened, and
     :class:`~kitecore.transport.TransportMismatchError` when the server answers but serves no
@@ -137,20 +140,22 @@ async def dial(
     if mode in ("auto", "websocket"):
         try:
             return await WebSocketClient.open(
-                base, extra, handshake_timeout, max_message_size, cookies
+                base, extra, handshake_timeout, max_message_size, cookies, ssl_context=ssl_context
             )
         except HandshakeError as exc:
             if mode == "websocket":
                 if exc.status_code != 101:  # refused: is anything SockJS served there at all?
-                    await require_sockjs(url, extra, handshake_timeout, cookies)
+                    await require_sockjs(url, extra, handshake_timeout, cookies, ssl_context)
                 raise
             logger.debug("SockJS websocket refused (%s); falling back to xhr-polling", exc)
             base = session_url(url)
     cls = XHRStreamingClient if mode == "xhr-streaming" else XHRPollingClient
     try:
-        return await cls.open(base, extra, handshake_timeout, poll_timeout, cookies)
+        return await cls.open(
+            base, extra, handshake_timeout, poll_timeout, cookies, ssl_context=ssl_context
+        )
     except SockJSClosed:  # refused: is anything SockJS served there at all?
-        await require_sockjs(url, extra, handshake_timeout, cookies)
+        await require_sockjs(url, extra, handshake_timeout, cookies, ssl_context)
         raise
 
 
@@ -159,6 +164,7 @@ async def require_sockjs(
     headers: tuple[tuple[str, str], ...] = (),
     timeout: float = 15.0,
     cookies: dict[str, dict[str, str]] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Raise :class:`~kitecore.transport.TransportMismatchError` unless ``GET <url>/info``
     answers SockJS's info document (a kite serving raw WebSocket only answers 404).
@@ -167,7 +173,9 @@ async def require_sockjs(
     xhr-polling), so a SockJS server that opens sessions costs nothing more.
     """
     info_url = below(url, "/info")
-    async with HTTPClient(timeout=timeout, max_body_size=_MAX_INFO_SIZE) as http:
+    async with HTTPClient(
+        timeout=timeout, max_body_size=_MAX_INFO_SIZE, ssl_context=ssl_context
+    ) as http:
         if cookies is not None:
             http.cookies = cookies
         try:
@@ -206,6 +214,8 @@ class WebSocketClient(ObjectStream[str]):
         handshake_timeout: float,
         max_message_size: int,
         cookies: Mapping[str, Mapping[str, str]] | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> WebSocketClient:
         """Connect to ``<base>/websocket`` and wait for the ``o`` frame."""
         parts = urlsplit(below(base, "/websocket"))
@@ -219,6 +229,7 @@ class WebSocketClient(ObjectStream[str]):
                 headers=headers,
                 handshake_timeout=handshake_timeout,
                 max_message_size=max_message_size,
+                ssl_context=ssl_context,
             )
             try:
                 frame = parse_frame(await ws.receive())
@@ -308,9 +319,11 @@ class _XHRClient(ObjectStream[str]):
         handshake_timeout: float,
         poll_timeout: float,
         cookies: dict[str, dict[str, str]] | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> _XHRClient:
         """Open the session with one ``POST <base>/xhr`` that must answer ``o``."""
-        http = HTTPClient(timeout=max(handshake_timeout, poll_timeout))
+        http = HTTPClient(timeout=max(handshake_timeout, poll_timeout), ssl_context=ssl_context)
         if cookies is not None:
             http.cookies = cookies
         self = cls(base, headers, http, poll_timeout)

@@ -76,6 +76,7 @@ class SockJSTransport:
             headers=options.headers,
             handshake_timeout=options.handshake_timeout,
             max_message_size=options.max_message_size,
+            ssl_context=options.ssl_context,
             poll_timeout=self.poll_timeout,
         )
 
