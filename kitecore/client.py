@@ -33,6 +33,7 @@ from kitecore.transport import (
     PeerInfo,
     Transport,
     TransportMismatchError,
+    enforces_handshake_timeout,
 )
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ class Client:
         )
         transport = transports[0]
         try:
-            if len(transports) == 1 and getattr(transport, "enforces_handshake_timeout", False):
+            if len(transports) == 1 and enforces_handshake_timeout(transport):
                 # the transport bounds its dial by options.handshake_timeout (raising
                 # TimeoutError) itself: a second timer here would only cost time
                 stream = await transport.connect(url, options)

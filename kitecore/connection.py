@@ -49,7 +49,14 @@ from kitecore.protocol.session import (
     ResponseReceived,
     Session,
 )
-from kitecore.transport import MessageStream, PeerInfo
+from kitecore.transport import (
+    MessageStream,
+    PeerInfo,
+    batch_send,
+    closes_shielded,
+    direct_write,
+    outbound_count,
+)
 from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
 
 logger = logging.getLogger(__name__)
@@ -118,8 +125,8 @@ class _Done:
 
     __slots__ = ()
 
-    def __await__(self):  # type: ignore[no-untyped-def]
-        return iter(())
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
 
 
 _DONE = _Done()
@@ -162,10 +169,11 @@ class Connection:
             self._make_proxy, max_message_size=max_message_size, max_callbacks=max_callbacks
         )
         # sending
+        # the stream's optional abilities (kitecore.transport), judged once per class:
         # streams that can write without a task switch (the WebSocket one) offer write_nowait
-        self._write_nowait: Callable[[list[str]], bool] | None = getattr(
-            stream, "write_nowait", None
-        )
+        self._direct = direct_write(stream)
+        self._outbound = outbound_count(stream)
+        self._aclose_shielded = closes_shielded(stream)
         self._outbox: list[str] = []
         self._writer_waiter: Waiter | None = None
         # the writer and the ordered-callback runner start when first needed: most
@@ -224,7 +232,7 @@ class Connection:
     def queued_bytes(self) -> int:
         """Bytes (characters, for the outbox) written for the peer and not yet taken by it:
         the outbox plus what the stream holds (``outbound_bytes``, when it says)."""
-        queued: int = getattr(self.stream, "outbound_bytes", 0)
+        queued = self._outbound.outbound_bytes if self._outbound is not None else 0
         return queued + sum(len(text) for text in self._outbox)
 
     @property
@@ -293,10 +301,11 @@ class Connection:
             raise SendError("can't send, client is closed")
         self.messages_out += 1
         self.chars_out += len(text)
-        if not self._outbox and self._write_nowait is not None:
+        direct = self._direct
+        if not self._outbox and direct is not None:
             try:
-                if self._write_nowait([text]):
-                    if self.stream.pending_bytes:  # type: ignore[attr-defined]
+                if direct.write_nowait([text]):
+                    if direct.pending_bytes:
                         self._wake_writer()
                     return
             except _STREAM_GONE as exc:
@@ -379,7 +388,7 @@ class Connection:
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                if self._outbox or getattr(self.stream, "pending_bytes", 0) > 0:
+                if self._outbox or (self._direct is not None and self._direct.pending_bytes):
                     self._wake_writer()
                 if self._ordered_awaitable is not None:  # a callback ran before run()
                     self._ordered_started = True
@@ -413,7 +422,7 @@ class Connection:
     async def _close_stream(self, code: int | None = None) -> None:
         """Close the stream, shielded from cancellation (by the stream itself if it says so:
         a cancel scope costs several microseconds per connection)."""
-        if getattr(self.stream, "aclose_shielded", False):
+        if self._aclose_shielded:
             await self._aclose_stream(code)
         else:
             with anyio.CancelScope(shield=True):
@@ -529,6 +538,8 @@ class Connection:
             if session.ordered_backlog > _ORDERED_HIGH_WATER:
                 self._ordered_full = True
             return None
+        # ``type(event) is X`` is cheaper than isinstance on this path, per message, but mypy
+        # does not narrow on it: hence the ignores below
         kind = type(event)
         if kind is CallReceived:
             if self._task_group is not None and not self._closed:
@@ -702,10 +713,11 @@ class Connection:
 
     async def _write_loop(self) -> None:
         stream = self.stream
-        send_many = getattr(stream, "send_many", None)
-        flush = getattr(stream, "flush", None)
+        batching = batch_send(stream)
+        send_many = batching.send_many if batching is not None else None
+        direct = self._direct
         while not self._closed:
-            if not self._outbox and not getattr(stream, "pending_bytes", 0):
+            if not self._outbox and not (direct is not None and direct.pending_bytes):
                 waiter = self._writer_waiter = self.new_waiter()
                 await waiter.wait()
                 self._writer_waiter = None
@@ -713,8 +725,8 @@ class Connection:
             batch, self._outbox = self._outbox, []
             try:
                 if not batch:
-                    # what a direct write left over: a stream with pending_bytes has flush
-                    await flush()  # type: ignore[misc]
+                    assert direct is not None  # only a direct write leaves bytes pending
+                    await direct.flush()  # what a direct write left over
                 elif send_many is not None:
                     await send_many(batch)
                 else:

@@ -3,6 +3,24 @@
 A transport turns a URL into a connected :class:`MessageStream` (client side) and mounts
 routes on the kite's HTTP server that hand accepted streams to the kite (server side).
 Everything above this seam sees only whole dnode message texts.
+
+A stream may offer more than :class:`MessageStream`: the abilities below are small
+``typing.Protocol`` classes (checkable with ``isinstance``) that the connection layer uses
+when a stream has them, and does without otherwise:
+
+* :class:`BatchSend` - ``send_many``: several messages in one write;
+* :class:`DirectWrite` - ``write_nowait`` / ``pending_bytes`` / ``flush``: write without a
+  task switch, finishing later what could not be written at once;
+* :class:`OutboundCount` - ``outbound_bytes``: bytes written that the peer has not taken;
+* :class:`ShieldedClose` - ``aclose_shielded``: ``aclose`` needs no cancel scope around it;
+* :class:`CoalescingWrite` - ``call_soon`` / ``write_buffered``: writes made in one event
+  loop pass can leave together (SockJS frames several messages as one);
+* :class:`HandshakeTimeout` (on a :class:`Transport`) - ``enforces_handshake_timeout``.
+
+``isinstance`` against a runtime-checkable protocol costs tens of microseconds, too much for
+every accepted connection: :func:`direct_write`, :func:`batch_send`, :func:`outbound_count`,
+:func:`coalescing_write` and :func:`closes_shielded` answer once per class (so declare the
+abilities as class members: methods, properties or class attributes).
 """
 
 from __future__ import annotations
@@ -10,7 +28,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from anyio.abc import ObjectStream
 
@@ -84,3 +102,134 @@ class Transport(Protocol):
         A transport that has no server side (a pure client) does nothing.
         """
         ...
+
+
+# --- optional stream abilities ---------------------------------------------------------------
+
+
+@runtime_checkable
+class BatchSend(Protocol):
+    """A stream that can send several messages with one write."""
+
+    async def send_many(self, items: list[str]) -> None:
+        """Send ``items`` in order, as one write where the transport allows."""
+        ...
+
+
+@runtime_checkable
+class DirectWrite(Protocol):
+    """A stream that can write without waiting (no task switch on the hot path)."""
+
+    def write_nowait(self, items: list[str]) -> bool:
+        """Write ``items`` now, or return False having done nothing (then use ``send_many``).
+
+        True means the stream took them; what it could not write at once is counted in
+        :attr:`pending_bytes` and written by :meth:`flush` (or the next send). A closed or
+        broken stream raises :class:`anyio.ClosedResourceError` /
+        :class:`anyio.BrokenResourceError`.
+        """
+        ...
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes :meth:`write_nowait` took that still wait for :meth:`flush`."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what :meth:`write_nowait` left; return once the stream is below its
+        high-water mark."""
+        ...
+
+
+@runtime_checkable
+class OutboundCount(Protocol):
+    """A stream that knows how many bytes wait for the peer to take them."""
+
+    @property
+    def outbound_bytes(self) -> int:
+        """Bytes written for the peer that it has not taken yet."""
+        ...
+
+
+@runtime_checkable
+class ShieldedClose(Protocol):
+    """A stream whose ``aclose`` shields its own waits when ``aclose_shielded`` is True."""
+
+    aclose_shielded: bool
+
+
+@runtime_checkable
+class CoalescingWrite(Protocol):
+    """A stream on an event loop that lets writes made in one loop pass leave together."""
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` at the end of this event-loop pass."""
+        ...
+
+    def write_buffered(self, items: list[str]) -> None:
+        """Hand ``items`` to the stream now even over its high-water mark (for callers that
+        cannot wait, such as a loop callback); raises as ``write_nowait`` does."""
+        ...
+
+
+@runtime_checkable
+class HandshakeTimeout(Protocol):
+    """A transport whose ``connect`` bounds its own handshake by
+    :attr:`DialOptions.handshake_timeout` (``enforces_handshake_timeout`` True), so the
+    client needs no timer of its own around it."""
+
+    enforces_handshake_timeout: bool
+
+
+#: The members each ability needs, looked up on the stream's class.
+_MEMBERS: dict[type, tuple[str, ...]] = {
+    BatchSend: ("send_many",),
+    DirectWrite: ("write_nowait", "pending_bytes", "flush"),
+    OutboundCount: ("outbound_bytes",),
+    ShieldedClose: ("aclose_shielded",),
+    CoalescingWrite: ("call_soon", "write_buffered"),
+    HandshakeTimeout: ("enforces_handshake_timeout",),
+}
+_judged: dict[tuple[type, type], bool] = {}
+
+
+def _has(obj: object, ability: type) -> bool:
+    key = (type(obj), ability)
+    found = _judged.get(key)
+    if found is None:
+        found = _judged[key] = all(hasattr(type(obj), name) for name in _MEMBERS[ability])
+    return found
+
+
+def batch_send(stream: object) -> BatchSend | None:
+    """``stream`` as a :class:`BatchSend`, or None when its class lacks the ability."""
+    return cast(BatchSend, stream) if _has(stream, BatchSend) else None
+
+
+def direct_write(stream: object) -> DirectWrite | None:
+    """``stream`` as a :class:`DirectWrite`, or None when its class lacks the ability."""
+    return cast(DirectWrite, stream) if _has(stream, DirectWrite) else None
+
+
+def outbound_count(stream: object) -> OutboundCount | None:
+    """``stream`` as an :class:`OutboundCount`, or None when its class lacks the ability."""
+    return cast(OutboundCount, stream) if _has(stream, OutboundCount) else None
+
+
+def coalescing_write(stream: object) -> CoalescingWrite | None:
+    """``stream`` as a :class:`CoalescingWrite`, or None when its class lacks the ability."""
+    return cast(CoalescingWrite, stream) if _has(stream, CoalescingWrite) else None
+
+
+def closes_shielded(stream: object) -> bool:
+    """Whether ``stream`` says its ``aclose`` shields itself (:class:`ShieldedClose`)."""
+    return _has(stream, ShieldedClose) and cast(ShieldedClose, stream).aclose_shielded
+
+
+def enforces_handshake_timeout(transport: object) -> bool:
+    """Whether ``transport`` bounds its own dial by the handshake timeout
+    (:class:`HandshakeTimeout`)."""
+    return (
+        _has(transport, HandshakeTimeout)
+        and cast(HandshakeTimeout, transport).enforces_handshake_timeout
+    )

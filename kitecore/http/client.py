@@ -14,10 +14,8 @@ timeout :class:`TimeoutError`, a malformed or cut answer :class:`HTTPProtocolErr
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 import os
-import re
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -29,16 +27,11 @@ import h11
 from anyio.abc import ByteStream
 from wsproto.utilities import generate_accept_token
 
-from kitecore.http._h11io import READ_SIZE, next_event
-from kitecore.http.asyncio_stream import websocket_connection
+from kitecore.http._h11io import next_event
+from kitecore.http.asyncio_driver import connect_tcp, running_asyncio_loop
 from kitecore.http.errors import HandshakeError, HTTPProtocolError
 from kitecore.http.headers import Headers
-from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection
-
-try:  # the running backend's own connect (anyio internals; anyio.connect_tcp without it)
-    from anyio._core._eventloop import get_async_backend
-except ImportError:  # pragma: no cover
-    get_async_backend = None  # type: ignore[assignment]
+from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection, open_websocket
 
 __all__ = ["HTTPClient", "HTTPResult", "StreamingResponse", "connect_websocket"]
 
@@ -46,14 +39,6 @@ logger = logging.getLogger(__name__)
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _MAX_ERROR_BODY = 64 * 1024
-#: A response head longer than this is left to h11 (which has its own limit).
-_MAX_FAST_HEAD = 16 * 1024
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-_STATUS_101 = re.compile(rb"HTTP/1\.1 101(?: [\t \x21-\x7e\x80-\xff]*)?")
-#: Request headers that change the message framing: such requests are left to h11.
-_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +87,17 @@ def _parse_url(url: str, *, websocket: bool) -> _Target:
 
 
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> ByteStream:
-    if target.secure:
+    """A connection to the target: on asyncio an
+    :class:`~kitecore.http.asyncio_driver.AsyncioByteStream` (``loop.create_connection``), so a
+    WebSocket gets the asyncio driver; elsewhere anyio's (TLS) stream."""
+    context = (ssl_context or ssl.create_default_context()) if target.secure else None
+    if running_asyncio_loop() is not None:
+        return await connect_tcp(target.host, target.port, context)
+    if context is not None:
         return await anyio.connect_tcp(
-            target.host,
-            target.port,
-            ssl_context=ssl_context or ssl.create_default_context(),
-            tls_standard_compatible=False,
+            target.host, target.port, ssl_context=context, tls_standard_compatible=False
         )
-    if get_async_backend is not None and _is_ip_address(target.host):
-        # An address needs no resolution and no Happy Eyeballs race: the backend's own
-        # connect skips the task group, task and timer anyio.connect_tcp sets up for that
-        # (about 0.1 ms of the ~1 ms a connect + handshake costs on asyncio).
-        return await get_async_backend().connect_tcp(target.host, target.port)
     return await anyio.connect_tcp(target.host, target.port)
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -186,52 +161,27 @@ async def _client_handshake(
     request_headers += [(n, v) for n, v in headers if n.lower() not in ("host", "connection")]
     raw_headers = _encode_headers(request_headers)
 
-    def h11_client() -> tuple[h11.Connection, bytes]:
-        """An h11 connection that has sent the request, and the request's bytes."""
-        conn = h11.Connection(h11.CLIENT)
-        request = h11.Request(method="GET", target=target.target, headers=raw_headers)
-        return conn, conn.send(request) + conn.send(h11.EndOfMessage())
-
-    # The common handshake (plain headers, a "101" answer in one piece) is written and read
-    # by hand, which costs a fraction of h11's general machinery; anything else goes
-    # through h11, fed with whatever was read so far.
-    conn: h11.Connection | None = None
+    conn = h11.Connection(h11.CLIENT)
+    request = h11.Request(method="GET", target=target.target, headers=raw_headers)
     try:
-        plain = _plain_request(target.target, raw_headers)
-        if plain is None:
-            conn, plain = h11_client()
-        await stream.send(plain)
-        raw_answer: list[tuple[bytes, bytes]] | None = None
-        trailing = b""
-        if conn is None:
-            end, read, eof = await _read_head(stream)
-            if end >= 0:
-                raw_answer = _parse_101(read[:end])
-            if raw_answer is not None:
-                trailing = read[end + 4 :]
-            else:  # hand the bytes to h11, in the state it would be in after the request
-                conn, _ = h11_client()
-                conn.receive_data(read)
-                if eof:
-                    conn.receive_data(b"")
-        if raw_answer is None:
-            assert conn is not None
-            while True:
-                event = await next_event(conn, stream)
-                if isinstance(event, h11.InformationalResponse):
-                    if event.status_code == 101:
-                        break
-                    continue  # 100 Continue and friends
-                if isinstance(event, h11.Response):
-                    body = await _read_error_body(conn, stream)
-                    raise HandshakeError(event.status_code, body)
-                raise HTTPProtocolError("connection closed during the websocket handshake")
-            raw_answer = list(event.headers)
-            trailing, _ = conn.trailing_data
+        await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
+        while True:
+            event = await next_event(conn, stream)
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    break
+                continue  # 100 Continue and friends
+            if isinstance(event, h11.Response):
+                body = await _read_error_body(conn, stream)
+                raise HandshakeError(event.status_code, body)
+            raise HTTPProtocolError("connection closed during the websocket handshake")
+        raw_answer = list(event.headers)
+        trailing, _ = conn.trailing_data
     except h11.RemoteProtocolError as exc:
         raise HTTPProtocolError(f"invalid answer to the websocket handshake: {exc}") from exc
     except _STREAM_ERRORS as exc:
         raise HTTPProtocolError("connection lost during the websocket handshake") from exc
+    del conn
 
     answer = Headers.from_raw(raw_answer)
     if not answer.has_token("upgrade", "websocket") or not answer.has_token(
@@ -242,65 +192,13 @@ async def _client_handshake(
         raise HandshakeError(101, b"", "wrong Sec-WebSocket-Accept")
     if answer.get("sec-websocket-extensions"):
         raise HandshakeError(101, b"", "server chose an extension that was not offered")
-    return websocket_connection(
+    return open_websocket(
         stream,
         client=True,
         max_message_size=max_message_size,
         initial_data=trailing,
         close_timeout=close_timeout,
     )
-
-
-def _plain_request(target: str, headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The bytes of a ``GET`` upgrade request, or None unless every part is plainly valid
-    (then h11 writes it, or reports what is wrong)."""
-    raw_target = target.encode("latin-1")
-    if not _TARGET.fullmatch(raw_target):
-        return None
-    lines = [b"GET " + raw_target + b" HTTP/1.1"]
-    for name, value in headers:
-        if (
-            not _TOKEN.fullmatch(name)
-            or not _FIELD_VALUE.fullmatch(value)
-            or name.lower() in _FRAMING_HEADERS
-        ):
-            return None
-        lines.append(name + b": " + value)
-    lines.append(b"\r\n")
-    return b"\r\n".join(lines)
-
-
-async def _read_head(stream: ByteStream) -> tuple[int, bytes, bool]:
-    """Read until the end of a response head: ``(where its blank line starts, everything
-    read, False)``; when the head is too large or the stream ends first, ``(-1, everything
-    read, whether the stream ended)``."""
-    data = b""
-    while True:
-        try:
-            data += await stream.receive(READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            return -1, data, True
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            return end, data, False
-        if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:  # (bare LF line ends: h11's job)
-            return -1, data, False
-
-
-def _parse_101(head: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The headers of a plain ``HTTP/1.1 101`` head (names lowercased), or None for anything
-    else (another status, line folding, odd bytes), which h11 then parses."""
-    status, *lines = head.split(b"\r\n")
-    if not _STATUS_101.fullmatch(status):
-        return None
-    headers = []
-    for line in lines:
-        name, sep, value = line.partition(b":")
-        value = value.strip(b" \t")
-        if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-            return None
-        headers.append((name.lower(), value))
-    return headers
 
 
 async def _read_error_body(conn: h11.Connection, stream: ByteStream) -> bytes:

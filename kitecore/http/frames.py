@@ -1,8 +1,10 @@
 """Sans-IO WebSocket frame codec for the data phase (RFC 6455 section 5).
 
-wsproto does the opening handshake; once a connection is open this lean codec turns bytes
-into whole text messages and messages into frame bytes. It exists because the data phase is
-the hot path of every RPC: wsproto's event machinery costs several times more per message.
+The opening handshake is HTTP (h11, in :mod:`kitecore.http.server` and
+:mod:`kitecore.http.client`); once a connection is open this lean codec turns bytes into whole
+text messages and messages into frame bytes, and :class:`kitecore.http.wscore.WebSocketCore`
+keeps the connection's state on top of it. It is hand-written because the data phase is the
+hot path of every RPC: a general event machinery costs several times more per message.
 
 Rules kept here:
 
@@ -32,9 +34,9 @@ __all__ = [
     "OP_TEXT",
     "Close",
     "FrameDecoder",
+    "FrameError",
     "Ping",
     "Pong",
-    "ProtocolError",
     "encode_close",
     "encode_frame",
     "encode_text",
@@ -59,8 +61,11 @@ _pack_long = struct.Struct("!BBQ").pack
 _pack_code = struct.Struct("!H").pack
 
 
-class ProtocolError(Exception):
-    """The peer broke the WebSocket protocol; ``code`` is the close code to answer with."""
+class FrameError(Exception):
+    """The peer broke the WebSocket framing rules; ``code`` is the close code to answer with.
+
+    (Not to be confused with :class:`kitecore.ProtocolError`, a malformed dnode message.)
+    """
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"{reason} (close code {code})")
@@ -98,7 +103,7 @@ def valid_close_code(code: int) -> bool:
     return (1000 <= code <= 1014 and code not in _RESERVED_CLOSE_CODES) or 3000 <= code <= 4999
 
 
-def mask_payload(key: bytes, payload: bytes | bytearray) -> bytes:
+def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
     """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
     n = len(payload)
     if not n:
@@ -179,7 +184,7 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[ControlEvent]:
-        """Parse ``data`` (appended to any leftover); raise :class:`ProtocolError` on misuse."""
+        """Parse ``data`` (appended to any leftover); raise :class:`FrameError` on misuse."""
         if self._closed:
             return []
         buffer = self._buffer
@@ -211,27 +216,27 @@ class FrameDecoder:
                     start = pos + 10
             opcode = b0 & 0x0F
             if b0 & 0x70:
-                raise ProtocolError(1002, "reserved bits set without a negotiated extension")
+                raise FrameError(1002, "reserved bits set without a negotiated extension")
             if (b1 & 0x80) != mask_bit:
-                raise ProtocolError(
+                raise FrameError(
                     1002, "client frames must be masked" if mask_bit else "server frame is masked"
                 )
             if opcode in _DATA_OPCODES:
                 if self._frag_len + length > self.max_message_size:
-                    raise ProtocolError(
+                    raise FrameError(
                         1009, f"message larger than the {self.max_message_size} byte limit"
                     )
             elif opcode in _CONTROL_OPCODES:
                 if not b0 & 0x80 or length > 125:
-                    raise ProtocolError(1002, "control frames must be final and at most 125 bytes")
+                    raise FrameError(1002, "control frames must be final and at most 125 bytes")
             else:
-                raise ProtocolError(1002, f"unknown opcode {opcode:#x}")
+                raise FrameError(1002, f"unknown opcode {opcode:#x}")
             if mask_bit:
                 key_end = start + 4
                 end = key_end + length
                 if end > n:
                     break
-                payload = mask_payload(buf[start:key_end], buf[key_end:end])
+                payload: bytes | bytearray = mask_payload(buf[start:key_end], buf[key_end:end])
             else:
                 end = start + length
                 if end > n:
@@ -244,7 +249,7 @@ class FrameDecoder:
                 try:
                     messages.append(payload.decode())
                 except UnicodeDecodeError:
-                    raise ProtocolError(1007, "text message is not valid UTF-8") from None
+                    raise FrameError(1007, "text message is not valid UTF-8") from None
             elif opcode in _CONTROL_OPCODES:
                 if opcode == OP_PING:
                     controls.append(Ping(bytes(payload)))
@@ -267,10 +272,10 @@ class FrameDecoder:
         """Handle a fragment or a non-text / fragmented data frame."""
         if opcode == OP_CONTINUATION:
             if not self._frag_opcode:
-                raise ProtocolError(1002, "continuation frame without a message to continue")
+                raise FrameError(1002, "continuation frame without a message to continue")
         else:
             if self._frag_opcode:
-                raise ProtocolError(1002, "new message started inside a fragmented message")
+                raise FrameError(1002, "new message started inside a fragmented message")
             self._frag_opcode = opcode
         self._frag_parts.append(bytes(payload))
         self._frag_len += len(payload)
@@ -285,20 +290,20 @@ class FrameDecoder:
             self.messages.append(whole.decode())
         except UnicodeDecodeError:
             if message_opcode == OP_TEXT:
-                raise ProtocolError(1007, "text message is not valid UTF-8") from None
-            raise ProtocolError(1003, "binary message is not UTF-8 text") from None
+                raise FrameError(1007, "text message is not valid UTF-8") from None
+            raise FrameError(1003, "binary message is not UTF-8 text") from None
 
     @staticmethod
     def _close_event(payload: bytes | bytearray) -> Close:
         if not payload:
             return Close(1005, "")
         if len(payload) == 1:
-            raise ProtocolError(1002, "close frame with a 1-byte payload")
+            raise FrameError(1002, "close frame with a 1-byte payload")
         code = (payload[0] << 8) | payload[1]
         if not valid_close_code(code):
-            raise ProtocolError(1002, f"invalid close code {code}")
+            raise FrameError(1002, f"invalid close code {code}")
         try:
             reason = bytes(payload[2:]).decode()
         except UnicodeDecodeError:
-            raise ProtocolError(1007, "close reason is not valid UTF-8") from None
+            raise FrameError(1007, "close reason is not valid UTF-8") from None
         return Close(code, reason)

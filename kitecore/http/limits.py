@@ -14,9 +14,9 @@ import gc
 import logging
 import resource
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
-from anyio.abc import SocketListener, SocketStream
 
 __all__ = [
     "ConnectionLimits",
@@ -33,6 +33,8 @@ _EXHAUSTED = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _TRANSIENT = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR))
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+#: Seconds accepting must work before another failure counts as a new burst.
+_BURST_QUIET = 2.0
 #: The fewest open connections at a peak for free memory to be handed back to the system
 #: once at most an eighth of them remain (below that, there is little to hand back).
 _TRIM_PEAK = 64
@@ -42,12 +44,14 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None (another C library, another system)."""
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[no-any-return]
+        return ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):
         return None
 
 
 _malloc_trim = _find_malloc_trim()
+
+_T = TypeVar("_T")
 
 
 def release_free_memory() -> None:
@@ -120,20 +124,23 @@ class ConnectionLimits:
 
 
 async def accept_forever(
-    listener: SocketListener, on_accept: Callable[[SocketStream], Awaitable[None]]
+    accept: Callable[[], Awaitable[_T]], on_accept: Callable[[_T], Awaitable[None]]
 ) -> None:
-    """Accept from ``listener`` until cancelled and await ``on_accept(stream)`` for each
-    (it must return quickly: start a task for the connection).
+    """Accept with ``accept()`` (a listener's ``accept``) until cancelled and await
+    ``on_accept(connection)`` for each (it must return quickly: start a task for it).
 
     When the process (or system) is out of descriptors, accepting waits a little and tries
     again, up to a second between tries, while the connections already open are served; a
-    warning is logged when it starts and a note when accepting works again.
+    warning is logged when it starts and a note when accepting works again. A burst lasts
+    until accepting has worked for :data:`_BURST_QUIET` seconds: while descriptors are scarce,
+    accepts that succeed now and then (one freed descriptor each) do not start new bursts.
     """
     failures = 0
     backoff = _FIRST_BACKOFF
+    recovered_at: float | None = None  # when accepting last worked again after failures
     while True:
         try:
-            stream = await listener.accept()
+            connection = await accept()
         except (OSError, anyio.BrokenResourceError) as exc:
             # anyio's trio backend raises BrokenResourceError from the OSError
             error = exc if isinstance(exc, OSError) else exc.__cause__
@@ -142,7 +149,10 @@ async def accept_forever(
                 continue
             if code not in _EXHAUSTED:
                 raise
-            if not failures:
+            in_burst = recovered_at is not None and (
+                anyio.current_time() - recovered_at < _BURST_QUIET
+            )
+            if not failures and not in_burst:
                 logger.warning(
                     "cannot accept connections (%s); retrying, open connections are served",
                     error,
@@ -152,10 +162,14 @@ async def accept_forever(
             backoff = min(backoff * 2, _MAX_BACKOFF)
             continue
         if failures:
-            logger.warning("accepting connections again after %d failed attempts", failures)
+            if recovered_at is None or anyio.current_time() - recovered_at >= _BURST_QUIET:
+                logger.warning("accepting connections again after %d failed attempts", failures)
+            else:
+                logger.debug("accepted again after %d more failed attempts", failures)
+            recovered_at = anyio.current_time()
             failures = 0
             backoff = _FIRST_BACKOFF
         try:
-            await on_accept(stream)
+            await on_accept(connection)
         except Exception:  # one connection's trouble must not stop the listener
             logger.exception("error taking a new connection")

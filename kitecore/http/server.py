@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 + WebSocket server on anyio, h11 and the frame codec.
+"""A small HTTP/1.1 + WebSocket server on anyio and h11, with the WebSocket drivers.
 
 One listener serves plain HTTP routes and WebSocket routes, which is what the kite needs:
 the raw ``websocket`` transport mounts an upgrade route on ``/kite`` and the SockJS plugin
@@ -15,33 +15,48 @@ is closed with 1001 (it is pinged half-way, and a pong is traffic); bytes queued
 that does not read are capped by ``max_outbound_bytes`` (close code 1008); a request head is
 at most ``max_header_size`` bytes (431) and an upgrade must be HTTP/1.1.
 
-The upgrade follows the usual h11 hand-over: h11 parses the request, the server answers
-``101 Switching Protocols`` through h11, then takes h11's ``trailing_data`` (bytes that came
-after the request) and hands the raw stream to :class:`WebSocketConnection`.
+Every request, the WebSocket upgrade included, is parsed by h11 (one parser, one path). An
+upgrade is answered with ``101 Switching Protocols``; h11's ``trailing_data`` (bytes that came
+after the request) and the stream go to :func:`~kitecore.http.websocket.open_websocket`, and
+h11 is dropped (an upgraded connection does not keep it).
+
+Sockets: the listener is anyio's. On the asyncio backend each accepted socket becomes an
+:class:`~kitecore.http.asyncio_driver.AsyncioByteStream` (``loop.connect_accepted_socket``,
+TLS through its ``ssl=``), so an upgraded connection gets the asyncio WebSocket driver; on any
+other backend anyio's socket stream (wrapped in anyio's TLS stream when configured) and the
+portable driver.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
-import os
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import ByteStream, SocketAttribute, SocketStream
-from anyio.streams.tls import TLSListener, TLSStream
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream
+from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSStream
 from wsproto.utilities import generate_accept_token
 
 from kitecore.http._h11io import READ_SIZE, next_event
-from kitecore.http.asyncio_stream import closes_at_once, websocket_connection
+from kitecore.http.asyncio_driver import (
+    accept_socket,
+    accepts_tls,
+    running_asyncio_loop,
+    start_accepted,
+)
 from kitecore.http.headers import Headers
 from kitecore.http.limits import (
     ConnectionLimits,
@@ -49,7 +64,12 @@ from kitecore.http.limits import (
     descriptor_headroom_limit,
     release_free_memory,
 )
-from kitecore.http.websocket import DEFAULT_MAX_MESSAGE_SIZE, WebSocketConnection, _monotonic
+from kitecore.http.websocket import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    WebSocketConnection,
+    open_websocket,
+)
+from kitecore.transport import closes_shielded
 
 __all__ = [
     "HTTPHandler",
@@ -62,13 +82,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-#: The first request head the upgrade fast path reads at most before leaving it to h11.
-_MAX_FAST_HEAD = 8192
-_PLAIN_REQUEST_LINE = re.compile(rb"GET ([\x21-\x7e]+) HTTP/1\.1")
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
-#: Request headers that change the message framing: such requests are left to h11.
-_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect"))
+_monotonic = time.monotonic
 #: Seconds between most of a crowd of connections closing and freeing memory.
 _RELEASE_DELAY = 1.0
 #: What a connection over the limits gets before it is closed (nothing has been read).
@@ -122,6 +136,9 @@ class HTTPRequest:
 HTTPHandler = Callable[[HTTPRequest, "HTTPResponse"], Awaitable[None]]
 #: ``async def handler(ws, request) -> None`` for WebSocket routes.
 WebSocketHandler = Callable[[WebSocketConnection, HTTPRequest], Awaitable[None]]
+#: What an accepted upgrade leaves for the WebSocket phase: the request, its handler, the
+#: ``101`` answer to send and the bytes that came after the request.
+_Upgrade = tuple[HTTPRequest, Callable[..., Awaitable[None]], bytes, bytes]
 
 
 class HTTPResponse:
@@ -326,9 +343,6 @@ class HTTPServer:
             limit = min(limit, self.max_connections)
         self.limits = ConnectionLimits(limit or self.max_connections, self.max_connections_per_ip)
 
-        async def admit(stream: SocketStream) -> None:
-            await self._admit(stream, tg, ssl_context)
-
         async with tcp_listener, anyio.create_task_group() as tg:
             self.host = host
             self.port = tcp_listener.extra(SocketAttribute.local_port)
@@ -343,25 +357,45 @@ class HTTPServer:
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
                 self._accept_scope = anyio.CancelScope()
-                tg.start_soon(self._accept_all, tcp_listener, admit, self._accept_scope)
+                tg.start_soon(self._accept_all, tcp_listener, tg, ssl_context, self._accept_scope)
                 task_status.started(self.port)
                 await anyio.sleep_forever()
             finally:
                 self._task_group = None
                 self._accept_scope = None
 
-    @staticmethod
     async def _accept_all(
-        tcp_listener: anyio.abc.Listener[SocketStream],
-        admit: Callable[[SocketStream], Awaitable[None]],
+        self,
+        tcp_listener: MultiListener[SocketStream],
+        server_tg: anyio.abc.TaskGroup,
+        ssl_context: ssl.SSLContext | None,
         scope: anyio.CancelScope,
     ) -> None:
         """Accept on every listener until ``scope`` is cancelled (:meth:`stop_accepting`),
-        then close them: new connections are refused by the system from then on."""
+        then close them: new connections are refused by the system from then on.
+
+        On asyncio the listening sockets are accepted from with ``loop.sock_accept`` (the
+        connections become asyncio transports of ours); elsewhere through anyio."""
+        loop = running_asyncio_loop()
+        on_asyncio = loop is not None and (ssl_context is None or accepts_tls(loop))
         with scope:
             async with anyio.create_task_group() as tg:
-                for listener in tcp_listener.listeners:  # type: ignore[attr-defined]
-                    tg.start_soon(accept_forever, listener, admit)
+                for listener in tcp_listener.listeners:
+                    if not isinstance(listener, SocketListener):  # (what create_tcp_listener makes)
+                        raise TypeError(f"not a socket listener: {listener!r}")
+                    if on_asyncio:
+                        sock: socket.socket = listener.extra(SocketAttribute.raw_socket)
+                        tg.start_soon(
+                            accept_forever,
+                            functools.partial(accept_socket, sock),
+                            functools.partial(self._admit_socket, tg=server_tg, tls=ssl_context),
+                        )
+                    else:
+                        tg.start_soon(
+                            accept_forever,
+                            listener.accept,
+                            functools.partial(self._admit, tg=server_tg, tls=ssl_context),
+                        )
         with anyio.CancelScope(shield=True):
             await tcp_listener.aclose()
 
@@ -400,10 +434,53 @@ class HTTPServer:
         except Exception:
             logger.exception("server task %r failed", func)
 
+    async def _admit_socket(
+        self, sock: socket.socket, *, tg: anyio.abc.TaskGroup, tls: ssl.SSLContext | None
+    ) -> None:
+        """Start serving a socket accepted on asyncio, or turn it away at once when over a
+        limit."""
+        try:
+            remote: Any = sock.getpeername()
+        except OSError:  # gone already
+            sock.close()
+            return
+        host = str(remote[0]) if isinstance(remote, tuple) and remote else str(remote or "")
+        refusal = self.limits.admit(host)
+        if refusal is None:
+            tg.start_soon(self._on_accept_socket, sock, remote, host, tls)
+            return
+        logger.debug("refused a connection from %s: %s", host, refusal)
+        if tls is None:
+            try:  # nothing is buffered yet: a direct, non-blocking send is in order
+                sock.send(_UNAVAILABLE)
+            except OSError:
+                pass
+        sock.close()
+
+    async def _on_accept_socket(
+        self, sock: socket.socket, remote: object, host: str, tls: ssl.SSLContext | None
+    ) -> None:
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            try:
+                stream = await start_accepted(sock, tls, self.handshake_timeout)
+            except (OSError, TimeoutError) as exc:  # (ssl.SSLError is an OSError)
+                logger.debug("connection from %s failed before HTTP: %r", host, exc)
+                sock.close()
+                return
+            await self.handle_connection(stream, _format_address(remote))
+        finally:
+            self._released(host)
+
     async def _admit(
-        self, stream: SocketStream, tg: anyio.abc.TaskGroup, ssl_context: ssl.SSLContext | None
+        self, stream: SocketStream, *, tg: anyio.abc.TaskGroup, tls: ssl.SSLContext | None
     ) -> None:
         """Start serving an accepted connection, or turn it away at once when over a limit."""
+        ssl_context = tls
         # one look at the attribute table (``extra()`` builds it anew on every call)
         attributes = stream.extra_attributes
         get_remote = attributes.get(SocketAttribute.remote_address)
@@ -414,25 +491,25 @@ class HTTPServer:
             tg.start_soon(self._on_accept, stream, attributes, remote, host, ssl_context)
             return
         logger.debug("refused a connection from %s: %s", host, refusal)
-        get_socket = attributes.get(SocketAttribute.raw_socket)
-        if get_socket is not None and ssl_context is None:
-            try:  # nothing is buffered yet: a direct, non-blocking write is in order
-                os.write(get_socket().fileno(), _UNAVAILABLE)
-            except OSError:
+        if ssl_context is None:
+            try:
+                with anyio.move_on_after(1):
+                    await stream.send(_UNAVAILABLE)
+            except _PEER_GONE:
                 pass
         await _aclose_quietly(stream)
 
     async def _on_accept(
         self,
         stream: ByteStream,
-        attributes: dict[object, Callable[[], object]],
+        attributes: Mapping[Any, Callable[[], Any]],
         remote: object,
         host: str,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         try:
             get_socket = attributes.get(SocketAttribute.raw_socket)
-            raw_socket: socket.socket | None = get_socket() if get_socket is not None else None  # type: ignore[assignment]
+            raw_socket: socket.socket | None = get_socket() if get_socket is not None else None
             if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
                 try:
                     raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -444,19 +521,22 @@ class HTTPServer:
                         stream = await TLSStream.wrap(
                             stream, ssl_context=ssl_context, standard_compatible=False
                         )
-                except BaseException as exc:
-                    await TLSListener.handle_handshake_error(exc, stream)
+                except (OSError, TimeoutError, *_PEER_GONE) as exc:
+                    # port scanners, plain-HTTP clients, stalled handshakes: one DEBUG line
+                    # (asyncio's own TLS handshake, on the other path, logs them so too)
+                    logger.debug("TLS handshake with %s failed: %r", host, exc)
+                    await anyio.aclose_forcefully(stream)
                     return
             del attributes, get_socket, raw_socket  # not kept for the connection's life
             await self.handle_connection(stream, _format_address(remote))
         finally:
-            if (
-                self.limits.release(host)
-                and not self._releasing_memory
-                and self._task_group is not None
-            ):
-                self._releasing_memory = True
-                self._task_group.start_soon(self._release_memory)
+            self._released(host)
+
+    def _released(self, host: str) -> None:
+        """A connection counted by the limits is over."""
+        if self.limits.release(host) and not self._releasing_memory and self._task_group:
+            self._releasing_memory = True
+            self._task_group.start_soon(self._release_memory)
 
     async def _release_memory(self) -> None:
         """Most of a crowd of connections has gone: once the burst of closes is over, give
@@ -484,22 +564,15 @@ class HTTPServer:
 
     async def handle_connection(self, stream: ByteStream, remote_address: str = "") -> None:
         """Serve one accepted connection until it closes; never raises (errors are logged)."""
-        # h11 is set up only when the upgrade fast path declines: an upgraded connection
-        # would keep it (several hundred bytes) for its whole life
-        conn: h11.Connection | None = None
+        conn: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.max_header_size
+        )
         try:
-            with anyio.fail_after(self.handshake_timeout):
-                fast, read, eof = await self._read_plain_upgrade(stream, remote_address)
-            if fast is not None:
-                request, handler, key, trailing = fast
-                del fast, read
-                await self._serve_websocket(stream, request, handler, _accept_head(key), trailing)
-                return
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
-            conn.receive_data(read)
-            if eof:
-                conn.receive_data(b"")
-            await self._serve_requests(conn, stream, remote_address)
+            assert conn is not None
+            upgrade = await self._serve_requests(conn, stream, remote_address)
+            if upgrade is not None:
+                conn = None  # an upgraded connection does not keep h11 for its life
+                await self._serve_websocket(stream, *upgrade)
         except _BadRequest as exc:
             logger.debug("bad request from %s: %s", remote_address, exc)
             if conn is not None:
@@ -515,7 +588,7 @@ class HTTPServer:
         except Exception:
             logger.exception("error serving connection from %s", remote_address)
         finally:
-            if closes_at_once(stream):  # nothing to shield: the socket is closed at once
+            if closes_shielded(stream):  # nothing to shield (a cancel scope costs microseconds)
                 await _aclose_quietly(stream)
             else:
                 with anyio.CancelScope(shield=True):
@@ -523,13 +596,15 @@ class HTTPServer:
 
     async def _serve_requests(
         self, conn: h11.Connection, stream: ByteStream, remote_address: str
-    ) -> None:
+    ) -> _Upgrade | None:
+        """Serve plain requests until the connection ends (None) or one is an accepted
+        WebSocket upgrade (returned, answer not yet sent)."""
         timeout = self.handshake_timeout
         while True:
             with anyio.fail_after(timeout):
                 event = await next_event(conn, stream)
                 if isinstance(event, h11.ConnectionClosed):
-                    return
+                    return None
                 assert isinstance(event, h11.Request)
                 if _head_size(event) > self.max_header_size:
                     # h11 checks its buffer only while a head is incomplete, so a head that
@@ -544,12 +619,12 @@ class HTTPServer:
                     if request.http_version != "1.1":  # RFC 6455 section 4.1
                         raise _BadRequest(400, "a websocket upgrade needs HTTP/1.1")
                     route, request.match = candidates[0]
-                    await self._run_websocket(conn, stream, request, route.handler)
-                    return
+                    accept = _accept_head(_upgrade_key(request))
+                    return request, route.handler, accept, conn.trailing_data[0]
             if not await self._run_http(conn, stream, request):
-                return
+                return None
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return
+                return None
             conn.start_next_cycle()
             timeout = self.idle_timeout
 
@@ -642,98 +717,6 @@ class HTTPServer:
             if len(conn.trailing_data[0]) > self.max_header_size:
                 await anyio.sleep_forever()
 
-    async def _read_plain_upgrade(
-        self, stream: ByteStream, remote_address: str
-    ) -> tuple[tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes] | None, bytes, bool]:
-        """Read a connection's first request head and take the common case by hand.
-
-        For a plainly valid WebSocket upgrade to a mounted route (``GET``, CRLF line ends, no
-        body, version 13, a valid key) this returns ``((request, handler, key, bytes after the
-        head), ...)`` at a fraction of h11's cost. Anything else (LF-only lines, line folding,
-        odd bytes, a body, another method, an error to answer) returns ``(None, bytes read,
-        whether the peer closed)``: fed to h11, it parses them (and answers errors) as if it
-        had read them itself.
-        """
-        data = b""
-        end = -1
-        eof = False
-        while True:
-            try:
-                data += await stream.receive(READ_SIZE)
-            except _PEER_GONE:
-                eof = True
-                break
-            end = data.find(b"\r\n\r\n")
-            if end >= 0 or not data.startswith(b"GET "[: len(data)]):
-                break
-            if len(data) > _MAX_FAST_HEAD or b"\n\n" in data:
-                break
-        if 0 <= end <= self.max_header_size - 4:  # a longer head goes to h11's 431
-            fast = self._parse_plain_upgrade(data[:end], remote_address)
-            if fast is not None:
-                request, handler, key = fast
-                return (request, handler, key, data[end + 4 :]), b"", False
-        return None, data, eof
-
-    def _parse_plain_upgrade(
-        self, head: bytes, remote_address: str
-    ) -> tuple[HTTPRequest, Callable[..., Awaitable[None]], str] | None:
-        """``(request, handler, key)`` for a plainly valid upgrade head, else None."""
-        request_line, *lines = head.split(b"\r\n")
-        line_match = _PLAIN_REQUEST_LINE.fullmatch(request_line)
-        if line_match is None:
-            return None
-        raw: list[tuple[bytes, bytes]] = []
-        hosts = 0
-        for line in lines:
-            name, sep, value = line.partition(b":")
-            value = value.strip(b" \t")
-            if not sep or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-                return None
-            name = name.lower()
-            if name in _FRAMING_HEADERS:
-                return None
-            hosts += name == b"host"
-            raw.append((name, value))
-        if hosts != 1:
-            return None
-        target = line_match.group(1).decode("ascii")
-        try:
-            request = _request_from("GET", target, Headers.from_raw(raw), "1.1", remote_address)
-        except _BadRequest:
-            return None
-        if not request.is_websocket_upgrade:
-            return None
-        candidates = self._ws_routes.find(request.path)
-        if not candidates:
-            return None
-        try:
-            key = _upgrade_key(request)
-        except _BadRequest:
-            return None  # h11's path answers it
-        route, request.match = candidates[0]
-        return request, route.handler, key
-
-    async def _run_websocket(
-        self,
-        conn: h11.Connection,
-        stream: ByteStream,
-        request: HTTPRequest,
-        handler: Callable[..., Awaitable[None]],
-    ) -> None:
-        key = _upgrade_key(request)
-        # permessage-deflate and subprotocols are declined by not naming them.
-        accept = h11.InformationalResponse(
-            status_code=101,
-            headers=[
-                (b"upgrade", b"websocket"),
-                (b"connection", b"Upgrade"),
-                (b"sec-websocket-accept", generate_accept_token(key.encode("ascii"))),
-            ],
-        )
-        trailing, _ = conn.trailing_data
-        await self._serve_websocket(stream, request, handler, conn.send(accept), trailing)
-
     async def _serve_websocket(
         self,
         stream: ByteStream,
@@ -744,7 +727,7 @@ class HTTPServer:
     ) -> None:
         """Send the ``101`` answer ``accept`` and run ``handler`` on the upgraded stream."""
         await stream.send(accept)
-        ws = websocket_connection(
+        ws = open_websocket(
             stream,
             client=False,
             max_message_size=self.max_message_size,

@@ -1,7 +1,7 @@
 """Properties of the core's WebSocket frame decoder and HTTP upgrade parser against any bytes.
 
 * :class:`kitecore.http.frames.FrameDecoder` (both sides): whatever bytes arrive, in whatever
-  pieces, only :class:`~kitecore.http.frames.ProtocolError` escapes, with one of the close
+  pieces, only :class:`~kitecore.http.frames.FrameError` escapes, with one of the close
   codes its docstring lists; every message it yields is a ``str``; masked texts round-trip.
 * :class:`kitecore.http.server.HTTPServer` (upgrade fast path and h11): any request head gets
   a status from the documented set, or the connection is closed; nothing is logged as an
@@ -29,7 +29,7 @@ from kitecore.http.frames import (
     OP_PONG,
     OP_TEXT,
     FrameDecoder,
-    ProtocolError,
+    FrameError,
     encode_frame,
     encode_text,
     mask_payload,
@@ -107,7 +107,7 @@ def test_frame_decoder_raises_only_protocol_errors(
     for piece in _chunks(data, cuts):
         try:
             decoder.feed(piece)
-        except ProtocolError as exc:
+        except FrameError as exc:
             assert exc.code in FRAME_ERROR_CODES
             break
     assert all(isinstance(m, str) for m in decoder.messages)
@@ -133,7 +133,7 @@ def test_frame_decoder_with_any_bytes(data: bytes, masked: bool) -> None:
     decoder = FrameDecoder(expect_masked=masked, max_message_size=MAX_MESSAGE)
     try:
         decoder.feed(data)
-    except ProtocolError as exc:
+    except FrameError as exc:
         assert exc.code in FRAME_ERROR_CODES
 
 

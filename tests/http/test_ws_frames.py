@@ -15,9 +15,9 @@ from kitecore.http.frames import (
     OP_TEXT,
     Close,
     FrameDecoder,
+    FrameError,
     Ping,
     Pong,
-    ProtocolError,
     encode_close,
     encode_frame,
     encode_text,
@@ -82,7 +82,7 @@ def test_binary_utf8_is_text_and_other_binary_is_refused() -> None:
     decoder = server_decoder()
     decoder.feed(encode_frame(OP_BINARY, b"{}", mask=True))
     assert list(decoder.messages) == ["{}"]
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(FrameError) as info:
         server_decoder().feed(encode_frame(OP_BINARY, b"\xff\xfe", mask=True))
     assert info.value.code == 1003
 
@@ -104,7 +104,7 @@ def test_binary_utf8_is_text_and_other_binary_is_refused() -> None:
     ],
 )
 def test_protocol_errors_carry_the_close_code(data: bytes, code: int) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(FrameError) as info:
         server_decoder().feed(data)
     assert info.value.code == code
 
@@ -112,12 +112,12 @@ def test_protocol_errors_carry_the_close_code(data: bytes, code: int) -> None:
 def test_oversized_message_is_refused_from_its_header() -> None:
     decoder = server_decoder(limit=1000)
     header_only = encode_frame(OP_TEXT, b"x" * 1001, mask=True)[:8]
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(FrameError) as info:
         decoder.feed(header_only)
     assert info.value.code == 1009
     fragmented = server_decoder(limit=1000)
     fragmented.feed(fragment(OP_TEXT, b"x" * 600, fin=False))
-    with pytest.raises(ProtocolError):
+    with pytest.raises(FrameError):
         fragmented.feed(fragment(OP_CONTINUATION, b"x" * 600, fin=True))
 
 

@@ -190,13 +190,6 @@ async def test_bad_tls_settings_fail_at_start_naming_the_setting(
             pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kitecore/http/server.py hands a failed TLS handshake to anyio's "
-    "TLSListener.handle_handshake_error, which logs it at ERROR with a traceback: every port "
-    "scanner, plain-HTTP client or stalled handshake fills the log with tracebacks. Reported to "
-    "the owner of kitecore/http (one DEBUG/INFO line naming the peer and the reason would do).",
-)
 async def test_a_plain_http_request_to_the_tls_port_is_no_logged_error(
     make_kite: MakeKite,
     kite_config: Config,

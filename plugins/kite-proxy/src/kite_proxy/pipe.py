@@ -9,6 +9,8 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import ObjectStream
 
+from kitecore.transport import direct_write, outbound_count
+
 __all__ = ["MAX_QUEUED_MESSAGES", "pipe"]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ async def _forward(
 ) -> None:
     # streams that can write without a task switch (websockets, SockJS channels) offer
     # write_nowait: False means "use send", pending_bytes what is left for flush()
-    write_nowait = getattr(dest, "write_nowait", None)
+    direct = direct_write(dest)
+    counted = outbound_count(dest)
     count = 0
     while True:
         try:
@@ -58,15 +61,13 @@ async def _forward(
                 logger.info("a client took nothing for %gs; closing its session", drain_timeout)
                 return
         try:
-            if write_nowait is not None and write_nowait([message]):
+            if direct is not None and direct.write_nowait([message]):
                 # a websocket waits here while the peer does not read: what write_nowait left
                 # for flush (pending_bytes), or what the transport holds (outbound_bytes)
-                if (
-                    getattr(dest, "pending_bytes", 0)
-                    or getattr(dest, "outbound_bytes", 0) > _OUTBOUND_HIGH_WATER
+                if direct.pending_bytes or (
+                    counted is not None and counted.outbound_bytes > _OUTBOUND_HIGH_WATER
                 ):
-                    # a stream with write_nowait has flush (see above); ObjectStream has not
-                    await dest.flush()  # type: ignore[attr-defined]
+                    await direct.flush()
             else:
                 await dest.send(message)
         except _GONE:

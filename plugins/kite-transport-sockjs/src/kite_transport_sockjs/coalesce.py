@@ -2,11 +2,12 @@
 
 Every SockJS websocket frame may carry several messages (``a[...]`` from the server, a JSON
 array from the client), so messages written back to back can share one frame and one
-``send`` system call, which is most of the per-message cost under load. On the native asyncio
-websocket (:class:`~kitecore.http.asyncio_stream.AsyncioWebSocketConnection`) a write is
-queued and the frame goes out from a ``loop.call_soon`` callback, after every task ready in
-the same loop pass has added its messages: no task switch and no timer, just one loop pass of
-latency. Any other websocket (trio, TLS) is written at once, one frame per write.
+``send`` system call, which is most of the per-message cost under load. On a websocket with
+the :class:`~kitecore.transport.CoalescingWrite` ability (the core's asyncio driver) a write
+is queued and the frame goes out from a ``call_soon`` callback, after every task ready in the
+same loop pass has added its messages: no task switch and no timer, just one loop pass of
+latency. Any other websocket (the portable driver, on trio) is written at once, one frame per
+write.
 
 Used by the server channel only: when both ends coalesce, request and reply batches alternate
 in lock step and the two processes stop overlapping, which measured slower than either end
@@ -20,8 +21,8 @@ from collections.abc import Callable
 
 import anyio
 
-from kitecore.http.asyncio_stream import AsyncioWebSocketConnection
 from kitecore.http.websocket import WebSocketConnection
+from kitecore.transport import CoalescingWrite, coalescing_write
 
 __all__ = ["FrameWriter"]
 
@@ -33,13 +34,13 @@ _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 class FrameWriter:
     """Writes messages to ``ws`` as frames made by ``encode`` (a list of messages -> text)."""
 
-    __slots__ = ("_encode", "_loop", "_pending", "ws")
+    __slots__ = ("_coalescing", "_encode", "_pending", "ws")
 
     def __init__(self, ws: WebSocketConnection, encode: Callable[[list[str]], str]) -> None:
         self.ws = ws
         self._encode = encode
         self._pending: list[str] = []
-        self._loop = ws.loop if isinstance(ws, AsyncioWebSocketConnection) else None
+        self._coalescing: CoalescingWrite | None = coalescing_write(ws)
 
     def write_nowait(self, items: list[str]) -> bool:
         """Write ``items`` without waiting (see ``write_nowait`` of the websocket).
@@ -47,13 +48,13 @@ class FrameWriter:
         On asyncio they are queued for the frame sent at the end of this loop pass and True is
         returned; a closed websocket raises as a direct write would.
         """
-        loop = self._loop
-        if loop is None:
+        coalescing = self._coalescing
+        if coalescing is None:
             return self.ws.write_nowait([self._encode(items)])
         if self.ws.closed:
             raise anyio.BrokenResourceError("websocket is closed")
         if not self._pending:
-            loop.call_soon(self._write_pending)
+            coalescing.call_soon(self._write_pending)
         self._pending.extend(items)
         return True
 
@@ -64,13 +65,12 @@ class FrameWriter:
             return
         self._pending = []
         frame = self._encode(items)
-        ws = self.ws
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        coalescing = self._coalescing
+        assert coalescing is not None  # only then is anything queued
         try:
-            if not ws.write_nowait([frame]):
-                # over the high-water mark: the transport still takes it (it buffers), and
-                # senders using send() wait for it to drain
-                ws.write_buffered([frame])
+            # the transport takes it even over its high-water mark (it buffers), and
+            # senders using send() wait for it to drain
+            coalescing.write_buffered([frame])
         except _GONE as exc:
             logger.debug("SockJS websocket gone; %d message(s) not sent: %s", len(items), exc)
 

@@ -1,13 +1,18 @@
-"""The asyncio Protocol implementation of the WebSocket data phase (kitecore.http.asyncio_stream).
+"""The two WebSocket drivers on real sockets (kitecore.http.asyncio_driver, anyio_driver).
 
-Most behaviour is shared with the portable implementation and covered by
-test_ws_connection.py on both backends; these tests pin what is specific: which
-implementation is chosen, descriptors, cancellation, read-ahead, flow control.
+Most behaviour is shared and covered by test_ws_connection.py on both backends; these tests
+pin what is specific: which driver is chosen, descriptors, cancellation, read-ahead, flow
+control.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+import ipaddress
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,11 +20,14 @@ import pytest
 from anyio import wait_all_tasks_blocked
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
+from anyio.streams.tls import TLSAttribute
 from http_helpers import serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
-from kitecore.http.asyncio_stream import AsyncioWebSocketConnection, websocket_connection
+from kitecore.http.anyio_driver import AnyioWebSocket
+from kitecore.http.asyncio_driver import AsyncioByteStream, AsyncioWebSocket, connect_tcp
 from kitecore.http.frames import OP_TEXT, encode_frame
+from kitecore.http.websocket import open_websocket
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +84,7 @@ async def test_protocol_implementation_on_asyncio_only(anyio_backend: Any) -> No
             assert await ws.receive() == "x"
         assert ws.extra(SocketAttribute.remote_port) == port
         await ws.aclose()
-    expected = AsyncioWebSocketConnection if _on_asyncio(anyio_backend) else WebSocketConnection
+    expected = AsyncioWebSocket if _on_asyncio(anyio_backend) else AnyioWebSocket
     assert seen == [expected] and type(ws) is expected
 
 
@@ -143,7 +151,7 @@ async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: 
     """The message that wakes a receive being cancelled is returned now or by the next one."""
     async with serving(echo_server()) as port:
         ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
         got: list[str] = []
         scope = anyio.CancelScope()
 
@@ -166,22 +174,21 @@ async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: 
 
 
 @ASYNCIO_ONLY
-async def test_bytes_anyio_read_ahead_are_not_lost(anyio_backend: Any) -> None:
-    """Bytes anyio's stream had buffered past the handshake come first, in order."""
+async def test_bytes_read_ahead_of_the_upgrade_are_not_lost(anyio_backend: Any) -> None:
+    """Bytes the HTTP phase had buffered past the handshake come first, in order."""
     (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
     port = listener.extra(SocketAttribute.local_port)
     async with listener:
-        client = await anyio.connect_tcp("127.0.0.1", port)
+        client = await connect_tcp("127.0.0.1", port)
+        assert isinstance(client, AsyncioByteStream)
         server = await listener.accept()
-        await server.send(encode_frame(OP_TEXT, b"one", mask=False))
-        read_queue = getattr(getattr(client, "_protocol", None), "read_queue", None)
-        assert read_queue is not None
-        # as if anyio had read "two" ahead of the handshake bytes h11 consumed
-        read_queue.append(encode_frame(OP_TEXT, b"two", mask=False))
-        ws = websocket_connection(
+        # as if "two" had been read ahead of the handshake bytes h11 consumed
+        client.data_received(encode_frame(OP_TEXT, b"two", mask=False))
+        ws = open_websocket(
             client, client=True, initial_data=encode_frame(OP_TEXT, b"zero", mask=False)
         )
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
+        await server.send(encode_frame(OP_TEXT, b"one", mask=False))
         with anyio.fail_after(5):
             assert [await ws.receive() for _ in range(3)] == ["zero", "two", "one"]
         await server.aclose()
@@ -203,7 +210,7 @@ async def test_reading_pauses_while_many_messages_wait(anyio_backend: Any) -> No
     server.add_websocket_route("/ws", flood)
     async with serving(server) as port:
         ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
-        assert isinstance(ws, AsyncioWebSocketConnection)
+        assert isinstance(ws, AsyncioWebSocket)
         transport = ws._transport
         with anyio.fail_after(5):
             for _ in range(1000):
@@ -245,7 +252,7 @@ async def test_senders_wait_while_the_peer_does_not_read(anyio_backend: Any) -> 
                 sent += 1
         assert sent < 400
         queued = "queued while paused"
-        if isinstance(ws, AsyncioWebSocketConnection):
+        if isinstance(ws, AsyncioWebSocket):
             # write_nowait never refuses: the transport buffers it (counted against a limit)
             assert ws.write_nowait([queued]) is True
             assert ws.pending_bytes == 0
@@ -275,7 +282,7 @@ async def test_aclose_ends_a_waiting_receive(anyio_backend: Any) -> None:
                 await ws.aclose()
         assert outcome == [anyio.ClosedResourceError]
         assert ws.close_code == 1000
-        if isinstance(ws, AsyncioWebSocketConnection):
+        if isinstance(ws, AsyncioWebSocket):
             with pytest.raises(anyio.ClosedResourceError):
                 ws.write_nowait(["x"])
 
@@ -291,3 +298,75 @@ async def test_second_receiver_is_refused(anyio_backend: Any) -> None:
                 await ws.receive()
             await ws.send("unblock")
         await ws.aclose()
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts only it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    client_context = ssl.create_default_context(cafile=str(cert_file))
+    return server_context, client_context
+
+
+async def test_tls_websocket_on_each_driver(anyio_backend: Any, tmp_path: Path) -> None:
+    """``serve(ssl_context=)`` and ``connect_websocket(ssl_context=)``: on asyncio TLS runs on
+    the asyncio driver (``ssl=`` of the loop), elsewhere on anyio's TLS stream."""
+    server_context, client_context = _tls_contexts(tmp_path)
+    server = HTTPServer()
+    seen: list[type] = []
+
+    async def record(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        seen.append(type(ws))
+        await echo(ws, request)
+
+    server.add_websocket_route("/ws", record)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            functools.partial(server.serve, "127.0.0.1", 0, ssl_context=server_context)
+        )
+        with anyio.fail_after(10):
+            ws = await connect_websocket(f"wss://127.0.0.1:{port}/ws", ssl_context=client_context)
+            await ws.send_many(["a", "b" * 100_000])
+            assert [await ws.receive(), len(await ws.receive())] == ["a", 100_000]
+            assert ws.extra(TLSAttribute.ssl_object) is not None
+            await ws.aclose()
+            with pytest.raises(ssl.SSLError):  # a client that does not trust the certificate
+                await connect_websocket(f"wss://127.0.0.1:{port}/ws")
+        tg.cancel_scope.cancel()
+    expected = AsyncioWebSocket if _on_asyncio(anyio_backend) else AnyioWebSocket
+    # (uvloop's connect_accepted_socket cannot do TLS: its server side takes anyio's)
+    server_side = AnyioWebSocket if isinstance(anyio_backend, tuple) else expected
+    assert seen == [server_side] and type(ws) is expected

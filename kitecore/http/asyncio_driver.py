@@ -1,0 +1,649 @@
+"""The asyncio driver: connections this package opens itself, as ``asyncio.Protocol`` objects.
+
+Only public asyncio APIs: the server accepts with ``loop.sock_accept`` and hands each socket to
+``loop.connect_accepted_socket`` (TLS through its ``ssl=`` argument), the client dials with
+``loop.create_connection``; the protocol object is ours from the first byte.
+
+* :class:`AsyncioByteStream` is that protocol during the HTTP phase: an
+  :class:`anyio.abc.ByteStream`, so the HTTP server and client code is the same on every
+  backend.
+* After a WebSocket handshake, :meth:`AsyncioByteStream.upgrade` hands the transport (public
+  ``transport.set_protocol``) to an :class:`AsyncioWebSocket`, which drives a sans-IO
+  :class:`~kitecore.http.wscore.WebSocketCore`: ``data_received`` feeds it directly, a waiting
+  receiver is woken through one loop future, and writes go to ``transport.write`` (which
+  writes at once when the kernel has room). The socket stays registered for reading: no
+  system call and no task switch per message beyond the socket reads and writes themselves.
+
+Flow control: reading pauses while :meth:`WebSocketCore.inbound_backlog` says too much waits
+to be received, and resumes once it is all taken; senders wait while the transport buffers
+more than :data:`~kitecore.http.wscore.WRITE_HIGH_WATER` bytes, and on the accepting side
+reading pauses too until the peer takes them. :meth:`AsyncioWebSocket.write_nowait` always
+hands its bytes to the transport, counted against ``max_outbound_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSAttribute
+
+from kitecore.http.websocket import WebSocketConnection
+from kitecore.http.wscore import WRITE_HIGH_WATER, WebSocketCore
+
+__all__ = [
+    "AsyncioByteStream",
+    "AsyncioWebSocket",
+    "accept_socket",
+    "accepts_tls",
+    "connect_tcp",
+    "running_asyncio_loop",
+    "start_accepted",
+]
+
+logger = logging.getLogger(__name__)
+
+_monotonic = time.monotonic
+#: Bytes buffered during the HTTP phase past which the socket is no longer read.
+_STREAM_HIGH_WATER = 256 * 1024
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, or None (another backend, such as trio)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def accepts_tls(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether :func:`start_accepted` can do TLS on ``loop``: not on uvloop, whose
+    ``connect_accepted_socket(ssl=...)`` never completes (uvloop 0.21); the server then
+    takes anyio's TLS stream and the portable driver there."""
+    return not type(loop).__module__.startswith("uvloop")
+
+
+async def accept_socket(listener: socket.socket) -> socket.socket:
+    """Accept one connection from the listening ``listener`` (non-blocking)."""
+    sock, _address = await asyncio.get_running_loop().sock_accept(listener)
+    return sock
+
+
+async def start_accepted(
+    sock: socket.socket, ssl_context: ssl.SSLContext | None, handshake_timeout: float
+) -> AsyncioByteStream:
+    """Wrap an accepted socket in an :class:`AsyncioByteStream` (after the TLS handshake,
+    within ``handshake_timeout``, when ``ssl_context`` is given)."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_accepted_socket(
+        lambda: AsyncioByteStream(loop),
+        sock,
+        ssl=ssl_context,
+        ssl_handshake_timeout=handshake_timeout if ssl_context is not None else None,
+    )
+    protocol.connection_made(transport)  # (uvloop may call it only after this returns)
+    return protocol
+
+
+async def connect_tcp(
+    host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> AsyncioByteStream:
+    """Dial ``host:port`` (TLS with ``ssl_context``, checked against ``host``)."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(
+        lambda: AsyncioByteStream(loop),
+        host,
+        port,
+        ssl=ssl_context,
+        server_hostname=host if ssl_context is not None else None,
+    )
+    protocol.connection_made(transport)  # (uvloop may call it only after this returns)
+    return protocol
+
+
+def _buffered(transport: asyncio.WriteTransport) -> int:
+    """Bytes ``transport`` buffers; 0 once asyncio's TLS transport has let go of its
+    protocol (it raises AttributeError then instead of answering)."""
+    try:
+        return transport.get_write_buffer_size()
+    except AttributeError:
+        return 0
+
+
+def _attributes(transport: asyncio.BaseTransport) -> dict[Any, Callable[[], Any]]:
+    """anyio's socket and TLS attributes of ``transport`` (what ``stream.extra`` offers)."""
+    info = transport.get_extra_info
+    attributes: dict[Any, Callable[[], Any]] = {
+        SocketAttribute.remote_address: lambda: info("peername"),
+        SocketAttribute.local_address: lambda: info("sockname"),
+        SocketAttribute.family: lambda: info("socket").family,
+    }
+    peer = info("peername")
+    if isinstance(peer, tuple):
+        attributes[SocketAttribute.remote_port] = lambda: info("peername")[1]
+        attributes[SocketAttribute.local_port] = lambda: info("sockname")[1]
+    ssl_object: ssl.SSLObject | None = info("ssl_object")
+    if ssl_object is not None:
+        tls = ssl_object
+        attributes.update(
+            {
+                TLSAttribute.ssl_object: lambda: tls,
+                TLSAttribute.server_side: lambda: tls.server_side,
+                TLSAttribute.peer_certificate: lambda: tls.getpeercert(False),
+                TLSAttribute.peer_certificate_binary: lambda: tls.getpeercert(True),
+                TLSAttribute.cipher: tls.cipher,
+                TLSAttribute.shared_ciphers: tls.shared_ciphers,
+                TLSAttribute.tls_version: tls.version,
+                TLSAttribute.alpn_protocol: tls.selected_alpn_protocol,
+                TLSAttribute.standard_compatible: lambda: False,
+            }
+        )
+    return attributes
+
+
+class AsyncioByteStream(ByteStream, asyncio.Protocol):
+    """One connection's byte stream during its HTTP phase (an ``asyncio.Protocol``).
+
+    Received bytes are buffered (reading pauses past 256 KiB until they are taken);
+    :meth:`send` returns once the transport is below its high-water mark. ``aclose`` closes
+    the transport after what it buffers is sent (aborting it if that takes longer than
+    ``close_timeout``); after :meth:`upgrade`, the WebSocket owns the transport and closing
+    the stream does nothing.
+    """
+
+    #: :meth:`aclose` never waits (it closes the transport at once): no cancel scope needed.
+    aclose_shielded = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, close_timeout: float = 2.0) -> None:
+        self._loop = loop
+        self._close_timeout = close_timeout
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._eof = False
+        self._lost = False
+        self._error: Exception | None = None
+        self._closed = False
+        self._upgraded = False
+        self._read_paused = False
+        self._write_paused = False
+        self._tls = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport; senders wait past :data:`WRITE_HIGH_WATER` bytes."""
+        if self._transport is transport:
+            return
+        # (uvloop's transports do not subclass asyncio.Transport, but have its methods)
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self._tls = transport.get_extra_info("ssl_object") is not None
+
+    def data_received(self, data: bytes) -> None:
+        """Buffer ``data`` and wake the reader."""
+        self._buffer += data
+        if len(self._buffer) > _STREAM_HIGH_WATER and not self._read_paused:
+            self._read_paused = True
+            self._transport_or_fail().pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """The peer will send nothing more; keep the transport open for our answer (TLS
+        has no half-close: there the transport closes)."""
+        self._eof = True
+        self._wake()
+        return not self._tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The transport is closed: wake everyone waiting."""
+        self._lost = True
+        self._error = exc
+        self._wake()
+        self._wake_drainers()
+
+    def pause_writing(self) -> None:
+        """The transport buffers past its high-water mark: senders wait."""
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport is below its low-water mark: senders go on."""
+        self._write_paused = False
+        self._wake_drainers()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _transport_or_fail(self) -> asyncio.Transport:
+        if self._transport is None:  # pragma: no cover - the loop calls connection_made first
+            raise anyio.BrokenResourceError("not connected")
+        return self._transport
+
+    # --- ByteStream ----------------------------------------------------------------------------
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """Remote and local address, family, and the TLS attributes on a TLS connection
+        (made on each call: not kept for the connection's life)."""
+        return _attributes(self._transport_or_fail())
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Up to ``max_bytes`` received bytes; EndOfStream at the peer's end."""
+        while not self._buffer:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if self._lost or self._eof:
+                if self._error is not None:
+                    raise anyio.BrokenResourceError(str(self._error)) from self._error
+                raise anyio.EndOfStream
+            if self._waiter is not None:
+                raise anyio.BusyResourceError("reading from")
+            self._waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        buffer = self._buffer
+        if len(buffer) <= max_bytes:
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = bytes(buffer[:max_bytes])
+            del buffer[:max_bytes]
+        if self._read_paused and len(buffer) <= _STREAM_HIGH_WATER // 4:
+            self._read_paused = False
+            if not self._lost:
+                self._transport_or_fail().resume_reading()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        """Write ``item``; wait while the transport buffers past its high-water mark."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        transport = self._transport_or_fail()
+        if self._lost or transport.is_closing():
+            raise anyio.BrokenResourceError("the connection is closed")
+        transport.write(item)
+        while self._write_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._lost and self._error is not None:
+            raise anyio.BrokenResourceError(str(self._error)) from self._error
+
+    async def send_eof(self) -> None:
+        """Half-close: the peer reads an end of stream."""
+        transport = self._transport_or_fail()
+        if transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+
+    async def aclose(self) -> None:
+        """Close the transport once it sent what it buffers (at most ``close_timeout`` later)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake()
+        if self._upgraded:
+            return
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        transport.close()
+        if _buffered(transport):
+            self._loop.call_later(self._close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if not self._lost and self._transport is not None:
+            self._transport.abort()
+
+    # --- the WebSocket hand-over ---------------------------------------------------------------
+
+    def upgrade(
+        self, core: WebSocketCore, initial_data: bytes, close_timeout: float
+    ) -> AsyncioWebSocket:
+        """Hand the transport to a WebSocket on ``core`` after an opening handshake;
+        ``initial_data`` are the bytes read after the handshake (those still buffered here
+        follow them)."""
+        transport = self._transport_or_fail()
+        data = initial_data + bytes(self._buffer) if self._buffer else initial_data
+        self._buffer = bytearray()
+        self._upgraded = True
+        ws = AsyncioWebSocket(
+            self._loop,
+            transport,
+            core,
+            close_timeout=close_timeout,
+            read_paused_by_transport=self._read_paused,
+            write_paused=self._write_paused,
+        )
+        if self._lost:
+            ws.connection_lost(self._error)
+            return ws
+        transport.set_protocol(ws)
+        if data:
+            ws.data_received(data)
+        if self._eof:
+            ws.eof_received()
+        return ws
+
+
+class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
+    """A :class:`~kitecore.http.websocket.WebSocketConnection` on an asyncio transport.
+
+    Made by :meth:`AsyncioByteStream.upgrade`, inside the event loop. :meth:`write_nowait`
+    always writes (the transport buffers what the kernel does not take, up to
+    ``max_outbound_bytes``), so :attr:`pending_bytes` is always 0; :meth:`call_soon` and
+    :meth:`write_buffered` let a caller coalesce writes made in one loop pass.
+    """
+
+    #: :meth:`aclose` shields every wait itself: callers need no cancel scope around it.
+    aclose_shielded = True
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        core: WebSocketCore,
+        *,
+        close_timeout: float = 2.0,
+        read_paused_by_transport: bool = False,
+        write_paused: bool = False,
+    ) -> None:
+        self.core = core
+        self.last_received = _monotonic()
+        self._loop = loop
+        self._transport = transport
+        self._close_timeout = close_timeout
+        self._messages = core.messages
+        self._receiver: asyncio.Future[None] | None = None  # the waiting receive(), if any
+        self._state_waiter: asyncio.Future[None] | None = None  # aclose() waiting
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._write_paused = write_paused
+        core.writes_blocked = write_paused
+        self._read_paused = False  # too many received messages wait to be taken
+        self._reading = not read_paused_by_transport  # what the transport does now
+        self._lost = False
+        self._update_reading()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The connection's socket (and TLS) attributes (made on each call)."""
+        return _attributes(self._transport)
+
+    # --- asyncio.Protocol callbacks ------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Feed ``data`` to the core; write its answer; wake the receiver."""
+        self.last_received = _monotonic()
+        core = self.core
+        answer = core.receive_data(data)
+        if answer and not self._lost:
+            self._transport.write(answer)
+        if core.close_received:
+            self._transport.close()  # after the answer, which it still sends
+            self._wake_receiver()
+            self._wake_closer()
+            return
+        if core.messages:
+            if not self._read_paused and core.inbound_backlog():
+                self._read_paused = True
+                self._update_reading()
+            self._wake_receiver()
+
+    def eof_received(self) -> bool:
+        """The peer closed its side: the connection is over (the transport closes itself)."""
+        self._peer_gone()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The transport closed: wake everyone waiting."""
+        self._lost = True
+        self._peer_gone()
+        self._wake_drainers()
+
+    def pause_writing(self) -> None:
+        """The transport buffers more than the high-water mark: senders wait (and on the
+        accepting side, nothing more is read from the peer)."""
+        self._write_paused = True
+        self.core.writes_blocked = True
+        if not self.core.mask:
+            self._update_reading()
+
+    def resume_writing(self) -> None:
+        """The transport drained below the low-water mark: senders go on."""
+        self._write_paused = False
+        pong = self.core.writes_resumed()
+        if pong and not self._lost:
+            self._transport.write(pong)
+        if not self.core.mask:
+            self._update_reading()
+        self._wake_drainers()
+
+    def _peer_gone(self) -> None:
+        self.core.connection_lost()
+        self._wake_receiver()
+        self._wake_closer()
+
+    def _wake_receiver(self) -> None:
+        waiter = self._receiver
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_closer(self) -> None:
+        waiter = self._state_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _update_reading(self) -> None:
+        """Pause or resume the transport's reading to match the two reasons to pause."""
+        reading = not (self._read_paused or (self._write_paused and not self.core.mask))
+        if reading != self._reading and not self._lost:
+            self._reading = reading
+            if reading:
+                self._transport.resume_reading()
+            else:
+                self._transport.pause_reading()
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    async def receive(self) -> str:
+        """Return the next whole text message (see :class:`WebSocketConnection`).
+
+        Buffered messages are returned without yielding to the event loop. A cancelled
+        receive loses nothing: messages are only taken by a receive that returns them.
+        """
+        messages = self._messages
+        if messages:
+            if self._read_paused and len(messages) == 1:
+                self._resume_reading()
+            return messages.popleft()
+        return await self._wait_message()
+
+    async def _wait_message(self) -> str:
+        messages = self._messages
+        core = self.core
+        while True:
+            if messages:
+                return messages.popleft()
+            if core.local_closed:
+                raise anyio.ClosedResourceError
+            if core.error is not None:
+                error, core.error = core.error, None
+                raise error
+            if core.close_received:
+                raise anyio.EndOfStream
+            if self._receiver is not None:
+                raise anyio.BusyResourceError("receiving from")
+            if self._read_paused:
+                self._resume_reading()
+            self._receiver = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._receiver = None
+
+    def _resume_reading(self) -> None:
+        self._read_paused = False
+        self._update_reading()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def send(self, item: str) -> None:
+        """Send one text message (safe to call from many tasks at once)."""
+        frame = self.core.encode_message(item)
+        if self._write_paused:
+            await self._drain()
+            if not self.core.open:
+                raise self.core.closed_error()
+        self._write(frame)
+
+    async def send_many(self, items: list[str]) -> None:
+        """Send several text messages with a single write."""
+        data = self.core.encode_messages(items)
+        if self._write_paused:
+            await self._drain()
+            if not self.core.open:
+                raise self.core.closed_error()
+        self._write(data)
+
+    def write_nowait(self, items: list[str]) -> bool:
+        """Write ``items`` now (the transport buffers what the kernel does not take); always
+        True. A closed connection raises :class:`anyio.BrokenResourceError`
+        (ClosedResourceError after :meth:`aclose`), as does one closed because more than
+        ``max_outbound_bytes`` would wait for the peer."""
+        self._write(self.core.encode_messages(items))
+        return True
+
+    def write_buffered(self, items: list[str]) -> None:
+        """Hand ``items`` to the transport now even past its high-water mark (:meth:`send`
+        callers wait for the drain); for callers that cannot wait, such as a loop callback.
+        Raises as :meth:`write_nowait` does."""
+        self._write(self.core.encode_messages(items))
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` at the end of this event-loop pass (to coalesce writes)."""
+        self._loop.call_soon(callback)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Always 0: the transport keeps what the kernel did not take."""
+        return 0
+
+    @property
+    def outbound_bytes(self) -> int:
+        """Bytes written for the peer that it has not taken yet (the transport's buffer)."""
+        return _buffered(self._transport)
+
+    async def flush(self) -> None:
+        """Wait until the transport is below its high-water mark."""
+        if self._write_paused:
+            await self._drain()
+
+    def ping_nowait(self) -> bool:
+        """Send a keepalive ping now, unless the peer does not read what we send. Always
+        False (nothing is left for :meth:`flush`)."""
+        if not (self._write_paused or self._lost):
+            frame = self.core.ping()
+            if frame:
+                self._transport.write(frame)
+        return False
+
+    def _write(self, data: bytes) -> None:
+        if self._write_paused:
+            queued = _buffered(self._transport)
+            if self.core.outbound_overflow(queued, len(data)):
+                self._overflow(queued + len(data))
+        self._transport.write(data)
+
+    def _overflow(self, size: int) -> None:
+        """Close with 1008 (the frame leaves if the peer ever reads; the transport is aborted
+        after the close timeout) and raise BrokenResourceError."""
+        frame = self.core.fail_outbound(size)
+        if not self._lost:
+            self._transport.write(frame)
+            self._transport.close()
+            self._loop.call_later(self._close_timeout, self._abort)
+        self._wake_receiver()
+        self._wake_closer()
+        raise anyio.BrokenResourceError(
+            f"websocket closed with {self.core.close_code}: {self.core.close_reason}"
+        )
+
+    def _abort(self) -> None:
+        if not self._lost:
+            self._transport.abort()
+
+    async def _drain(self) -> None:
+        while self._write_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    # --- closing -------------------------------------------------------------------------------
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code``: send a close frame, wait (bounded by the close timeout) for
+        the peer's answer, then close the transport once what it buffers is sent. Idempotent;
+        a waiting :meth:`receive` raises :class:`anyio.ClosedResourceError`."""
+        core = self.core
+        if core.local_closed:
+            return
+        core.local_closed = True
+        core.messages.clear()
+        self._wake_receiver()
+        transport = self._transport
+        if not core.close_received and not core.close_sent:
+            frame = core.close(code, reason)
+            if not self._lost:
+                transport.write(frame)
+        else:
+            # No close reply to wait for (the common case on the side that did not close
+            # first: the peer's close frame was answered already). Unless the transport still
+            # buffers data, there is nothing to wait for at all: no cancel scope.
+            if not self._lost:
+                transport.close()
+            if self._lost or not _buffered(transport):
+                return
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + self._close_timeout):
+            while not core.close_received:
+                await self._state_change()
+            transport.close()
+            # close() sends what it buffers first, then calls connection_lost: wait for that
+            if _buffered(transport):
+                while not self._lost:
+                    await self._state_change()
+        if not self._lost:
+            transport.close()  # (again, if the timeout came first)
+            if _buffered(transport):
+                transport.abort()  # the peer took nothing for the whole close timeout
+
+    async def _state_change(self) -> None:
+        """Wait until the close handshake ends or the transport is lost."""
+        self._state_waiter = waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._state_waiter = None
