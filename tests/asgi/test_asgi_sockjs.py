@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from asgi_servers import serve_asgi
+from kitejs_peer import make_kitejs_peer
 from node_packages import node_environment
 from test_asgi_websocket import http_get
 
@@ -28,38 +28,11 @@ def sockjs_plugins() -> PluginRegistry:
     return load_plugins(names=("websocket", "sockjs"))
 
 
-def make_kite(config: Config, plugins: PluginRegistry) -> Kite:
-    """The methods tests/interop/kitejs_client.js calls."""
-    kite = Kite("pymath", "1.0.0", config=config, plugins=plugins)
-
-    @kite.handle("square")
-    async def square(r: Any) -> float:
-        a = r.args.one(float)
-        return a * a
-
-    @kite.handle("countdown")
-    async def countdown(r: Any) -> str:
-        n, callback = r.args.integer(0), r.args.function(1)
-        for i in range(n, 0, -1):
-            await callback(i)
-        return "done"
-
-    @kite.handle("fail")
-    async def fail(r: Any) -> None:
-        raise ValueError(r.args.string(0))
-
-    @kite.handle("length")
-    async def length(r: Any) -> int:
-        return len(r.args.string(0))
-
-    return kite
-
-
 @pytest.mark.parametrize("transport", ["sockjs", "WebSocket", "XHRPolling", "XHRStreaming"])
 async def test_python_client_over_sockjs(
     asgi_server: str, kite_config: Config, sockjs_plugins: PluginRegistry, transport: str
 ) -> None:
-    kite = make_kite(kite_config.copy(), sockjs_plugins)
+    kite = make_kitejs_peer(kite_config.copy(), sockjs_plugins)
     caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=sockjs_plugins)
     async with serve_asgi(kite.asgi_app(), asgi_server) as port:
         status, _, body = await http_get(port, "/kite/info")
@@ -90,7 +63,7 @@ async def test_kitejs_calls_kite_under_asgi_server(
     asgi_server: str, kite_config: Config, sockjs_plugins: PluginRegistry, mode: str
 ) -> None:
     env = node_environment()
-    kite = make_kite(kite_config.copy(), sockjs_plugins)
+    kite = make_kitejs_peer(kite_config.copy(), sockjs_plugins)
     async with serve_asgi(kite.asgi_app(), asgi_server) as port:
         scheme = "ws" if mode == "websocket" else "http"
         url = f"{scheme}://127.0.0.1:{port}/kite"
@@ -114,7 +87,7 @@ async def test_kitejs_calls_kite_under_asgi_server(
 async def test_xhr_streaming_is_streamed_and_a_gone_client_noticed(
     asgi_server: str, kite_config: Config, sockjs_plugins: PluginRegistry
 ) -> None:
-    kite = make_kite(kite_config.copy(), sockjs_plugins)
+    kite = make_kitejs_peer(kite_config.copy(), sockjs_plugins)
     opened, gone = anyio.Event(), anyio.Event()
     kite.on_connect(lambda client: opened.set())
     kite.on_disconnect(lambda client: gone.set())

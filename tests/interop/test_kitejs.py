@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from interop_helpers import script
+from kitejs_peer import make_kitejs_peer
 
 from kitecore.config import Config
 from kitecore.kite import Kite
@@ -33,27 +34,7 @@ def make_config() -> Config:
 @pytest.fixture
 async def python_kite(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kite]:
     monkeypatch.setenv("KITE_HOME", str(tmp_path))
-    kite = Kite("pymath", "1.0.0", config=make_config(), plugins=load_plugins(names=PLUGINS))
-
-    @kite.handle("square")
-    async def square(r: Any) -> float:
-        a = r.args.one(float)
-        return a * a
-
-    @kite.handle("countdown")
-    async def countdown(r: Any) -> str:
-        n, callback = r.args.integer(0), r.args.function(1)
-        for i in range(n, 0, -1):
-            await callback(i)
-        return "done"
-
-    @kite.handle("fail")
-    async def fail(r: Any) -> None:
-        raise ValueError(r.args.string(0))
-
-    @kite.handle("length")
-    async def length(r: Any) -> int:
-        return len(r.args.string(0))
+    kite = make_kitejs_peer(make_config(), load_plugins(names=PLUGINS))
 
     async with kite:
         yield kite

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from interop_helpers import script
+from kitejs_peer import make_kitejs_peer
 from tls_certs import TLSFiles
 
 from kitecore.config import Config
@@ -42,32 +43,7 @@ async def tls_kite(
     tls_files: TLSFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Kite]:
     monkeypatch.setenv("KITE_HOME", str(tmp_path))
-    kite = Kite(
-        "pymath",
-        "1.0.0",
-        config=make_config(tls_files, serve=True),
-        plugins=load_plugins(names=PLUGINS),
-    )
-
-    @kite.handle("square")
-    async def square(r: Any) -> float:
-        a = r.args.one(float)
-        return a * a
-
-    @kite.handle("countdown")
-    async def countdown(r: Any) -> str:
-        n, callback = r.args.integer(0), r.args.function(1)
-        for i in range(n, 0, -1):
-            await callback(i)
-        return "done"
-
-    @kite.handle("fail")
-    async def fail(r: Any) -> None:
-        raise ValueError(r.args.string(0))
-
-    @kite.handle("length")
-    async def length(r: Any) -> int:
-        return len(r.args.string(0))
+    kite = make_kitejs_peer(make_config(tls_files, serve=True), load_plugins(names=PLUGINS))
 
     async with kite:
         yield kite
