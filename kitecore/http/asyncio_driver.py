@@ -375,6 +375,10 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         self._receiver: asyncio.Future[None] | None = None  # the waiting receive(), if any
         self._state_waiter: asyncio.Future[None] | None = None  # aclose() waiting
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # frames held back while more received messages wait to be taken (their answers
+        # leave together, in one system call), and whether a flush is scheduled for them
+        self._held: list[bytes] = []
+        self._flush_scheduled = False
         self._write_paused = write_paused
         core.writes_blocked = write_paused
         self._read_paused = False  # too many received messages wait to be taken
@@ -395,8 +399,10 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         core = self.core
         answer = core.receive_data(data)
         if answer and not self._lost:
-            self._transport.write(answer)
+            self._write_through(answer)
         if core.close_received:
+            if self._held:
+                self._flush_held()
             self._transport.close()  # after the answer, which it still sends
             self._wake_receiver()
             self._wake_closer()
@@ -431,7 +437,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         self._write_paused = False
         pong = self.core.writes_resumed()
         if pong and not self._lost:
-            self._transport.write(pong)
+            self._write_through(pong)
         if not self.core.mask:
             self._update_reading()
         self._wake_drainers()
@@ -554,8 +560,10 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
 
     @property
     def outbound_bytes(self) -> int:
-        """Bytes written for the peer that it has not taken yet (the transport's buffer)."""
-        return _buffered(self._transport)
+        """Bytes written for the peer that it has not taken yet (the transport's buffer and
+        the frames held back for this loop pass)."""
+        held = self._held
+        return _buffered(self._transport) + (sum(map(len, held)) if held else 0)
 
     async def flush(self) -> None:
         """Wait until the transport is below its high-water mark."""
@@ -568,20 +576,51 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         if not (self._write_paused or self._lost):
             frame = self.core.ping()
             if frame:
-                self._transport.write(frame)
+                self._write_through(frame)
         return False
 
     def _write(self, data: bytes) -> None:
+        """Write ``data`` now, or hold it back while more received messages wait to be taken
+        in this loop pass: their answers then leave with it in one system call (written when
+        the last one is taken and answered, or at the latest in the next loop pass)."""
         if self._write_paused:
-            queued = _buffered(self._transport)
+            queued = _buffered(self._transport) + sum(map(len, self._held))
             if self.core.outbound_overflow(queued, len(data)):
                 self._overflow(queued + len(data))
-        self._transport.write(data)
+        held = self._held
+        if self._messages:
+            held.append(data)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_held)
+        elif held:
+            held.append(data)
+            self._flush_held()
+        else:
+            self._transport.write(data)
+
+    def _write_through(self, data: bytes) -> None:
+        """Write ``data`` at once, after what is held back."""
+        if self._held:
+            self._held.append(data)
+            self._flush_held()
+        else:
+            self._transport.write(data)
+
+    def _flush_held(self) -> None:
+        """Write the frames held back by :meth:`_write` (one transport write)."""
+        self._flush_scheduled = False
+        held = self._held
+        if held:
+            self._held = []
+            if not self._lost:
+                self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def _overflow(self, size: int) -> None:
         """Close with 1008 (the frame leaves if the peer ever reads; the transport is aborted
         after the close timeout) and raise BrokenResourceError."""
         frame = self.core.fail_outbound(size)
+        self._held = []  # dropped, as the transport's buffer is
         if not self._lost:
             self._transport.write(frame)
             self._transport.close()
@@ -618,11 +657,12 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         if not core.close_received and not core.close_sent:
             frame = core.close(code, reason)
             if not self._lost:
-                transport.write(frame)
+                self._write_through(frame)
         else:
             # No close reply to wait for (the common case on the side that did not close
             # first: the peer's close frame was answered already). Unless the transport still
             # buffers data, there is nothing to wait for at all: no cancel scope.
+            self._flush_held()
             if not self._lost:
                 transport.close()
             if self._lost or not _buffered(transport):

@@ -213,6 +213,12 @@ class WebSocketCore:
             raise self.closed_error()
         mask = self.mask
         if len(texts) == 1:
+            if not mask:  # the server's answer, per message: encode_text inlined
+                payload = texts[0].encode()
+                n = len(payload)
+                if n < 126:
+                    return bytes((0x81, n)) + payload
+                return encode_text(texts[0], mask=False)
             return encode_text(texts[0], mask=mask)
         return b"".join([encode_text(text, mask=mask) for text in texts])
 

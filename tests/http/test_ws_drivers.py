@@ -7,13 +7,14 @@ control.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import ipaddress
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -26,8 +27,9 @@ from http_helpers import serving
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
 from kitecore.http.anyio_driver import AnyioWebSocket
 from kitecore.http.asyncio_driver import AsyncioByteStream, AsyncioWebSocket, connect_tcp
-from kitecore.http.frames import OP_TEXT, encode_frame
+from kitecore.http.frames import OP_TEXT, FrameDecoder, encode_frame
 from kitecore.http.websocket import open_websocket
+from kitecore.http.wscore import WebSocketCore
 
 pytestmark = pytest.mark.anyio
 
@@ -195,6 +197,76 @@ async def test_bytes_read_ahead_of_the_upgrade_are_not_lost(anyio_backend: Any) 
         with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
             await ws.receive()
         assert ws.close_code == 1006
+        await ws.aclose()
+
+
+class _CountingTransport:
+    """An asyncio transport that records what is written to it."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def _asyncio_ws_and_raw_peer(
+    listener: Any,
+) -> tuple[AsyncioWebSocket, anyio.abc.SocketStream, _CountingTransport]:
+    """A client AsyncioWebSocket on a counting transport, and the raw socket it talks to."""
+    loop = asyncio.get_running_loop()
+    port = listener.extra(SocketAttribute.local_port)
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    peer = await listener.accept()
+    counting = _CountingTransport(transport)
+    ws = AsyncioWebSocket(loop, cast(asyncio.Transport, counting), WebSocketCore(client=True))
+    transport.set_protocol(ws)
+    return ws, peer, counting
+
+
+@ASYNCIO_ONLY
+async def test_answers_to_messages_read_together_leave_in_one_write(anyio_backend: Any) -> None:
+    """Messages that arrived in one read are answered with one write (one system call), in
+    order."""
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    async with listener:
+        ws, peer, counting = await _asyncio_ws_and_raw_peer(listener)
+        texts = [f"m{i}" for i in range(5)]
+        await peer.send(b"".join(encode_frame(OP_TEXT, t.encode(), mask=False) for t in texts))
+        decoder = FrameDecoder(expect_masked=True, max_message_size=1 << 20)
+        with anyio.fail_after(5):
+            for _ in texts:
+                await ws.send("re:" + await ws.receive())
+            while len(decoder.messages) < len(texts):
+                decoder.feed(await peer.receive())
+        assert list(decoder.messages) == ["re:" + t for t in texts]
+        assert len(counting.writes) == 1
+        await ws.aclose()
+        await peer.aclose()
+
+
+@ASYNCIO_ONLY
+async def test_an_answer_leaves_while_other_messages_wait_untaken(anyio_backend: Any) -> None:
+    """An answer written while more received messages wait (and nobody takes them) is held
+    back for one loop pass at most: it still leaves."""
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    async with listener:
+        ws, peer, _ = await _asyncio_ws_and_raw_peer(listener)
+        frames = [encode_frame(OP_TEXT, t, mask=False) for t in (b"one", b"two")]
+        await peer.send(b"".join(frames))
+        decoder = FrameDecoder(expect_masked=True, max_message_size=1 << 20)
+        with anyio.fail_after(5):
+            assert await ws.receive() == "one"
+            ws.write_nowait(["held"])
+            while not decoder.messages:
+                decoder.feed(await peer.receive())
+        assert list(decoder.messages) == ["held"]
+        await peer.aclose()
         await ws.aclose()
 
 
