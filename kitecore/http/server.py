@@ -85,6 +85,11 @@ _PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResource
 _monotonic = time.monotonic
 #: Seconds between most of a crowd of connections closing and freeing memory.
 _RELEASE_DELAY = 1.0
+#: Before freeing memory, the count of open connections must stay unchanged this long (the
+#: burst of closes is over) ...
+_RELEASE_STEADY = 0.5
+#: ... but no longer than this is waited for that.
+_RELEASE_MAX_WAIT = 30.0
 #: What a connection over the limits gets before it is closed (nothing has been read).
 _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n"
@@ -539,11 +544,21 @@ class HTTPServer:
             self._task_group.start_soon(self._release_memory)
 
     async def _release_memory(self) -> None:
-        """Most of a crowd of connections has gone: once the burst of closes is over, give
-        free memory back to the system."""
+        """Most of a crowd of connections has gone: once the burst of closes is over (the
+        count of open connections steady for a moment), give free memory back to the system,
+        and once more after the close timeout."""
         try:
+            count = self.limits.open
             await anyio.sleep(_RELEASE_DELAY)
+            deadline = anyio.current_time() + _RELEASE_MAX_WAIT
+            while self.limits.open != count and anyio.current_time() < deadline:
+                count = self.limits.open  # still closing: wait until it stops
+                await anyio.sleep(_RELEASE_STEADY)
             self._websockets = set(self._websockets)  # a set never shrinks by itself
+            release_free_memory()
+            # Again once what the closes left is gone too (transports still sending their
+            # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
+            await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
             release_free_memory()
         finally:
             self._releasing_memory = False
