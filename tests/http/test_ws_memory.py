@@ -104,3 +104,42 @@ async def test_an_ended_websocket_is_freed_without_the_cycle_collector(
         assert len(recorder.refs) == 1
         alive = _alive(recorder.refs + client_refs)
         assert not alive, [(obj, gc.get_referrers(obj)) for obj in alive]
+
+
+async def test_a_websocket_closed_for_overflow_is_freed_once_its_peer_is_gone(
+    no_cycle_collector: None,
+) -> None:
+    """Closing over ``max_outbound_bytes`` arms an abort for the close timeout (here longer
+    than the test): once the transport is lost anyway, that timer must not keep the
+    connection."""
+    refs: list[weakref.ref[Any]] = []
+    overflowed = anyio.Event()
+    ended = anyio.Event()
+
+    async def flood(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        refs.append(weakref.ref(ws))
+        try:
+            with pytest.raises(anyio.BrokenResourceError):
+                while True:
+                    ws.write_nowait(["x" * 65536])
+                    await anyio.sleep(0)
+        finally:
+            overflowed.set()
+            await ws.aclose()
+            ended.set()
+
+    server = HTTPServer(close_timeout=20, max_outbound_bytes=256 * 1024)
+    server.add_websocket_route("/ws", flood)
+    async with serving(server) as port:
+        raw = await raw_websocket(port)  # reads nothing
+        with anyio.fail_after(10):
+            await overflowed.wait()
+        await raw.stream.aclose()
+        del raw
+        with anyio.fail_after(10):
+            await ended.wait()
+        for _ in range(20):
+            await anyio.sleep(0.01)
+        assert len(refs) == 1
+        alive = _alive(refs)
+        assert not alive, [(obj, gc.get_referrers(obj)) for obj in alive]
