@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.lowlevel import checkpoint
 from http_helpers import raw_websocket, serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
@@ -122,7 +123,7 @@ async def test_a_websocket_closed_for_overflow_is_freed_once_its_peer_is_gone(
             with pytest.raises(anyio.BrokenResourceError):
                 while True:
                     ws.write_nowait(["x" * 65536])
-                    await anyio.sleep(0)
+                    await checkpoint()
         finally:
             overflowed.set()
             await ws.aclose()
