@@ -117,6 +117,12 @@ def _buffered(transport: asyncio.WriteTransport) -> int:
         return 0
 
 
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    """Cancel ``timer`` (a cancelled handle drops its callback, and so what it refers to)."""
+    if timer is not None:
+        timer.cancel()
+
+
 def _attributes(transport: asyncio.BaseTransport) -> dict[Any, Callable[[], Any]]:
     """anyio's socket and TLS attributes of ``transport`` (what ``stream.extra`` offers)."""
     info = transport.get_extra_info
@@ -176,6 +182,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._tls = False
+        self._abort_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -205,11 +212,14 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
         return not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The transport is closed: wake everyone waiting."""
+        """The transport is closed: wake everyone waiting (and let go of the abort timer,
+        so that nothing keeps this stream once its users do)."""
         self._lost = True
         self._error = exc
         self._wake()
         self._wake_drainers()
+        _cancel(self._abort_timer)
+        self._abort_timer = None
 
     def pause_writing(self) -> None:
         """The transport buffers past its high-water mark: senders wait."""
@@ -307,7 +317,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
             return
         transport.close()
         if _buffered(transport):
-            self._loop.call_later(self._close_timeout, self._abort)
+            self._abort_timer = self._loop.call_later(self._close_timeout, self._abort)
 
     def _abort(self) -> None:
         if not self._lost and self._transport is not None:
@@ -384,6 +394,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         self._read_paused = False  # too many received messages wait to be taken
         self._reading = not read_paused_by_transport  # what the transport does now
         self._lost = False
+        self._abort_timer: asyncio.TimerHandle | None = None
         self._update_reading()
 
     @property
@@ -419,10 +430,13 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The transport closed: wake everyone waiting."""
+        """The transport closed: wake everyone waiting (and let go of the abort timer, so
+        that nothing keeps this connection once its users do)."""
         self._lost = True
         self._peer_gone()
         self._wake_drainers()
+        _cancel(self._abort_timer)
+        self._abort_timer = None
 
     def pause_writing(self) -> None:
         """The transport buffers more than the high-water mark: senders wait (and on the
@@ -624,7 +638,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         if not self._lost:
             self._transport.write(frame)
             self._transport.close()
-            self._loop.call_later(self._close_timeout, self._abort)
+            self._abort_timer = self._loop.call_later(self._close_timeout, self._abort)
         self._wake_receiver()
         self._wake_closer()
         raise anyio.BrokenResourceError(

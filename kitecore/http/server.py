@@ -83,8 +83,13 @@ logger = logging.getLogger(__name__)
 
 _PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _monotonic = time.monotonic
-#: Seconds between most of a crowd of connections closing and freeing memory.
+#: Seconds after the close timeout (past the first release) before memory is freed again.
 _RELEASE_DELAY = 1.0
+#: Before freeing memory, the count of open connections must stay unchanged this long (the
+#: burst of closes is over) ...
+_RELEASE_STEADY = 0.5
+#: ... but no longer than this is waited for that.
+_RELEASE_MAX_WAIT = 30.0
 #: What a connection over the limits gets before it is closed (nothing has been read).
 _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n"
@@ -302,7 +307,8 @@ class HTTPServer:
         self._http_routes = _RouteTable()
         self._ws_routes = _RouteTable()
         self._websockets: set[WebSocketConnection] = set()
-        self._releasing_memory = False
+        #: set when most of a crowd of connections has gone (see :meth:`_release_memory`)
+        self._release_wanted: anyio.Event | None = None
         self._accept_scope: anyio.CancelScope | None = None
 
     # --- routing -----------------------------------------------------------------------------
@@ -356,6 +362,8 @@ class HTTPServer:
                 )
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
+                self._release_wanted = anyio.Event()
+                tg.start_soon(self._release_memory)
                 self._accept_scope = anyio.CancelScope()
                 tg.start_soon(self._accept_all, tcp_listener, tg, ssl_context, self._accept_scope)
                 task_status.started(self.port)
@@ -363,6 +371,7 @@ class HTTPServer:
             finally:
                 self._task_group = None
                 self._accept_scope = None
+                self._release_wanted = None
 
     async def _accept_all(
         self,
@@ -534,19 +543,34 @@ class HTTPServer:
 
     def _released(self, host: str) -> None:
         """A connection counted by the limits is over."""
-        if self.limits.release(host) and not self._releasing_memory and self._task_group:
-            self._releasing_memory = True
-            self._task_group.start_soon(self._release_memory)
+        if self.limits.release(host) and self._release_wanted is not None:
+            self._release_wanted.set()
 
     async def _release_memory(self) -> None:
-        """Most of a crowd of connections has gone: once the burst of closes is over, give
-        free memory back to the system."""
-        try:
-            await anyio.sleep(_RELEASE_DELAY)
+        """Each time most of a crowd of connections has gone: once the burst of closes is
+        over (the count of open connections steady for a moment), give free memory back to
+        the system, and once more after the close timeout.
+
+        A task started with the server, not one per crowd: what a task started amid the
+        closes allocates (its frame, its task-group bookkeeping) would still be alive at the
+        release, and pin the memory pages the closes freed around it."""
+        while True:
+            wanted = self._release_wanted
+            if wanted is None:  # pragma: no cover - set before this task starts
+                return
+            await wanted.wait()
+            self._release_wanted = anyio.Event()  # (a crowd leaving meanwhile: once more)
+            deadline = anyio.current_time() + _RELEASE_MAX_WAIT
+            count = -1
+            while self.limits.open != count and anyio.current_time() < deadline:
+                count = self.limits.open  # (still closing: wait until it stops)
+                await anyio.sleep(_RELEASE_STEADY)
             self._websockets = set(self._websockets)  # a set never shrinks by itself
             release_free_memory()
-        finally:
-            self._releasing_memory = False
+            # Again once what the closes left is gone too (transports still sending their
+            # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
+            await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
+            release_free_memory()
 
     async def _close_idle_websockets(self, timeout: float) -> None:
         """Every quarter of ``timeout``: ping the upgraded connections silent for half of it,
