@@ -83,13 +83,7 @@ class AnyioWebSocket(WebSocketConnection):
         while True:
             if messages:
                 return messages.popleft()
-            if core.local_closed:
-                raise anyio.ClosedResourceError
-            if core.error is not None:
-                error, core.error = core.error, None
-                raise error
-            if core.close_received:
-                raise anyio.EndOfStream
+            core.check_receivable()
             if self._receiving:
                 raise anyio.BusyResourceError("receiving from")
             if self._initial:

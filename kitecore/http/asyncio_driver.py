@@ -154,6 +154,13 @@ def _attributes(transport: asyncio.BaseTransport) -> dict[Any, Callable[[], Any]
     return attributes
 
 
+def _wake_all(waiters: list[asyncio.Future[None]]) -> None:
+    """Resolve every waiter not resolved yet (writers waiting for the transport to drain)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
 class AsyncioByteStream(ByteStream, asyncio.Protocol):
     """One connection's byte stream during its HTTP phase (an ``asyncio.Protocol``).
 
@@ -237,9 +244,7 @@ class AsyncioByteStream(ByteStream, asyncio.Protocol):
 
     def _wake_drainers(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_all(waiters)
 
     def _transport_or_fail(self) -> asyncio.Transport:
         if self._transport is None:  # pragma: no cover - the loop calls connection_made first
@@ -473,9 +478,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
 
     def _wake_drainers(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_all(waiters)
 
     def _update_reading(self) -> None:
         """Pause or resume the transport's reading to match the two reasons to pause."""
@@ -508,13 +511,7 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         while True:
             if messages:
                 return messages.popleft()
-            if core.local_closed:
-                raise anyio.ClosedResourceError
-            if core.error is not None:
-                error, core.error = core.error, None
-                raise error
-            if core.close_received:
-                raise anyio.EndOfStream
+            core.check_receivable()
             if self._receiver is not None:
                 raise anyio.BusyResourceError("receiving from")
             if self._read_paused:

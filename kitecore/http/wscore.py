@@ -140,6 +140,22 @@ class WebSocketCore:
 
     # --- receiving -----------------------------------------------------------------------------
 
+    def check_receivable(self) -> None:
+        """Raise what a receive finding no message waiting must raise, or return (wait for
+        more): :class:`anyio.ClosedResourceError` once closed on this side, the protocol error
+        (raised once), :class:`anyio.EndOfStream` once the peer has closed. No local names the
+        exception, so its traceback holds no cycle back to it (a closed connection is freed by
+        reference counting)."""
+        if self.local_closed:
+            raise anyio.ClosedResourceError
+        if self.error is not None:
+            try:
+                raise self.error
+            finally:
+                self.error = None
+        if self.close_received:
+            raise anyio.EndOfStream
+
     def receive_data(self, data: bytes) -> bytes:
         """Parse ``data``; whole messages go to :attr:`messages`. Returns the bytes to send
         in answer (pongs, the echo of a close frame, a close frame for a framing error)."""
