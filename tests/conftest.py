@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,3 +24,14 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     from tls_certs import make_tls_files
 
     return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def no_cycle_collector() -> Iterator[None]:
+    """The cycle collector off for the test: what is freed is freed by reference counting."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -17,16 +16,6 @@ from kitecore.http import connect_websocket
 from kitecore.plugins import load_plugins
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def no_cycle_collector() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.parametrize("calls", [0, 1])

@@ -6,12 +6,28 @@ import base64
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
+import pytest
 from anyio.abc import SocketStream
 
 from kitecore.http import HTTPServer
 from kitecore.http.frames import FrameDecoder, encode_frame
+
+#: The event loops the WebSocket drivers are tested on (with ``loop_backend`` as the fixture).
+EVERY_LOOP = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param("trio", id="trio"),
+]
+
+
+def loop_backend(request: pytest.FixtureRequest) -> Any:
+    """An ``anyio_backend`` fixture body over :data:`EVERY_LOOP`."""
+    if request.param[0] == "asyncio" and isinstance(request.param, tuple):
+        pytest.importorskip("uvloop")
+    return request.param
 
 
 @asynccontextmanager

@@ -22,7 +22,7 @@ from anyio import wait_all_tasks_blocked
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute
-from http_helpers import serving
+from http_helpers import EVERY_LOOP, loop_backend, serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
 from kitecore.http.anyio_driver import AnyioWebSocket
@@ -33,18 +33,8 @@ from kitecore.http.wscore import WebSocketCore
 
 pytestmark = pytest.mark.anyio
 
-_BACKENDS: list[Any] = [
-    pytest.param("asyncio", id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param("trio", id="trio"),
-]
-
-
-@pytest.fixture(params=_BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    if request.param[0] == "asyncio" and isinstance(request.param, tuple):
-        pytest.importorskip("uvloop")
-    return request.param
+#: asyncio, uvloop and trio: the drivers differ per loop
+anyio_backend = pytest.fixture(params=EVERY_LOOP, name="anyio_backend")(loop_backend)
 
 
 def _on_asyncio(backend: Any) -> bool:
@@ -52,7 +42,7 @@ def _on_asyncio(backend: Any) -> bool:
 
 
 #: For tests of the asyncio Protocol implementation itself: asyncio and uvloop, not trio.
-ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", _BACKENDS[:2], indirect=True)
+ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)
 
 
 async def echo(ws: WebSocketConnection, request: HTTPRequest) -> None:

@@ -7,41 +7,20 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 from anyio.lowlevel import checkpoint
-from http_helpers import raw_websocket, serving
+from http_helpers import EVERY_LOOP, loop_backend, raw_websocket, serving
 
 from kitecore.http import HTTPRequest, HTTPServer, WebSocketConnection, connect_websocket
 from kitecore.http.frames import OP_TEXT
 
 pytestmark = pytest.mark.anyio
 
-_BACKENDS: list[Any] = [
-    pytest.param("asyncio", id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param("trio", id="trio"),
-]
-
-
-@pytest.fixture(params=_BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    if request.param[0] == "asyncio" and isinstance(request.param, tuple):
-        pytest.importorskip("uvloop")
-    return request.param
-
-
-@pytest.fixture
-def no_cycle_collector() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+#: asyncio, uvloop and trio: the drivers differ per loop
+anyio_backend = pytest.fixture(params=EVERY_LOOP, name="anyio_backend")(loop_backend)
 
 
 class Recorder:
