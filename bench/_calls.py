@@ -225,3 +225,23 @@ def report(
                 parts.append(f"{workload} {a}/{b}={value:.3f}")
         kind = "by CPU time" if cpu else "by wall clock"
         print(f"ratios {kind}: " + " ".join(parts))
+
+
+async def square_calls_per_second(client: Any, calls: int, concurrency: int) -> float:
+    """Calls/s of ``calls`` ``square`` calls on an open ``client``, ``concurrency`` in flight
+    (after one warm-up call, not counted). For benchmarks that measure in-process."""
+    import anyio
+
+    await client.tell("square", 2)
+    per_worker = calls // concurrency
+
+    async def worker() -> None:
+        for i in range(per_worker):
+            await client.tell("square", i)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    elapsed = time.perf_counter() - start
+    return per_worker * concurrency / elapsed

@@ -17,12 +17,15 @@ the ratio uvicorn / built-in.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _calls import square_calls_per_second
 
 SERVERS = ("builtin", "uvicorn")
 
@@ -79,26 +82,12 @@ def serve(server: str, port: int, ws: str) -> None:
 
 async def measure(url: str, calls: int, concurrency: int) -> float:
     """Calls per second of ``calls`` square calls with ``concurrency`` in flight."""
-    import anyio
-
     from kitecore import Config, Kite
     from kitecore.plugins import load_plugins
 
     kite = Kite("bench", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
     async with kite.new_client(url) as client:
-        await client.tell("square", 2)
-        per_worker = calls // concurrency
-
-        async def worker() -> None:
-            for i in range(per_worker):
-                await client.tell("square", i)
-
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
-        elapsed = time.perf_counter() - start
-    return per_worker * concurrency / elapsed
+        return await square_calls_per_second(client, calls, concurrency)
 
 
 def _free_port() -> int:

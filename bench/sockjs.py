@@ -15,11 +15,14 @@ the ratios to raw WebSocket (target: SockJS-websocket >= 0.75x).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _calls import square_calls_per_second
 
 #: label -> (KITE_TRANSPORT name, URL scheme)
 TRANSPORTS = {
@@ -55,8 +58,6 @@ def serve() -> None:
 
 async def measure(url: str, transport: str, calls: int, concurrency: int) -> float:
     """Calls per second of ``calls`` square calls with ``concurrency`` in flight."""
-    import anyio
-
     from kitecore import Config, Kite
     from kitecore.plugins import load_plugins
 
@@ -64,19 +65,7 @@ async def measure(url: str, transport: str, calls: int, concurrency: int) -> flo
         "bench", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket", "sockjs"])
     )
     async with kite.new_client(url, transport=transport) as client:
-        await client.tell("square", 2)
-        per_worker = calls // concurrency
-
-        async def worker() -> None:
-            for i in range(per_worker):
-                await client.tell("square", i)
-
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
-        elapsed = time.perf_counter() - start
-    return per_worker * concurrency / elapsed
+        return await square_calls_per_second(client, calls, concurrency)
 
 
 def main() -> None:
