@@ -49,6 +49,8 @@ from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from kitecore.asgi import KiteASGIApp
     from kitecore.discovery import KiteWatch, KontrolClient, RegisterResult
     from kitecore.http.server import HTTPServer
@@ -565,7 +567,7 @@ class Kite:
     async def __aenter__(self) -> Kite:
         from kitecore.http.server import HTTPServer
 
-        self.ready = anyio.Event()
+        self._begin_lifecycle()
         group = await self._tasks.open()
         try:
             config = self.config
@@ -587,9 +589,6 @@ class Kite:
             for path, handler in self._websocket_routes:
                 server.add_websocket_route(path, handler)
             self._server = server
-            self.shutting_down = False
-            self._shutdown_done = None
-            self._started_at = time.monotonic()
             host = self.config.ip or "0.0.0.0"
             try:
                 self.port = await group.start(
@@ -603,19 +602,33 @@ class Kite:
             scheme = "http" if ssl_context is None else "https"
             self.url = f"{scheme}://{shown}:{self.port}/kite"
             logger.info("%s serving on %s", self.identity.path, self.url)
-            if config.idle_timeout:
-                group.start_soon(
-                    close_idle_connections,
-                    self._connections,
-                    config.idle_timeout,
-                    lambda connection: group.start_soon(close_idle, connection),
-                )
-            self.plugins.notify("kite_started", kite=self, url=self.url)
-            self.ready.set()
+            self._announce_started(group)
         except BaseException:
             await self._tasks.aclose()
             raise
         return self
+
+    def _begin_lifecycle(self) -> None:
+        """The state of a fresh start (``async with kite`` or an ASGI app's lifespan)."""
+        self.ready = anyio.Event()
+        self.shutting_down = False
+        self._shutdown_done = None
+        self._started_at = time.monotonic()
+
+    def _announce_started(self, group: TaskGroup) -> None:
+        """The kite serves at ``self.url``: its idle sweeper starts in ``group``, plugins hear
+        ``kite_started`` and :attr:`ready` is set (whichever server accepts its connections)."""
+        if self.config.idle_timeout:
+            group.start_soon(
+                close_idle_connections,
+                self._connections,
+                self.config.idle_timeout,
+                lambda connection: group.start_soon(close_idle, connection),
+            )
+        self.plugins.notify("kite_started", kite=self, url=self.url)
+        ready = self.ready
+        assert ready is not None  # made by _begin_lifecycle
+        ready.set()
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.shutdown()

@@ -19,7 +19,6 @@ Nothing here imports an ASGI server or framework.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, cast
@@ -264,16 +263,12 @@ class KiteASGIApp:
         try:
             group = await kite._tasks.open()
             try:
-                kite.ready = anyio.Event()
+                kite._begin_lifecycle()
                 routes.task_group = group
-                kite.shutting_down = False
-                kite._shutdown_done = None
-                kite._started_at = time.monotonic()
                 if self.url:
                     kite.url = self.url
                 try:
-                    kite.plugins.notify("kite_started", kite=kite, url=kite.url)
-                    kite.ready.set()
+                    kite._announce_started(group)
                     logger.info("%s serving in an ASGI app at %s", kite.identity.path, kite.url)
                     if self._should_register():
                         await self._register()

@@ -112,3 +112,25 @@ async def test_serves_without_lifespan(
         async with caller.new_client(f"ws://127.0.0.1:{port}/kite") as client:
             assert await client.tell("square", 8) == 64
     assert kite.ready is None
+
+
+async def test_an_idle_connection_is_closed_under_an_asgi_server(
+    asgi_server: str, kite_config: Config, kite_plugins: PluginRegistry
+) -> None:
+    """The idle sweeper starts with the lifespan too: a connection with no message and no call
+    in flight for ``idle_timeout`` gets 1001 "idle timeout", as on the built-in server."""
+    config = kite_config.copy()
+    config.idle_timeout = 0.4
+    kite = make_math_kite(config, kite_plugins)
+    caller = Kite("caller", "1.0.0", config=kite_config.copy(), plugins=kite_plugins)
+    async with serve_asgi(kite.asgi_app(), asgi_server) as port:
+        async with caller.new_client(f"ws://127.0.0.1:{port}/kite") as client:
+            assert await client.tell("square", 3) == 9
+            connection = client.connection
+            assert connection is not None
+            with anyio.fail_after(10):
+                await connection.wait_closed()
+            assert (connection.stream.close_code, connection.stream.close_reason) == (
+                1001,
+                "idle timeout",
+            )
