@@ -14,6 +14,7 @@ Both contexts use only the standard :mod:`ssl` module; TLS 1.2 is the oldest ver
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import ssl
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TLSConfigError",
+    "add_tls_options",
+    "apply_tls_options",
     "client_context",
     "is_secure_url",
     "server_context",
@@ -47,6 +50,35 @@ def is_secure_url(url: str) -> bool:
     """Whether ``url`` is dialed over TLS (``https://`` or ``wss://``)."""
     scheme, sep, _ = url.partition("://")
     return bool(sep) and scheme.lower() in _SECURE_SCHEMES
+
+
+#: (command-line option destination, Config field) of :func:`add_tls_options`
+_SERVING_OPTIONS = (
+    ("tls_cert", "tls_cert_file"),
+    ("tls_key", "tls_key_file"),
+    ("tls_client_ca", "tls_client_ca_file"),
+)
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """``--tls-cert``, ``--tls-key`` and ``--tls-client-ca`` for a command that serves a kite
+    (``kite kontrol``, ``kite proxy``...); :func:`apply_tls_options` puts them in a config."""
+    group = parser.add_argument_group('TLS (README, "TLS"; the KITE_TLS_* variables work too)')
+    group.add_argument("--tls-cert", help="serve https:// with this certificate chain (PEM)")
+    group.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
+    group.add_argument(
+        "--tls-client-ca",
+        help="require client certificates signed by these CAs (PEM): mutual TLS",
+    )
+
+
+def apply_tls_options(args: argparse.Namespace, config: Config) -> None:
+    """Copy the options of :func:`add_tls_options` that were given into ``config`` (over its
+    ``KITE_TLS_*`` values)."""
+    for option, field in _SERVING_OPTIONS:
+        value = getattr(args, option, None)
+        if value:
+            setattr(config, field, value)
 
 
 def server_context(config: Config) -> ssl.SSLContext | None:

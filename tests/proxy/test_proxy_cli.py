@@ -11,6 +11,10 @@ import anyio
 import pytest
 from kite_proxy import TunnelProxy
 from proxy_helpers import Farm
+from tls_certs import TLSFiles
+
+from kitecore import Config, Kite
+from kitecore.testing import free_port
 
 KITE = [sys.executable, "-m", "kitecore.cli"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tunnel_kite.py"
@@ -57,6 +61,8 @@ async def test_proxy_commands_take_gos_options(command: str, tmp_path: Path) -> 
     assert code == 0, err
     for option in ("--ip", "--port", "--public-host", "--public-port", "--region", "--environment"):
         assert option in out
+    for option in ("--scheme", "--tls-cert", "--tls-key", "--tls-client-ca"):
+        assert option in out
     if command == "tunnelproxy":
         assert "--private-key" in out and "--public-key" in out
 
@@ -82,5 +88,45 @@ async def test_the_readme_example_kite_is_called_through_the_tunnel(
                 home, "tell", "--query", "alice/production/hidden", "square", "4"
             )
             assert (code, out.strip()) == (0, "16"), err
+        finally:
+            process.terminate()
+
+
+@pytest.mark.parametrize(("command", "scheme"), [("proxy", "https"), ("tunnelproxy", "wss")])
+async def test_proxy_commands_serve_tls(
+    command: str, scheme: str, tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    """``--tls-cert``/``--tls-key``: the proxy serves TLS and says so."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "KITE_HOME": str(tmp_path),
+        "KITE_PLUGINS": "websocket,sockjs,token,proxy",
+        "KITE_TLS_CA_FILE": tls_files.ca_file,
+    }
+    args = [
+        *KITE,
+        command,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-register",
+        "--tls-cert",
+        tls_files.server_cert,
+        "--tls-key",
+        tls_files.server_key,
+    ]
+    async with await anyio.open_process(args, env=env) as process:
+        try:
+            assert process.stdout is not None
+            with anyio.fail_after(30):
+                line = (await process.stdout.receive()).decode()
+            assert f"serving on {scheme}://127.0.0.1:{port}/kite" in line, line
+            config = Config()
+            config.tls_ca_file = tls_files.ca_file
+            caller = Kite("caller", "1.0.0", config=config)
+            async with caller.new_client(f"wss://127.0.0.1:{port}/kite") as client:
+                assert await client.tell("kite.ping") == "pong"
         finally:
             process.terminate()

@@ -27,6 +27,7 @@ import anyio
 from kitecore.config import Config
 from kitecore.discovery.machine import SECRET_ENV, SECRET_ENV_ALIASES, registration_secret_from_env
 from kitecore.storage import StorageError
+from kitecore.tls import add_tls_options, apply_tls_options
 
 from .identity import kontrol_config
 from .limits import add_limit_options, limit_settings
@@ -74,13 +75,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="anyone may registerMachine (demos only)",
     )
-    tls = parser.add_argument_group('TLS (README, "TLS"; the KITE_TLS_* variables work too)')
-    tls.add_argument("--tls-cert", help="serve https:// with this certificate chain (PEM)")
-    tls.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
-    tls.add_argument(
-        "--tls-client-ca",
-        help="require client certificates signed by these CAs (PEM): mutual TLS",
-    )
+    add_tls_options(parser)
     parser.add_argument("--log-level", default=os.environ.get("KITE_LOG_LEVEL", "INFO"))
     add_limit_options(parser)
     return parser
@@ -94,14 +89,7 @@ def _config(args: argparse.Namespace) -> Config:
         value = getattr(args, name)
         if value:
             setattr(config, name, value)
-    for option, name in (
-        ("tls_cert", "tls_cert_file"),
-        ("tls_key", "tls_key_file"),
-        ("tls_client_ca", "tls_client_ca_file"),
-    ):
-        value = getattr(args, option, None)
-        if value:
-            setattr(config, name, value)
+    apply_tls_options(args, config)
     return config
 
 

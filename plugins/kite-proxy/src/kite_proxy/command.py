@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from kitecore import Config
+from kitecore.tls import add_tls_options, apply_tls_options
 
 __all__ = [
     "PROXY_HELP",
@@ -36,13 +37,19 @@ def _common(parser: argparse.ArgumentParser, default_port: int) -> None:
     parser.add_argument("--region", default="", help="region to register with Kontrol")
     parser.add_argument("--environment", default="", help="environment to register with Kontrol")
     parser.add_argument("--no-register", action="store_true", help="do not register with Kontrol")
+    parser.add_argument(
+        "--scheme",
+        choices=("http", "https"),
+        help="public scheme (default: https with --tls-cert, else http; give https when a "
+        "TLS terminator in front of the proxy serves it)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    add_tls_options(parser)
 
 
 def configure_proxy(parser: argparse.ArgumentParser) -> None:
     """Options of ``kite proxy`` (Go's ``reverseproxy``)."""
     _common(parser, 3999)
-    parser.add_argument("--scheme", default="http", choices=("http", "https"), help="public scheme")
 
 
 def configure_tunnel(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +71,7 @@ def _config(args: argparse.Namespace) -> Config:
         config.region = args.region
     if args.environment:
         config.environment = args.environment
+    apply_tls_options(args, config)
     return config
 
 
@@ -115,6 +123,7 @@ def run_tunnel(args: argparse.Namespace) -> int:
         _config(args),
         public_host=args.public_host,
         public_port=args.public_port,
+        scheme=args.scheme,
         private_key=private,
     )
     return _run(args, proxy)

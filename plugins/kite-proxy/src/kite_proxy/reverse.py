@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from kitecore.http import (
     connect_websocket,
 )
 from kitecore.plugins import PluginRegistry
+from kitecore.tls import is_secure_url
 
 from .forwarding import (
     forwarded_request_headers,
@@ -52,8 +54,12 @@ class ReverseProxy:
     """Go's reverse proxy as a kite; ``async with proxy:`` serves it (``proxy.kite`` is the kite).
 
     ``public_host``/``public_port`` are where callers reach it (default: where it listens);
-    ``scheme`` is ``http`` or ``https``. ``poll_timeout`` bounds the wait for a forwarded
-    answer's head (SockJS long polls answer within their heartbeat).
+    ``scheme`` is ``http`` or ``https`` (default: ``https`` when the kite serves TLS, its
+    config's ``tls_cert_file``; give ``https`` when a TLS terminator in front of it does).
+    Kites behind it are dialed with the kite's own client TLS settings
+    (``KITE_TLS_CA_FILE``..., :attr:`kitecore.Kite.client_ssl_context`). ``poll_timeout``
+    bounds the wait for a forwarded answer's head (SockJS long polls answer within their
+    heartbeat).
     """
 
     NAME = "proxy"
@@ -65,14 +71,14 @@ class ReverseProxy:
         *,
         public_host: str = "",
         public_port: int = 0,
-        scheme: str = "http",
+        scheme: str | None = None,
         plugins: PluginRegistry | None = None,
         poll_timeout: float = 60.0,
     ) -> None:
         self.kite = Kite(self.NAME, self.VERSION, config=config, plugins=plugins)
         self.public_host = public_host
         self.public_port = public_port
-        self.scheme = scheme
+        self.scheme = scheme or ("https" if self.kite.config.tls_cert_file else "http")
         self.poll_timeout = poll_timeout
         self.mappings = MappingTable()
         self.kite.handle("register", self._register)
@@ -145,6 +151,10 @@ class ReverseProxy:
             return None
         return kite_id, join_target(mapping.target, "/" + tail if tail else "", query)
 
+    def _ssl_context(self, url: str) -> ssl.SSLContext | None:
+        """The kite's client context for a TLS target, None for a plain one."""
+        return self.kite.client_ssl_context if is_secure_url(url) else None
+
     async def _forward_http(self, request: HTTPRequest, response: HTTPResponse) -> None:
         found = self._target(request)
         if found is None:
@@ -152,7 +162,10 @@ class ReverseProxy:
             return
         _, url = found
         headers = forwarded_request_headers(request, self.scheme)
-        async with HTTPClient(timeout=self.poll_timeout) as http:  # no cookie jar is shared
+        # no cookie jar is shared; an https:// kite is verified as the kite verifies its peers
+        async with HTTPClient(
+            timeout=self.poll_timeout, ssl_context=self._ssl_context(url)
+        ) as http:
             try:
                 async with http.stream(
                     request.method, url, headers=headers, body=request.body
@@ -178,6 +191,7 @@ class ReverseProxy:
                 websocket_url(url),
                 headers=forwarded_websocket_headers(request, self.scheme),
                 max_message_size=self.kite.config.max_message_size,
+                ssl_context=self._ssl_context(url),
             )
         except (OSError, TimeoutError, HandshakeError) as exc:
             logger.info("forwarding a websocket to %s failed: %r", url, exc)

@@ -1,10 +1,10 @@
 """The tunnel proxy: a public kite (``tunnelproxy`` 0.0.2) for kites with no reachable address.
 
 Wire (Go's ``tunnelproxy``): a kite dials the proxy and calls ``register`` (arguments
-ignored); the answer ``http://<public host>/proxy?kiteID=<id>`` is what it registers with
+ignored); the answer ``http(s)://<public host>/proxy?kiteID=<id>`` is what it registers with
 Kontrol. A caller opens a SockJS session on ``/proxy/<server>/<session>/...?kiteID=<id>``; the
 proxy calls ``kite.tunnel`` on the kite's connection with ``{"url":
-"ws://<public host>/tunnel/<server>/<session>/websocket?token=<jwt>"}``, the kite dials that
+"ws(s)://<public host>/tunnel/<server>/<session>/websocket?token=<jwt>"}``, the kite dials that
 URL (a SockJS websocket) and the proxy copies messages between the two sessions.
 
 Unlike Go's: a caller may use any SockJS transport (xhr-polling included), messages are copied
@@ -61,9 +61,11 @@ class TunnelProxy:
     """Go's tunnel proxy as a kite; ``async with proxy:`` serves it (``proxy.kite`` is the kite).
 
     ``public_host``/``public_port`` are where callers and kites reach it (default: where it
-    listens). ``private_key`` (PEM) signs tunnel tokens (default: a fresh key per process).
-    ``tunnel_call_timeout`` bounds the ``kite.tunnel`` call, ``tunnel_timeout`` the wait for the
-    kite to dial back.
+    listens); ``scheme`` is ``http`` or ``https`` (default: ``https`` when the kite serves TLS,
+    its config's ``tls_cert_file``; give ``https`` when a TLS terminator in front of it does),
+    and the kites' tunnel URLs are ``wss://`` with ``https``. ``private_key`` (PEM) signs
+    tunnel tokens (default: a fresh key per process). ``tunnel_call_timeout`` bounds the
+    ``kite.tunnel`` call, ``tunnel_timeout`` the wait for the kite to dial back.
     """
 
     NAME = "tunnelproxy"
@@ -75,6 +77,7 @@ class TunnelProxy:
         *,
         public_host: str = "",
         public_port: int = 0,
+        scheme: str | None = None,
         private_key: str | bytes | None = None,
         plugins: PluginRegistry | None = None,
         sockjs: SockJSConfig | None = None,
@@ -84,6 +87,7 @@ class TunnelProxy:
         self.kite = Kite(self.NAME, self.VERSION, config=config, plugins=plugins)
         self.public_host = public_host
         self.public_port = public_port
+        self.scheme = scheme or ("https" if self.kite.config.tls_cert_file else "http")
         self.tokens = TunnelTokens(private_key)
         self.sockjs = sockjs or SockJSConfig()
         self.tunnel_call_timeout = tunnel_call_timeout
@@ -106,16 +110,21 @@ class TunnelProxy:
         host = self.public_host or self.kite.config.ip or "127.0.0.1"
         if host == "0.0.0.0":
             host = "127.0.0.1"
-        return public_netloc(host, self.public_port or self.kite.port)
+        port = self.public_port or self.kite.port
+        return public_netloc(host, port, 443 if self.scheme == "https" else 80)
+
+    @property
+    def _websocket_scheme(self) -> str:
+        return "wss" if self.scheme == "https" else "ws"
 
     @property
     def url(self) -> str:
         """The proxy's own kite URL (what it registers with Kontrol, as Go's does)."""
-        return f"ws://{self.netloc}/kite"
+        return f"{self._websocket_scheme}://{self.netloc}/kite"
 
     def proxy_url(self, kite_id: str) -> str:
         """Where callers reach kite ``kite_id``."""
-        return f"http://{self.netloc}/proxy?kiteID={kite_id}"
+        return f"{self.scheme}://{self.netloc}/proxy?kiteID={kite_id}"
 
     @property
     def tunnels(self) -> int:
@@ -192,7 +201,7 @@ class TunnelProxy:
         try:
             token = self.tokens.sign(kite_id, seq)
             url = (
-                f"ws://{self.netloc}/tunnel/{secrets.randbelow(900) + 100}/"
+                f"{self._websocket_scheme}://{self.netloc}/tunnel/{secrets.randbelow(900) + 100}/"
                 f"{secrets.token_hex(10)}/websocket?token={token}"
             )
             try:
