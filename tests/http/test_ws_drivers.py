@@ -19,7 +19,7 @@ from typing import Any, cast
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
-from anyio.abc import SocketAttribute
+from anyio.abc import SocketAttribute, SocketListener
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute
 from http_helpers import EVERY_LOOP, loop_backend, serving
@@ -169,6 +169,7 @@ async def test_receive_cancelled_as_its_message_arrives_keeps_it(anyio_backend: 
 async def test_bytes_read_ahead_of_the_upgrade_are_not_lost(anyio_backend: Any) -> None:
     """Bytes the HTTP phase had buffered past the handshake come first, in order."""
     (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    assert isinstance(listener, SocketListener)
     port = listener.extra(SocketAttribute.local_port)
     async with listener:
         client = await connect_tcp("127.0.0.1", port)
