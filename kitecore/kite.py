@@ -581,13 +581,7 @@ class Kite:
                 websocket_idle_timeout=config.idle_timeout or None,
                 max_outbound_bytes=config.max_outbound_bytes or None,
             )
-            for transport in self.plugins.transports.values():
-                transport.mount(server, "/kite", self._accept)
-            server.add_route(HEALTH_PATH, self._health, methods=("GET", "HEAD"))
-            for path, handler, methods in self._http_routes:
-                server.add_route(path, handler, methods=methods)
-            for path, handler in self._websocket_routes:
-                server.add_websocket_route(path, handler)
+            self._mount_routes(server, "/kite")
             self._server = server
             host = self.config.ip or "0.0.0.0"
             try:
@@ -607,6 +601,19 @@ class Kite:
             await self._tasks.aclose()
             raise
         return self
+
+    def _mount_routes(self, server: HTTPServer, prefix: str) -> None:
+        """Every route this kite serves, on ``server`` (the built-in server, or an ASGI app's
+        route table, which has the same ``add_route``/``add_websocket_route``): each
+        transport's routes under ``prefix``, ``prefix + "/health"``, and the routes added with
+        :meth:`handle_http` and :meth:`handle_websocket`."""
+        for transport in self.plugins.transports.values():
+            transport.mount(server, prefix, self._accept)
+        server.add_route(prefix + "/health", self._health, methods=("GET", "HEAD"))
+        for path, handler, methods in self._http_routes:
+            server.add_route(path, handler, methods=methods)
+        for path, handler in self._websocket_routes:
+            server.add_websocket_route(path, handler)
 
     def _begin_lifecycle(self) -> None:
         """The state of a fresh start (``async with kite`` or an ASGI app's lifespan)."""

@@ -99,16 +99,9 @@ class KiteASGIApp:
     def _collect_routes(self) -> ASGIRoutes:
         kite = self.kite
         routes = ASGIRoutes()
-        # Transports mount on "a server": they use add_route, add_websocket_route and
+        # Routes mount on "a server": transports use add_route, add_websocket_route and
         # start_soon of it, which ASGIRoutes offers with the same signatures.
-        server = cast("HTTPServer", routes)
-        for transport in kite.plugins.transports.values():
-            transport.mount(server, self.prefix, kite._accept)
-        routes.add_route(self.prefix + "/health", kite._health, methods=("GET", "HEAD"))
-        for path, handler, methods in kite._http_routes:
-            routes.add_route(path, handler, methods=methods)
-        for path, handler in kite._websocket_routes:
-            routes.add_websocket_route(path, handler)
+        kite._mount_routes(cast("HTTPServer", routes), self.prefix)
         return routes
 
     # --- ASGI --------------------------------------------------------------------------------
