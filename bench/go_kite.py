@@ -17,8 +17,11 @@ WebSocket there). Servers run on one core, the client on the other. Workloads, o
 For each server it prints calls/s and the server's CPU time per call (µs, from ``/proc``), the
 medians of ``--repeat`` rounds taken in turns, and the ratios ours/Go (calls/s: above 1.0 ours
 is faster; CPU: below 1.0 ours costs less). ``--uvloop`` runs our server on uvloop.
+``--tree PATH`` adds our server from another checkout (its ``kitecore`` and plugins first on
+``sys.path``), for before/after in the same run.
 
     python bench/go_kite.py --go-server /path/to/go-kite [--calls 5000] [--repeat 5] [--uvloop]
+                            [--tree /path/to/old/checkout]
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ from typing import Any
 
 CONCURRENCY = 64
 WORKLOADS = ("seq", "conc64")
+
+
+def use_tree(tree: str) -> None:
+    """Import ``kitecore`` and the plugins from the checkout at ``tree``."""
+    import glob
+
+    sys.path[:0] = [tree, *sorted(glob.glob(os.path.join(tree, "plugins", "*", "src")))]
 
 
 def serve_kite(uvloop: bool) -> None:
@@ -159,11 +169,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--uvloop", action="store_true", help="run our server on uvloop")
+    parser.add_argument("--tree", help="also our server from this checkout (before/after)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("url", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
+        if args.tree:
+            use_tree(args.tree)
         serve_kite(args.uvloop)
         return
     if args.client:
@@ -173,6 +186,8 @@ def main() -> None:
         parser.error("--go-server is required (a Go kite you built; see the docstring)")
     ours = [sys.executable, __file__, "--serve", *(["--uvloop"] if args.uvloop else [])]
     servers = [Server("go", [args.go_server, "-port", "0"]), Server("kite", ours)]
+    if args.tree:
+        servers.append(Server("kite-tree", [*ours, "--tree", args.tree]))
     for server in servers:
         server.start()
     try:
@@ -185,19 +200,22 @@ def main() -> None:
             server.stop()
     loop = "uvloop" if args.uvloop else "asyncio"
     print(f"load average {os.getloadavg()[0]:.2f}; our server on {loop}; medians of {args.repeat}")
-    print(f"{'server':8} {'workload':9} {'calls/s':>9} {'server CPU µs/call':>19}")
-    go, kite = servers
+    print(f"{'server':10} {'workload':9} {'calls/s':>9} {'server CPU µs/call':>19}")
+    go = servers[0]
     for workload in WORKLOADS:
         for server in servers:
             rate = statistics.median(server.rates[workload])
             cpu = statistics.median(server.cpu_per_call[workload])
-            print(f"{server.label:8} {workload:9} {rate:9.0f} {cpu:19.1f}")
-    for workload in WORKLOADS:
-        rate = statistics.median(kite.rates[workload]) / statistics.median(go.rates[workload])
-        cpu = statistics.median(kite.cpu_per_call[workload]) / statistics.median(
-            go.cpu_per_call[workload]
-        )
-        print(f"ours/Go {workload}: calls/s {rate:.2f}x, server CPU per call {cpu:.2f}x")
+            print(f"{server.label:10} {workload:9} {rate:9.0f} {cpu:19.1f}")
+    for server in servers[1:]:
+        for workload in WORKLOADS:
+            rate = statistics.median(server.rates[workload]) / statistics.median(go.rates[workload])
+            cpu = statistics.median(server.cpu_per_call[workload]) / statistics.median(
+                go.cpu_per_call[workload]
+            )
+            print(
+                f"{server.label}/Go {workload}: calls/s {rate:.2f}x, server CPU per call {cpu:.2f}x"
+            )
 
 
 if __name__ == "__main__":

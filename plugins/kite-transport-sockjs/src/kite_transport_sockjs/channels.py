@@ -148,8 +148,8 @@ class WebSocketChannel(ObjectStream[str]):
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
-        self._writer = FrameWriter(ws, message_frame)
         self._messages: deque[str] = deque()
+        self._writer = FrameWriter(ws, message_frame, self._messages.__len__)
         self._closed = False
         #: set on every write; the heartbeat task sends ``h`` only after a quiet period
         self.wrote = True
@@ -191,8 +191,8 @@ class WebSocketChannel(ObjectStream[str]):
         return self._messages.popleft()
 
     def write_nowait(self, items: list[str]) -> bool:
-        """Write ``items`` without waiting, if the socket allows; on asyncio, messages written
-        in the same loop pass share one ``a[...]`` frame (see :mod:`.coalesce`)."""
+        """Write ``items`` without waiting, if the socket allows; on asyncio, answers to the
+        messages of one received frame share one ``a[...]`` frame (see :mod:`.coalesce`)."""
         if self._closed:
             raise anyio.ClosedResourceError
         self.wrote = True
