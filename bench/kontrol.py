@@ -111,13 +111,23 @@ def serve(data_dir: str, storage_url: str) -> None:
     anyio.run(main)
 
 
+def tree_path(tree: str) -> str:
+    """``PYTHONPATH`` that runs the kitecore and plugins of checkout ``tree``."""
+    plugins = os.path.join(tree, "plugins")
+    sources = [os.path.join(plugins, name, "src") for name in sorted(os.listdir(plugins))]
+    return os.pathsep.join([tree, *(path for path in sources if os.path.isdir(path))])
+
+
 def start_server(
-    data_dir: str, storage_url: str, cpu: int | None
+    data_dir: str, storage_url: str, cpu: int | None, tree: str | None = None
 ) -> tuple[subprocess.Popen[str], int, list[str]]:
     import json
 
     command = [sys.executable, __file__, "--serve", data_dir, "--storage-url", storage_url]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree_path(tree), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})
     assert process.stdout is not None
@@ -153,6 +163,7 @@ class Figures:
     early_events: int  # arrivals before the register answer
     watchers: int
     event_kites: int
+    label: str = "this checkout"
 
     @property
     def registrations_per_second(self) -> float:
@@ -215,9 +226,25 @@ async def run_client(
 
     # --- registrations ------------------------------------------------------------------
     todo = iter(enumerate(kites))
+    if args.client == "lean":
+        import _lean_register  # bench/ is on sys.path: this script's directory
+
+        lean = [
+            _lean_register.build(
+                "127.0.0.1",
+                port,
+                kite.identity_wire,
+                kite.config.kite_key,
+                f"http://10.1.{i // 250}.{i % 250}:4000/kite",
+            )
+            for i, kite in enumerate(kites)
+        ]
 
     async def register_worker() -> None:
         for i, kite in todo:
+            if args.client == "lean":
+                await _lean_register.register("127.0.0.1", port, lean[i])
+                continue
             auth = Authentication("kiteKey", kite.config.kite_key)
             async with kite.new_client(url, auth=auth) as client:
                 await client.tell(
@@ -372,7 +399,9 @@ def report(figures: Figures, pinned: str) -> bool:
     """Print the summary; True when every target is met."""
     rate = figures.registrations_per_second
     target_rate = TARGET_REGISTRATIONS[figures.storage]
-    print(f"Kontrol, {figures.storage} storage, {figures.kites} kites ({pinned})")
+    print(
+        f"Kontrol from {figures.label}, {figures.storage} storage, {figures.kites} kites ({pinned})"
+    )
     ok = rate >= target_rate
     print(
         f"  register: {rate:8.0f} registrations/s   ({figures.register_seconds:.1f}s; "
@@ -468,6 +497,17 @@ def main() -> int:
     parser.add_argument("--storage", choices=sorted(PLUGINS), default="memory")
     parser.add_argument("--watchers", type=int, default=1000, help="watchers (0: no event phase)")
     parser.add_argument("--event-kites", type=int, default=200, help="registrations timed")
+    parser.add_argument(
+        "--client",
+        choices=["lean", "full"],
+        default="lean",
+        help="registering kites: the wire spoken directly (lean) or kitecore's Kite client",
+    )
+    parser.add_argument(
+        "--tree",
+        metavar="PATH",
+        help="also run Kontrol from this checkout (e.g. a clean main) in every run: before/after",
+    )
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--storage-url", default="memory://", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -484,23 +524,30 @@ def main() -> int:
         pinned = f"Kontrol pinned to CPU {server_cpu}, client on CPU {','.join(map(str, cpus[1:]))}"
     else:
         pinned = "one CPU, not pinned"
-    runs: list[Figures] = []
+    trees: list[str | None] = [None] if not args.tree else [args.tree, None]
+    runs: dict[str | None, list[Figures]] = {tree: [] for tree in trees}
     met = True
+    print(f"registering client: {args.client}")
     for run in range(args.runs):
-        if args.runs > 1:
-            print(f"--- run {run + 1} of {args.runs} (load average {os.getloadavg()[0]:.2f})")
-        figures = run_once(args, server_cpu)
-        runs.append(figures)
-        met = report(figures, pinned) and met
-        if args.json:
-            print(json.dumps({"run": run + 1, **figures.summary()}), flush=True)
-    if len(runs) > 1:
-        report_medians(runs)
+        for tree in trees:
+            if args.runs > 1 or args.tree:
+                print(
+                    f"--- run {run + 1} of {args.runs}, Kontrol from {tree or 'this checkout'} "
+                    f"(load average {os.getloadavg()[0]:.2f})"
+                )
+            figures = run_once(args, server_cpu, tree)
+            runs[tree].append(figures)
+            ok = report(figures, pinned)
+            met = met and (ok or tree is not None)
+            if args.json:
+                print(json.dumps({"run": run + 1, **figures.summary()}), flush=True)
+    if args.runs > 1 or args.tree:
+        report_medians([runs[tree] for tree in trees])
     print("targets met" if met else "targets missed")
     return 0
 
 
-def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
+def run_once(args: argparse.Namespace, server_cpu: int | None, tree: str | None) -> Figures:
     """One run: fresh storage server and Kontrol, then every phase."""
     import tempfile
 
@@ -514,10 +561,12 @@ def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
             for pid in storage_pids:
                 os.sched_setaffinity(pid, {server_cpu})
         process, port, keys = start_server(
-            os.path.join(data_dir, "kontrol"), storage_url, server_cpu
+            os.path.join(data_dir, "kontrol"), storage_url, server_cpu, tree
         )
         try:
-            return anyio.run(run_client, port, keys, process.pid, args)
+            figures = anyio.run(run_client, port, keys, process.pid, args)
+            figures.label = tree or "this checkout"
+            return figures
         finally:
             process.terminate()
             try:
@@ -526,16 +575,29 @@ def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
                 process.kill()
 
 
-def report_medians(runs: list[Figures]) -> None:
-    """The median of each headline figure over ``runs``."""
-    rows = [figures.summary() for figures in runs]
-    print(f"Medians of {len(runs)} runs ({runs[0].storage} storage, {runs[0].kites} kites):")
-    for key, value in rows[0].items():
-        if isinstance(value, str) or key == "kites":
-            continue
-        values = [float(row[key]) for row in rows]
-        shown = ", ".join(f"{v:g}" for v in values)
-        print(f"  {key:<24} {statistics.median(values):10.3f}   ({shown})")
+def report_medians(variants: list[list[Figures]]) -> None:
+    """The median of each headline figure over the runs of each variant (Kontrol from
+    ``--tree``, then this checkout); with two, the ratio this / tree."""
+    first = variants[0][0]
+    print(f"Medians of {len(variants[0])} runs ({first.storage} storage, {first.kites} kites):")
+    labels = [runs[0].label for runs in variants]
+    print(f"  {'':<24} " + "".join(f"{label[-24:]:>26}" for label in labels))
+    medians: list[dict[str, float]] = []
+    for runs in variants:
+        rows = [figures.summary() for figures in runs]
+        medians.append(
+            {
+                key: statistics.median(float(row[key]) for row in rows)
+                for key, value in rows[0].items()
+                if not isinstance(value, str) and key != "kites"
+            }
+        )
+    for key in medians[0]:
+        cells = "".join(f"{m.get(key, float('nan')):26.3f}" for m in medians)
+        ratio = ""
+        if len(medians) == 2 and medians[0].get(key):
+            ratio = f"   x{medians[1].get(key, float('nan')) / medians[0][key]:.2f}"
+        print(f"  {key:<24} {cells}{ratio}")
 
 
 if __name__ == "__main__":
