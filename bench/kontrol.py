@@ -148,6 +148,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` and their live children (PostgreSQL's backends)."""
+    children: list[int] = []
+    if pids:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid in pids:
+                    children.append(int(entry))
+    return sum(cpu_seconds(pid) for pid in [*pids, *children])
+
+
 @dataclass
 class Figures:
     storage: str
@@ -164,6 +180,7 @@ class Figures:
     watchers: int
     event_kites: int
     label: str = "this checkout"
+    storage_cpu: float = 0.0  # the storage server's CPU seconds during the registrations
 
     @property
     def registrations_per_second(self) -> float:
@@ -173,6 +190,11 @@ class Figures:
     def server_cpu_us(self) -> float:
         """Kontrol's CPU microseconds per registration."""
         return self.server_cpu / self.kites * 1e6
+
+    @property
+    def storage_cpu_us(self) -> float:
+        """The storage server's CPU microseconds per registration."""
+        return self.storage_cpu / self.kites * 1e6
 
     @property
     def client_cpu_us(self) -> float:
@@ -186,6 +208,8 @@ class Figures:
             "kites": self.kites,
             "reg_per_s": round(self.registrations_per_second, 1),
             "kontrol_cpu_us_per_reg": round(self.server_cpu_us, 1),
+            "storage_cpu_us_per_reg": round(self.storage_cpu_us, 1),
+            "server_core_us_per_reg": round(self.server_cpu_us + self.storage_cpu_us, 1),
             "client_cpu_us_per_reg": round(self.client_cpu_us, 1),
             "by_id_p50_ms": round(percentile(self.by_id_ms, 50), 3),
             "by_id_p99_ms": round(percentile(self.by_id_ms, 99), 3),
@@ -205,7 +229,7 @@ def percentile(samples: list[float], p: float) -> float:
 
 
 async def run_client(
-    port: int, keys: list[str], server_pid: int, args: argparse.Namespace
+    port: int, keys: list[str], server_pid: int, storage_pids: list[int], args: argparse.Namespace
 ) -> Figures:
     import anyio
 
@@ -251,10 +275,11 @@ async def run_client(
                     "register", {"url": f"http://10.1.{i // 250}.{i % 250}:4000/kite"}
                 )
 
-    started, server_cpu, client_cpu = (
+    started, server_cpu, client_cpu, storage_cpu = (
         time.perf_counter(),
         cpu_seconds(server_pid),
         time.process_time(),
+        tree_cpu_seconds(storage_pids),
     )
     with anyio.fail_after(args.deadline):
         async with anyio.create_task_group() as group:
@@ -262,6 +287,7 @@ async def run_client(
                 group.start_soon(register_worker)
     register_seconds = time.perf_counter() - started
     server_cpu = cpu_seconds(server_pid) - server_cpu
+    storage_cpu = tree_cpu_seconds(storage_pids) - storage_cpu
     client_cpu = time.process_time() - client_cpu
 
     # --- getKites -----------------------------------------------------------------------
@@ -311,6 +337,7 @@ async def run_client(
         early,
         args.watchers,
         args.event_kites,
+        storage_cpu=storage_cpu,
     )
 
 
@@ -410,7 +437,8 @@ def report(figures: Figures, pinned: str) -> bool:
     seconds = figures.register_seconds
     print(
         f"            CPU per registration: Kontrol {figures.server_cpu_us:6.0f} us, "
-        f"client {figures.client_cpu_us:6.0f} us; busy: Kontrol "
+        f"storage {figures.storage_cpu_us:6.0f} us, client {figures.client_cpu_us:6.0f} us; "
+        "busy: Kontrol "
         f"{figures.server_cpu / seconds:.0%}, client {figures.client_cpu / seconds:.0%} "
         "(of one core each)"
     )
@@ -564,7 +592,7 @@ def run_once(args: argparse.Namespace, server_cpu: int | None, tree: str | None)
             os.path.join(data_dir, "kontrol"), storage_url, server_cpu, tree
         )
         try:
-            figures = anyio.run(run_client, port, keys, process.pid, args)
+            figures = anyio.run(run_client, port, keys, process.pid, storage_pids, args)
             figures.label = tree or "this checkout"
             return figures
         finally:
