@@ -242,6 +242,30 @@ async def test_connection_killed_mid_flight_is_retried(postgres, pg_storage: Pos
     assert [r.kite for r in await pg_storage.get(Query(id=kite.id))] == [kite]
 
 
+async def test_a_released_connection_costs_no_reset_round_trip(postgres, make_url: MakeURL):
+    # asyncpg's default reset query ran on every release: a second round trip per operation
+    async with PostgresStorage.from_url(make_url(pool_min_size=1, pool_max_size=1)) as storage:
+        kite = make_identity()
+        await storage.upsert(kite, VALUE, ttl=LONG_TTL)
+        last = await fetch(
+            postgres,
+            "SELECT query FROM pg_stat_activity WHERE application_name = 'kite-kontrol' "
+            "AND pid <> pg_backend_pid()",
+        )
+        assert [row["query"].split()[:2] for row in last] == [["INSERT", "INTO"]]
+
+        # a transaction left open (an operation cancelled half-way) is still rolled back
+        async def leave_open(connection: asyncpg.Connection) -> None:
+            await connection.execute("BEGIN")
+
+        async def in_transaction(connection: asyncpg.Connection) -> bool:
+            return connection.is_in_transaction()
+
+        await storage._run("test", leave_open)
+        assert not await storage._run("test", in_transaction)
+        assert [r.kite for r in await storage.get(Query(id=kite.id))] == [kite]
+
+
 async def test_statement_timeout_is_a_storage_error(postgres, make_url: MakeURL):
     async with PostgresStorage.from_url(make_url(command_timeout=0.5)) as storage:
         await storage.connect()

@@ -144,7 +144,7 @@ class PostgresStorage(Storage):
     async def _open_pool(self) -> asyncpg.Pool:
         options = self.options
         logger.debug("postgres.connect started: %s", self._where)
-        pool = asyncpg.create_pool(options.dsn(), **options.connect_kwargs())
+        pool = asyncpg.create_pool(options.dsn(), reset=_reset, **options.connect_kwargs())
 
         async def open_and_migrate() -> list[int]:
             await pool
@@ -354,6 +354,20 @@ def _require_asyncio(*, allow_no_loop: bool = False) -> None:
             f"the postgres storage needs asyncio (asyncpg is asyncio-only), not {library}; "
             "run Kontrol with KITE_ANYIO_BACKEND=asyncio"
         )
+
+
+async def _reset(connection: asyncpg.Connection) -> None:
+    """Make a released pool connection ready for the next user.
+
+    asyncpg's default runs its reset query (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL``) on every release: a second round trip for each of our one-statement
+    operations. None of that state is ever set on a pooled connection here (single statements,
+    no cursors, session settings only at connect, the migrations' lock is transaction-scoped,
+    the change feed LISTENs on a connection of its own), so only an open transaction -- an
+    operation cancelled half-way -- is rolled back.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 def _kite_args(kite: KiteIdentity, value: RegisterValue) -> tuple[str, ...]:
