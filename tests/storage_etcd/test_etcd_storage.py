@@ -23,7 +23,13 @@ from kite_storage_etcd.testing import EtcdCluster, free_port
 from kitecore.contracts.storage import LONG_TTL, make_identity
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import Query
-from kitecore.storage import InvalidInputError, KiteRecord, RegisterValue, StorageError
+from kitecore.storage import (
+    IdConflictError,
+    InvalidInputError,
+    KiteRecord,
+    RegisterValue,
+    StorageError,
+)
 
 VALUE = RegisterValue("http://10.0.0.5:6000/kite", "key-1")
 
@@ -300,3 +306,40 @@ async def test_closed_storage_refuses_calls(etcd_url):
     await storage.aclose()
     with pytest.raises(StorageError, match="closed"):
         await storage.get(Query(username="alice"))
+
+
+@pytest.mark.anyio
+async def test_concurrent_registrations_share_transactions_each_with_its_own_outcome(
+    etcd_storage, monkeypatch
+):
+    """Registrations arriving while a transaction is in flight go together in the next one,
+    each in a nested transaction: its own id check, its own error."""
+    taken = [make_identity(username="bob") for _ in range(5)]
+    for kite in taken:
+        await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
+    real_call = etcd_storage._etcd.call
+    upserts = []
+
+    async def count(what, operation):
+        upserts.append(what)
+        return await real_call(what, operation)
+
+    monkeypatch.setattr(etcd_storage._etcd, "call", count)
+    fresh = [make_identity() for _ in range(30)]
+    again = make_identity()  # the same id five times: never twice in one transaction
+    thieves = [make_identity(username="alice", id=kite.id) for kite in taken]
+    writes = [(kite, VALUE) for kite in fresh]
+    writes += [(again, RegisterValue(f"http://again-{i}/kite", "k")) for i in range(5)]
+    writes += [(kite, VALUE) for kite in thieves]
+    outcomes = await asyncio.gather(
+        *(etcd_storage.upsert(kite, value, ttl=LONG_TTL) for kite, value in writes),
+        return_exceptions=True,
+    )
+    assert outcomes[:35] == [None] * 35
+    assert all(isinstance(o, IdConflictError) and "bob" in str(o) for o in outcomes[35:])
+    assert len(upserts) < len(writes) // 4  # batched
+    found = await etcd_storage.get(Query(username="alice"))
+    assert {r.kite.id for r in found} == {k.id for k in fresh} | {again.id}
+    (record,) = [r for r in found if r.kite.id == again.id]
+    assert record.url.startswith("http://again-")
+    assert {r.kite.username for r in await etcd_storage.get(Query(id=taken[0].id))} == {"bob"}

@@ -50,6 +50,7 @@ from kitecore.storage import (
     validate_write,
 )
 
+from .batch import Batcher
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
@@ -61,6 +62,8 @@ __all__ = ["EtcdStorage", "lease_ttl"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: What claiming an id says: (owned, the id index's previous value, the owner if not owned).
+Claim = tuple[bool, bytes | None, str]
 
 #: How often a conditional write is retried when another writer changed the key in between.
 _RETRIES = 8
@@ -85,6 +88,9 @@ class EtcdStorage(Storage):
         self.layout = KeyLayout(self.url.prefix)
         self._etcd = Endpoints(self.url)
         self._leases = WindowLeases(self._grant)
+        self._claims: Batcher[StoredKite, Claim] = Batcher(
+            self._claim_batch, group=_ttl_of, key=_id_of
+        )
 
     @classmethod
     def from_url(cls, url: str) -> EtcdStorage:
@@ -100,9 +106,7 @@ class EtcdStorage(Storage):
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
         validate_write(kite, value, ttl)
         stored = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
-        owned, previous, owner = await self._on_window_lease(
-            stored.ttl, "upsert", lambda c, lease: self._claim_txn(c, stored, lease)
-        )
+        owned, previous, owner = await self._claims.submit(stored)
         if not owned:
             raise IdConflictError(f"kite id {kite.id} is registered by another user ({owner})")
         if previous is not None:
@@ -124,34 +128,39 @@ class EtcdStorage(Storage):
                 self._leases.forget(lease)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _claim_txn(
-        self, client: aetcd.Client, stored: StoredKite, lease: int
-    ) -> tuple[bool, bytes | None, str]:
-        """Put ``stored`` on ``lease`` if its id is free or ours: (owned, the id index's
-        previous value, owner)."""
-        t = client.transactions
-        kite = stored.record.kite
-        owner = self.layout.owner_key(kite.id)
-        puts = self._puts(client, stored, lease)
-        succeeded, responses = await client.transaction(
-            compare=[t.value(owner) == kite.username.encode()],
-            success=puts,
-            failure=[
-                t.txn(
-                    compare=[t.create(owner) == 0],
-                    success=puts,
-                    failure=[t.get(owner)],
-                )
-            ],
+    async def _claim_batch(self, batch: list[StoredKite]) -> list[Claim]:
+        """Claim every registration of ``batch`` (one TTL, distinct ids: :mod:`.batch`) in
+        one transaction, on the current window's lease."""
+        return await self._on_window_lease(
+            batch[0].ttl, "upsert", functools.partial(self._claim_txn, batch)
         )
-        if not succeeded:
-            nested = responses[0].response_txn
-            if not nested.succeeded:
-                kvs = nested.responses[0].response_range.kvs
-                return False, None, kvs[0].value.decode(errors="replace") if kvs else "?"
-            responses = nested.responses
-        previous = responses[_ID_PUT].response_put
-        return True, previous.prev_kv.value if previous.HasField("prev_kv") else None, ""
+
+    async def _claim_txn(
+        self, batch: list[StoredKite], client: aetcd.Client, lease: int
+    ) -> list[Claim]:
+        """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
+        transaction: (owned, the id index's previous value, owner) for each."""
+        t = client.transactions
+        claims = []
+        for stored in batch:
+            kite = stored.record.kite
+            owner = self.layout.owner_key(kite.id)
+            puts = self._puts(client, stored, lease)
+            claims.append(
+                t.txn(
+                    compare=[t.value(owner) == kite.username.encode()],
+                    success=puts,
+                    failure=[
+                        t.txn(
+                            compare=[t.create(owner) == 0],
+                            success=puts,
+                            failure=[t.get(owner)],
+                        )
+                    ],
+                )
+            )
+        _, responses = await client.transaction(compare=[], success=claims, failure=[])
+        return [_claim_outcome(response.response_txn) for response in responses]
 
     def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
         """The owner key, then the three record keys (the id index's with its previous value,
@@ -404,7 +413,27 @@ class EtcdStorage(Storage):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        await self._claims.aclose()
         await self._etcd.aclose()
+
+
+def _ttl_of(stored: StoredKite) -> int:
+    return stored.ttl
+
+
+def _id_of(stored: StoredKite) -> str:
+    return stored.record.kite.id
+
+
+def _claim_outcome(response: Any) -> Claim:
+    """The :data:`Claim` from one registration's nested transaction response."""
+    if not response.succeeded:
+        response = response.responses[0].response_txn
+        if not response.succeeded:
+            kvs = response.responses[0].response_range.kvs
+            return False, None, kvs[0].value.decode(errors="replace") if kvs else "?"
+    previous = response.responses[_ID_PUT].response_put
+    return True, previous.prev_kv.value if previous.HasField("prev_kv") else None, ""
 
 
 def _with_lease(
