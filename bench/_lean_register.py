@@ -16,6 +16,9 @@ rate. This peer does only what the wire needs, with every frame built before the
 4. A close frame (1000); it waits for Kontrol's close frame, then closes the socket.
 
 Anything else on the wire (an error answer, an unexpected frame, a short read) raises.
+
+:class:`LeanQuerier` is the same for ``getKites``: one connection, one pre-built call per query
+(a fresh response callback id each), the answer decoded and checked.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-__all__ = ["LeanRegistration", "build", "register"]
+__all__ = ["LeanQuerier", "LeanRegistration", "build", "register"]
 
 _KEY = base64.b64encode(b"kite-bench-lean!").decode()
 _ACCEPT = base64.b64encode(
@@ -46,7 +49,8 @@ def _masked_frame(opcode: int, payload: bytes) -> bytes:
         header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
     else:
         header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
+    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
     return header + mask + masked
 
 
@@ -66,10 +70,7 @@ def build(
     host: str, port: int, identity: dict[str, str], kite_key: str, url: str
 ) -> LeanRegistration:
     """The bytes that register ``identity`` at ``url`` on the Kontrol at ``host:port``."""
-    upgrade = (
-        f"GET /kite HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
+    upgrade = _upgrade_request(host, port)
     call = {
         "method": "register",
         "arguments": [
@@ -84,6 +85,13 @@ def build(
     }
     frame = _masked_frame(0x1, json.dumps(call, separators=(",", ":")).encode())
     return LeanRegistration(url, upgrade + frame, identity)
+
+
+def _upgrade_request(host: str, port: int) -> bytes:
+    return (
+        f"GET /kite HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
 
 
 def _heartbeat_answer(callback: int) -> bytes:
@@ -144,3 +152,66 @@ async def register(host: str, port: int, registration: LeanRegistration) -> None
             await writer.wait_closed()
         except OSError:
             pass
+
+
+class LeanQuerier:
+    """``getKites`` over one raw WebSocket connection (see the module docs)."""
+
+    def __init__(self, host: str, port: int, identity: dict[str, str], kite_key: str) -> None:
+        self._address = (host, port)
+        self._upgrade = _upgrade_request(host, port)
+        self._identity = identity
+        self._kite_key = kite_key
+        self._next_id = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    def prepare(self, query: dict[str, str]) -> tuple[int, bytes]:
+        """The frame of one ``getKites`` call (built ahead) and its response callback id."""
+        callback = self._next_id
+        self._next_id += 1
+        call = {
+            "method": "getKites",
+            "arguments": [
+                {
+                    "kite": self._identity,
+                    "authentication": {"type": "kiteKey", "key": self._kite_key},
+                    "responseCallback": "[Function]",
+                    "withArgs": [{"query": query}],
+                }
+            ],
+            "callbacks": {str(callback): [0, "responseCallback"]},
+        }
+        return callback, _masked_frame(0x1, json.dumps(call, separators=(",", ":")).encode())
+
+    async def __aenter__(self) -> LeanQuerier:
+        self._reader, self._writer = await asyncio.open_connection(*self._address)
+        self._writer.write(self._upgrade)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101 ") or _ACCEPT.encode() not in head:
+            raise AssertionError(f"upgrade refused: {head[:200]!r}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._reader is not None and self._writer is not None
+        try:
+            self._writer.write(_CLOSE)
+            while (await _read_frame(self._reader))[0] != 0x8:
+                pass
+        finally:
+            self._writer.close()
+
+    async def get(self, prepared: tuple[int, bytes]) -> list[dict[str, object]]:
+        """Send a call made by :meth:`prepare`; the kites of its (successful) answer."""
+        assert self._reader is not None and self._writer is not None
+        callback, frame = prepared
+        self._writer.write(frame)
+        opcode, payload = await _read_frame(self._reader)
+        message = json.loads(payload)
+        if opcode != 0x1 or message["method"] != callback:
+            raise AssertionError(f"unexpected message {message}")
+        reply = message["arguments"][0]
+        if reply.get("error") is not None:
+            raise AssertionError(f"getKites failed: {reply}")
+        kites: list[dict[str, object]] = reply["result"]["kites"]
+        return kites

@@ -293,35 +293,56 @@ async def run_client(
     # --- getKites -----------------------------------------------------------------------
     rng = random.Random(args.seed)
     querier = kites[0]
-    auth = Authentication("kiteKey", querier.config.kite_key)
+    by_id_queries = [{"id": rng.choice(kites).id} for _ in range(args.warmup + args.queries)]
+    by_name_queries = [  # distinct objects: one prepared call each
+        {"username": "user00", "environment": ENVIRONMENT, "name": "name00"}
+        for _ in range(args.warmup)
+    ]
+    for _ in range(max(1, args.queries // 4)):
+        user, name = rng.randrange(USERS), rng.randrange(NAMES)
+        by_name_queries.append(
+            {"username": f"user{user:02d}", "environment": ENVIRONMENT, "name": f"name{name:02d}"}
+        )
     by_id: list[float] = []
     by_name: list[float] = []
     by_name_count = 0
     with anyio.fail_after(args.deadline):
-        async with querier.new_client(url, auth=auth) as client:
-
-            async def get(query: dict[str, str]) -> tuple[float, int]:
-                t0 = time.perf_counter()
-                answer = await client.tell("getKites", {"query": query})
-                return (time.perf_counter() - t0) * 1000, len(answer["kites"])
-
-            for _ in range(args.warmup):
-                await get({"id": rng.choice(kites).id})
-            for _ in range(args.queries):
-                ms, count = await get({"id": rng.choice(kites).id})
-                assert count == 1, count
-                by_id.append(ms)
-            for _ in range(args.warmup):
-                await get({"username": "user00", "environment": ENVIRONMENT, "name": "name00"})
-            for _ in range(max(1, args.queries // 4)):
-                user, name = rng.randrange(USERS), rng.randrange(NAMES)
-                query = {
-                    "username": f"user{user:02d}",
-                    "environment": ENVIRONMENT,
-                    "name": f"name{name:02d}",
+        async with contextlib.AsyncExitStack() as stack:
+            if args.client == "lean":
+                lean_querier = await stack.enter_async_context(
+                    _lean_register.LeanQuerier(
+                        "127.0.0.1", port, querier.identity_wire, querier.config.kite_key
+                    )
+                )
+                prepared = {
+                    id(query): lean_querier.prepare(query)
+                    for query in [*by_id_queries, *by_name_queries]
                 }
+
+                async def get(query: dict[str, str]) -> tuple[float, int]:
+                    call = prepared[id(query)]
+                    t0 = time.perf_counter()
+                    found = await lean_querier.get(call)
+                    return (time.perf_counter() - t0) * 1000, len(found)
+
+            else:
+                auth = Authentication("kiteKey", querier.config.kite_key)
+                client = await stack.enter_async_context(querier.new_client(url, auth=auth))
+
+                async def get(query: dict[str, str]) -> tuple[float, int]:
+                    t0 = time.perf_counter()
+                    answer = await client.tell("getKites", {"query": query})
+                    return (time.perf_counter() - t0) * 1000, len(answer["kites"])
+
+            for i, query in enumerate(by_id_queries):
+                ms, count = await get(query)
+                assert count == 1, count
+                if i >= args.warmup:
+                    by_id.append(ms)
+            for i, query in enumerate(by_name_queries):
                 ms, by_name_count = await get(query)
-                by_name.append(ms)
+                if i >= args.warmup:
+                    by_name.append(ms)
     event_ms, sent_ms, early = await measure_events(url, kites[0].config.kite_key, keys, args)
     return Figures(
         args.storage,
