@@ -10,13 +10,21 @@ issue's comparison with Go's Kontrol was measured. Then:
    time. Kontrol binds a connection to the first kite that speaks on it, so each registration
    is a new WebSocket connection: dial, authenticate with a kite.key (``kiteKey``),
    ``register``, close (Kontrol's ``kite.heartbeat`` call is fire-and-log: ``register`` is
-   answered without waiting for it). Besides the rate, Kontrol's CPU time per registration
-   (user + system, from ``/proc``) is printed: on a shared machine it is steadier than the
+   answered without waiting for it). Besides the rate, the CPU time per registration (user +
+   system, from ``/proc``) of Kontrol, of its storage server (etcd, or PostgreSQL's postmaster
+   and backends) and of the client is printed: on a shared machine it is steadier than the
    wall-clock rate. The kites belong to 10 users, each with its
    own kite.key (as the kites of one machine share its kite.key); 10 names x 100 instances each.
 2. ``getKites``: sequential queries on one connection, after a warm-up: by id (matches 1 kite)
    and by username/environment/name (matches 100 kites). Latency is measured at the client,
    from the call to the decoded answer; p50 and p99 are printed for both.
+
+The issue measures Kontrol, not our client: with ``--client lean`` (the default) the kites and
+the querier speak the wire directly (``bench/_lean_register.py``: pre-built frames, every answer
+checked, Kontrol's ``kite.heartbeat`` answered), at about a third of the full client's CPU per
+registration; ``--client full`` uses kitecore's ``Kite`` client. ``--tree PATH`` runs a second
+Kontrol from another checkout (its kitecore and plugins) in every run, for before/after
+figures side by side with their ratios.
 
 3. ``events`` (``--watchers N``, default 1,000; 0 skips it): N watchers (``getKites`` with a
    ``watchHandler``) on 20 connections, each watching one of 100 names (so 10 watchers per
@@ -36,6 +44,7 @@ for comparisons between checkouts.
 
     python bench/kontrol.py [--storage memory] [--kites 2000] [--concurrency 32] [--runs 3]
                             [--queries 2000] [--watchers 1000] [--event-kites 200] [--seed 1]
+                            [--client lean|full] [--tree /path/to/baseline/checkout]
 """
 
 from __future__ import annotations

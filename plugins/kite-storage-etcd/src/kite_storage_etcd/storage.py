@@ -49,8 +49,8 @@ from kitecore.storage import (
     validate_query,
     validate_write,
 )
+from kitecore.storage.batch import Batcher
 
-from .batch import Batcher
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
