@@ -413,7 +413,6 @@ class EtcdStorage(Storage):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        await self._claims.aclose()
         await self._etcd.aclose()
 
 

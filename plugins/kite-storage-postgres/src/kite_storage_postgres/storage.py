@@ -337,7 +337,6 @@ class PostgresStorage(Storage):
     async def aclose(self) -> None:
         """Stop the cleaner and close the pool (waiting at most ``command_timeout``)."""
         self._closed = True
-        await self._upserts.aclose()
         for listener in list(self._feeds):
             listener.feed.fail(StorageError("the postgres storage is closed"))
             await listener.aclose()
