@@ -10,13 +10,21 @@ issue's comparison with Go's Kontrol was measured. Then:
    time. Kontrol binds a connection to the first kite that speaks on it, so each registration
    is a new WebSocket connection: dial, authenticate with a kite.key (``kiteKey``),
    ``register``, close (Kontrol's ``kite.heartbeat`` call is fire-and-log: ``register`` is
-   answered without waiting for it). Besides the rate, Kontrol's CPU time per registration
-   (user + system, from ``/proc``) is printed: on a shared machine it is steadier than the
+   answered without waiting for it). Besides the rate, the CPU time per registration (user +
+   system, from ``/proc``) of Kontrol, of its storage server (etcd, or PostgreSQL's postmaster
+   and backends) and of the client is printed: on a shared machine it is steadier than the
    wall-clock rate. The kites belong to 10 users, each with its
    own kite.key (as the kites of one machine share its kite.key); 10 names x 100 instances each.
 2. ``getKites``: sequential queries on one connection, after a warm-up: by id (matches 1 kite)
    and by username/environment/name (matches 100 kites). Latency is measured at the client,
    from the call to the decoded answer; p50 and p99 are printed for both.
+
+The issue measures Kontrol, not our client: with ``--client lean`` (the default) the kites and
+the querier speak the wire directly (``bench/_lean_register.py``: pre-built frames, every answer
+checked, Kontrol's ``kite.heartbeat`` answered), at about a third of the full client's CPU per
+registration; ``--client full`` uses kitecore's ``Kite`` client. ``--tree PATH`` runs a second
+Kontrol from another checkout (its kitecore and plugins) in every run, for before/after
+figures side by side with their ratios.
 
 3. ``events`` (``--watchers N``, default 1,000; 0 skips it): N watchers (``getKites`` with a
    ``watchHandler``) on 20 connections, each watching one of 100 names (so 10 watchers per
@@ -36,6 +44,7 @@ for comparisons between checkouts.
 
     python bench/kontrol.py [--storage memory] [--kites 2000] [--concurrency 32] [--runs 3]
                             [--queries 2000] [--watchers 1000] [--event-kites 200] [--seed 1]
+                            [--client lean|full] [--tree /path/to/baseline/checkout]
 """
 
 from __future__ import annotations
@@ -111,13 +120,23 @@ def serve(data_dir: str, storage_url: str) -> None:
     anyio.run(main)
 
 
+def tree_path(tree: str) -> str:
+    """``PYTHONPATH`` that runs the kitecore and plugins of checkout ``tree``."""
+    plugins = os.path.join(tree, "plugins")
+    sources = [os.path.join(plugins, name, "src") for name in sorted(os.listdir(plugins))]
+    return os.pathsep.join([tree, *(path for path in sources if os.path.isdir(path))])
+
+
 def start_server(
-    data_dir: str, storage_url: str, cpu: int | None
+    data_dir: str, storage_url: str, cpu: int | None, tree: str | None = None
 ) -> tuple[subprocess.Popen[str], int, list[str]]:
     import json
 
     command = [sys.executable, __file__, "--serve", data_dir, "--storage-url", storage_url]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree_path(tree), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})
     assert process.stdout is not None
@@ -138,6 +157,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` and their live children (PostgreSQL's backends)."""
+    children: list[int] = []
+    if pids:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid in pids:
+                    children.append(int(entry))
+    return sum(cpu_seconds(pid) for pid in [*pids, *children])
+
+
 @dataclass
 class Figures:
     storage: str
@@ -153,6 +188,8 @@ class Figures:
     early_events: int  # arrivals before the register answer
     watchers: int
     event_kites: int
+    label: str = "this checkout"
+    storage_cpu: float = 0.0  # the storage server's CPU seconds during the registrations
 
     @property
     def registrations_per_second(self) -> float:
@@ -162,6 +199,11 @@ class Figures:
     def server_cpu_us(self) -> float:
         """Kontrol's CPU microseconds per registration."""
         return self.server_cpu / self.kites * 1e6
+
+    @property
+    def storage_cpu_us(self) -> float:
+        """The storage server's CPU microseconds per registration."""
+        return self.storage_cpu / self.kites * 1e6
 
     @property
     def client_cpu_us(self) -> float:
@@ -175,6 +217,8 @@ class Figures:
             "kites": self.kites,
             "reg_per_s": round(self.registrations_per_second, 1),
             "kontrol_cpu_us_per_reg": round(self.server_cpu_us, 1),
+            "storage_cpu_us_per_reg": round(self.storage_cpu_us, 1),
+            "server_core_us_per_reg": round(self.server_cpu_us + self.storage_cpu_us, 1),
             "client_cpu_us_per_reg": round(self.client_cpu_us, 1),
             "by_id_p50_ms": round(percentile(self.by_id_ms, 50), 3),
             "by_id_p99_ms": round(percentile(self.by_id_ms, 99), 3),
@@ -194,7 +238,7 @@ def percentile(samples: list[float], p: float) -> float:
 
 
 async def run_client(
-    port: int, keys: list[str], server_pid: int, args: argparse.Namespace
+    port: int, keys: list[str], server_pid: int, storage_pids: list[int], args: argparse.Namespace
 ) -> Figures:
     import anyio
 
@@ -215,19 +259,36 @@ async def run_client(
 
     # --- registrations ------------------------------------------------------------------
     todo = iter(enumerate(kites))
+    if args.client == "lean":
+        import _lean_register  # bench/ is on sys.path: this script's directory
+
+        lean = [
+            _lean_register.build(
+                "127.0.0.1",
+                port,
+                kite.identity_wire,
+                kite.config.kite_key,
+                f"http://10.1.{i // 250}.{i % 250}:4000/kite",
+            )
+            for i, kite in enumerate(kites)
+        ]
 
     async def register_worker() -> None:
         for i, kite in todo:
+            if args.client == "lean":
+                await _lean_register.register("127.0.0.1", port, lean[i])
+                continue
             auth = Authentication("kiteKey", kite.config.kite_key)
             async with kite.new_client(url, auth=auth) as client:
                 await client.tell(
                     "register", {"url": f"http://10.1.{i // 250}.{i % 250}:4000/kite"}
                 )
 
-    started, server_cpu, client_cpu = (
+    started, server_cpu, client_cpu, storage_cpu = (
         time.perf_counter(),
         cpu_seconds(server_pid),
         time.process_time(),
+        tree_cpu_seconds(storage_pids),
     )
     with anyio.fail_after(args.deadline):
         async with anyio.create_task_group() as group:
@@ -235,40 +296,62 @@ async def run_client(
                 group.start_soon(register_worker)
     register_seconds = time.perf_counter() - started
     server_cpu = cpu_seconds(server_pid) - server_cpu
+    storage_cpu = tree_cpu_seconds(storage_pids) - storage_cpu
     client_cpu = time.process_time() - client_cpu
 
     # --- getKites -----------------------------------------------------------------------
     rng = random.Random(args.seed)
     querier = kites[0]
-    auth = Authentication("kiteKey", querier.config.kite_key)
+    by_id_queries = [{"id": rng.choice(kites).id} for _ in range(args.warmup + args.queries)]
+    by_name_queries = [  # distinct objects: one prepared call each
+        {"username": "user00", "environment": ENVIRONMENT, "name": "name00"}
+        for _ in range(args.warmup)
+    ]
+    for _ in range(max(1, args.queries // 4)):
+        user, name = rng.randrange(USERS), rng.randrange(NAMES)
+        by_name_queries.append(
+            {"username": f"user{user:02d}", "environment": ENVIRONMENT, "name": f"name{name:02d}"}
+        )
     by_id: list[float] = []
     by_name: list[float] = []
     by_name_count = 0
     with anyio.fail_after(args.deadline):
-        async with querier.new_client(url, auth=auth) as client:
-
-            async def get(query: dict[str, str]) -> tuple[float, int]:
-                t0 = time.perf_counter()
-                answer = await client.tell("getKites", {"query": query})
-                return (time.perf_counter() - t0) * 1000, len(answer["kites"])
-
-            for _ in range(args.warmup):
-                await get({"id": rng.choice(kites).id})
-            for _ in range(args.queries):
-                ms, count = await get({"id": rng.choice(kites).id})
-                assert count == 1, count
-                by_id.append(ms)
-            for _ in range(args.warmup):
-                await get({"username": "user00", "environment": ENVIRONMENT, "name": "name00"})
-            for _ in range(max(1, args.queries // 4)):
-                user, name = rng.randrange(USERS), rng.randrange(NAMES)
-                query = {
-                    "username": f"user{user:02d}",
-                    "environment": ENVIRONMENT,
-                    "name": f"name{name:02d}",
+        async with contextlib.AsyncExitStack() as stack:
+            if args.client == "lean":
+                lean_querier = await stack.enter_async_context(
+                    _lean_register.LeanQuerier(
+                        "127.0.0.1", port, querier.identity_wire, querier.config.kite_key
+                    )
+                )
+                prepared = {
+                    id(query): lean_querier.prepare(query)
+                    for query in [*by_id_queries, *by_name_queries]
                 }
+
+                async def get(query: dict[str, str]) -> tuple[float, int]:
+                    call = prepared[id(query)]
+                    t0 = time.perf_counter()
+                    found = await lean_querier.get(call)
+                    return (time.perf_counter() - t0) * 1000, len(found)
+
+            else:
+                auth = Authentication("kiteKey", querier.config.kite_key)
+                client = await stack.enter_async_context(querier.new_client(url, auth=auth))
+
+                async def get(query: dict[str, str]) -> tuple[float, int]:
+                    t0 = time.perf_counter()
+                    answer = await client.tell("getKites", {"query": query})
+                    return (time.perf_counter() - t0) * 1000, len(answer["kites"])
+
+            for i, query in enumerate(by_id_queries):
+                ms, count = await get(query)
+                assert count == 1, count
+                if i >= args.warmup:
+                    by_id.append(ms)
+            for i, query in enumerate(by_name_queries):
                 ms, by_name_count = await get(query)
-                by_name.append(ms)
+                if i >= args.warmup:
+                    by_name.append(ms)
     event_ms, sent_ms, early = await measure_events(url, kites[0].config.kite_key, keys, args)
     return Figures(
         args.storage,
@@ -284,6 +367,7 @@ async def run_client(
         early,
         args.watchers,
         args.event_kites,
+        storage_cpu=storage_cpu,
     )
 
 
@@ -372,7 +456,9 @@ def report(figures: Figures, pinned: str) -> bool:
     """Print the summary; True when every target is met."""
     rate = figures.registrations_per_second
     target_rate = TARGET_REGISTRATIONS[figures.storage]
-    print(f"Kontrol, {figures.storage} storage, {figures.kites} kites ({pinned})")
+    print(
+        f"Kontrol from {figures.label}, {figures.storage} storage, {figures.kites} kites ({pinned})"
+    )
     ok = rate >= target_rate
     print(
         f"  register: {rate:8.0f} registrations/s   ({figures.register_seconds:.1f}s; "
@@ -381,7 +467,8 @@ def report(figures: Figures, pinned: str) -> bool:
     seconds = figures.register_seconds
     print(
         f"            CPU per registration: Kontrol {figures.server_cpu_us:6.0f} us, "
-        f"client {figures.client_cpu_us:6.0f} us; busy: Kontrol "
+        f"storage {figures.storage_cpu_us:6.0f} us, client {figures.client_cpu_us:6.0f} us; "
+        "busy: Kontrol "
         f"{figures.server_cpu / seconds:.0%}, client {figures.client_cpu / seconds:.0%} "
         "(of one core each)"
     )
@@ -468,6 +555,17 @@ def main() -> int:
     parser.add_argument("--storage", choices=sorted(PLUGINS), default="memory")
     parser.add_argument("--watchers", type=int, default=1000, help="watchers (0: no event phase)")
     parser.add_argument("--event-kites", type=int, default=200, help="registrations timed")
+    parser.add_argument(
+        "--client",
+        choices=["lean", "full"],
+        default="lean",
+        help="registering kites: the wire spoken directly (lean) or kitecore's Kite client",
+    )
+    parser.add_argument(
+        "--tree",
+        metavar="PATH",
+        help="also run Kontrol from this checkout (e.g. a clean main) in every run: before/after",
+    )
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--storage-url", default="memory://", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -484,23 +582,30 @@ def main() -> int:
         pinned = f"Kontrol pinned to CPU {server_cpu}, client on CPU {','.join(map(str, cpus[1:]))}"
     else:
         pinned = "one CPU, not pinned"
-    runs: list[Figures] = []
+    trees: list[str | None] = [None] if not args.tree else [args.tree, None]
+    runs: dict[str | None, list[Figures]] = {tree: [] for tree in trees}
     met = True
+    print(f"registering client: {args.client}")
     for run in range(args.runs):
-        if args.runs > 1:
-            print(f"--- run {run + 1} of {args.runs} (load average {os.getloadavg()[0]:.2f})")
-        figures = run_once(args, server_cpu)
-        runs.append(figures)
-        met = report(figures, pinned) and met
-        if args.json:
-            print(json.dumps({"run": run + 1, **figures.summary()}), flush=True)
-    if len(runs) > 1:
-        report_medians(runs)
+        for tree in trees:
+            if args.runs > 1 or args.tree:
+                print(
+                    f"--- run {run + 1} of {args.runs}, Kontrol from {tree or 'this checkout'} "
+                    f"(load average {os.getloadavg()[0]:.2f})"
+                )
+            figures = run_once(args, server_cpu, tree)
+            runs[tree].append(figures)
+            ok = report(figures, pinned)
+            met = met and (ok or tree is not None)
+            if args.json:
+                print(json.dumps({"run": run + 1, **figures.summary()}), flush=True)
+    if args.runs > 1 or args.tree:
+        report_medians([runs[tree] for tree in trees])
     print("targets met" if met else "targets missed")
     return 0
 
 
-def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
+def run_once(args: argparse.Namespace, server_cpu: int | None, tree: str | None) -> Figures:
     """One run: fresh storage server and Kontrol, then every phase."""
     import tempfile
 
@@ -514,10 +619,12 @@ def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
             for pid in storage_pids:
                 os.sched_setaffinity(pid, {server_cpu})
         process, port, keys = start_server(
-            os.path.join(data_dir, "kontrol"), storage_url, server_cpu
+            os.path.join(data_dir, "kontrol"), storage_url, server_cpu, tree
         )
         try:
-            return anyio.run(run_client, port, keys, process.pid, args)
+            figures = anyio.run(run_client, port, keys, process.pid, storage_pids, args)
+            figures.label = tree or "this checkout"
+            return figures
         finally:
             process.terminate()
             try:
@@ -526,16 +633,29 @@ def run_once(args: argparse.Namespace, server_cpu: int | None) -> Figures:
                 process.kill()
 
 
-def report_medians(runs: list[Figures]) -> None:
-    """The median of each headline figure over ``runs``."""
-    rows = [figures.summary() for figures in runs]
-    print(f"Medians of {len(runs)} runs ({runs[0].storage} storage, {runs[0].kites} kites):")
-    for key, value in rows[0].items():
-        if isinstance(value, str) or key == "kites":
-            continue
-        values = [float(row[key]) for row in rows]
-        shown = ", ".join(f"{v:g}" for v in values)
-        print(f"  {key:<24} {statistics.median(values):10.3f}   ({shown})")
+def report_medians(variants: list[list[Figures]]) -> None:
+    """The median of each headline figure over the runs of each variant (Kontrol from
+    ``--tree``, then this checkout); with two, the ratio this / tree."""
+    first = variants[0][0]
+    print(f"Medians of {len(variants[0])} runs ({first.storage} storage, {first.kites} kites):")
+    labels = [runs[0].label for runs in variants]
+    print(f"  {'':<24} " + "".join(f"{label[-24:]:>26}" for label in labels))
+    medians: list[dict[str, float]] = []
+    for runs in variants:
+        rows = [figures.summary() for figures in runs]
+        medians.append(
+            {
+                key: statistics.median(float(row[key]) for row in rows)
+                for key, value in rows[0].items()
+                if not isinstance(value, str) and key != "kites"
+            }
+        )
+    for key in medians[0]:
+        cells = "".join(f"{m.get(key, float('nan')):26.3f}" for m in medians)
+        ratio = ""
+        if len(medians) == 2 and medians[0].get(key):
+            ratio = f"   x{medians[1].get(key, float('nan')) / medians[0][key]:.2f}"
+        print(f"  {key:<24} {cells}{ratio}")
 
 
 if __name__ == "__main__":

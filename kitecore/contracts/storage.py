@@ -235,6 +235,35 @@ class StorageContract:
 
     # --- TTL ---------------------------------------------------------------------------------
 
+    async def test_concurrent_upserts_each_get_their_own_outcome(self, storage: Storage) -> None:
+        """Upserts at once (which a storage may write together) of fresh kites, one id five
+        times, and ids of another user's live kites: each succeeds or fails on its own."""
+        taken = [make_identity(username="bob") for _ in range(5)]
+        for kite in taken:
+            await storage.upsert(kite, _value(), ttl=LONG_TTL)
+        fresh = [make_identity() for _ in range(30)]
+        again = make_identity()
+        writes = [(kite, _value()) for kite in fresh]
+        writes += [(again, _value(f"http://again-{i}/kite")) for i in range(5)]
+        writes += [(make_identity(username="alice", id=kite.id), _value()) for kite in taken]
+        outcomes: list[BaseException | None] = [None] * len(writes)
+
+        async def write(index: int, kite: KiteIdentity, value: RegisterValue) -> None:
+            try:
+                await storage.upsert(kite, value, ttl=LONG_TTL)
+            except IdConflictError as exc:
+                outcomes[index] = exc
+
+        async with anyio.create_task_group() as tg:
+            for index, (kite, value) in enumerate(writes):
+                tg.start_soon(write, index, kite, value)
+        assert outcomes[:35] == [None] * 35
+        assert all(isinstance(o, IdConflictError) for o in outcomes[35:])
+        found = await storage.get(Query(username="alice"))
+        assert _ids(found) == {k.id for k in fresh} | {again.id}
+        assert next(r.url for r in found if r.kite.id == again.id).startswith("http://again-")
+        assert {r.kite.username for r in await storage.get(Query(id=taken[0].id))} == {"bob"}
+
     async def test_entry_expires_after_ttl(self, storage: Storage) -> None:
         short, long = make_identity(), make_identity()
         await storage.upsert(short, _value(), ttl=self.short_ttl)

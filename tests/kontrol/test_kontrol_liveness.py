@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import anyio
@@ -190,3 +191,38 @@ async def test_heartbeats_keep_the_registration_past_kontrols_idle_timeout(
         await idle.tell("getKey")
         with anyio.fail_after(10):
             await idle.connection.wait_closed()  # no heartbeats, no calls: closed
+
+
+async def test_an_unanswered_heartbeat_call_is_given_up_after_its_timeout(
+    make_kontrol, settings, make_kite
+):
+    """Nothing waits for kite.heartbeat per registration; a call the kite never answers is
+    still given up after ``heartbeat_call_timeout`` (a WARNING), so it does not keep the
+    connection busy, and the kite's registration is answered regardless."""
+    kontrol = await make_kontrol(settings=dataclasses.replace(settings, heartbeat_call_timeout=0.3))
+    kite = make_kite()
+    asked = anyio.Event()
+    never = anyio.Event()
+
+    async def silent_heartbeat(r):
+        asked.set()
+        await never.wait()
+
+    kite.handle("kite.heartbeat", silent_heartbeat)
+    warnings = _Warnings('No response to "kite.heartbeat" method in 0.3s')
+    logger = logging.getLogger("kite_kontrol.heartbeat")
+    logger.addHandler(warnings)
+    try:
+        async with kite, kite.new_client(kontrol.url, auth=kite_key(kontrol)) as client:
+            await client.tell("register", {"url": kite.url})
+            await asked.wait()
+            assert kontrol.heartbeat_calls.pending == 1
+            with anyio.fail_after(5):
+                await warnings.seen.wait()
+            assert kontrol.heartbeat_calls.pending == 0
+            (connection,) = [c for c in kontrol.kite._connections() if not c.closed]
+            assert not connection.in_flight
+            never.set()
+    finally:
+        logger.removeHandler(warnings)
+    assert kite.id in warnings.records[0].getMessage()

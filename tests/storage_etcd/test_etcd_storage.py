@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -16,12 +17,19 @@ from kite_storage_etcd import (
     parse_etcd_url,
 )
 from kite_storage_etcd.layout import KeyLayout, StoredKite
+from kite_storage_etcd.leases import WINDOW, WindowLeases
 from kite_storage_etcd.testing import EtcdCluster, free_port
 
 from kitecore.contracts.storage import LONG_TTL, make_identity
 from kitecore.plugins import load_plugins
 from kitecore.protocol.identity import Query
-from kitecore.storage import InvalidInputError, KiteRecord, RegisterValue, StorageError
+from kitecore.storage import (
+    IdConflictError,
+    InvalidInputError,
+    KiteRecord,
+    RegisterValue,
+    StorageError,
+)
 
 VALUE = RegisterValue("http://10.0.0.5:6000/kite", "key-1")
 
@@ -144,51 +152,89 @@ async def test_id_index_follows_reregistration_and_old_keys_go(etcd_storage, etc
     old = make_identity(version="1.0.0")
     new = make_identity(version="2.0.0", id=old.id)
     await etcd_storage.upsert(old, VALUE, ttl=LONG_TTL)
-    first = await keys_under(etcd_server, etcd_storage.url.prefix)
     await etcd_storage.upsert(new, RegisterValue("http://new/kite", "k2"), ttl=LONG_TTL)
     keys = await keys_under(etcd_server, etcd_storage.url.prefix)
-    assert etcd_storage.layout.kite_key(old) not in keys  # revoked with the old lease
-    assert etcd_storage.layout.kite_key(new) in keys
-    assert set(keys.values()).isdisjoint(first.values())  # a new lease
+    layout = etcd_storage.layout
+    assert set(keys) == {*layout.record_keys(new), layout.owner_key(new.id)}  # old keys deleted
     assert await etcd_storage.get(Query(id=old.id)) == [KiteRecord(new, "http://new/kite", "k2")]
     assert await etcd_storage.get(Query(username="alice", version="1.0.0")) == []
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.anyio
-async def test_refresh_keeps_the_lease_and_a_change_replaces_it(etcd_storage, etcd_server):
-    kite = make_identity()
+async def test_kites_of_one_window_share_a_lease_and_a_refresh_moves_to_a_newer_one(
+    etcd_storage, etcd_server
+):
+    clock = FakeClock()
+    etcd_storage._leases = WindowLeases(etcd_storage._grant, clock=clock)
     prefix = etcd_storage.url.prefix
-    await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
-    (lease,) = set((await keys_under(etcd_server, prefix)).values())
-    assert await etcd_storage.update(kite, VALUE, ttl=LONG_TTL)  # keep-alive only
-    assert set((await keys_under(etcd_server, prefix)).values()) == {lease}
-    moved = RegisterValue("http://moved/kite", "key-1")
-    assert await etcd_storage.update(kite, moved, ttl=LONG_TTL)
-    (new_lease,) = set((await keys_under(etcd_server, prefix)).values())
-    assert new_lease != lease
+    first, second = make_identity(), make_identity()
+    await asyncio.gather(
+        etcd_storage.upsert(first, VALUE, ttl=LONG_TTL),
+        etcd_storage.upsert(second, VALUE, ttl=LONG_TTL),
+    )
+    (lease,) = set((await keys_under(etcd_server, prefix)).values())  # one grant for both
     async with raw_client(etcd_server) as client:
-        assert (await client.get_lease_info(lease)).TTL == -1  # revoked
-    assert [r.url for r in await etcd_storage.get(Query(id=kite.id))] == ["http://moved/kite"]
+        granted = (await client.get_lease_info(lease)).grantedTTL
+    assert granted == lease_ttl(LONG_TTL) + WINDOW  # the window's margin on top of the TTL
+    clock.now += WINDOW  # the next window
+    moved = RegisterValue("http://moved/kite", "key-1")
+    assert await etcd_storage.update(first, moved, ttl=LONG_TTL)
+    keys = await keys_under(etcd_server, prefix)
+    layout = etcd_storage.layout
+    (new_lease,) = {keys[k] for k in (*layout.record_keys(first), layout.owner_key(first.id))}
+    assert new_lease != lease
+    assert {keys[k] for k in layout.record_keys(second)} == {lease}  # not moved, not revoked
+    assert [r.url for r in await etcd_storage.get(Query(id=first.id))] == ["http://moved/kite"]
+
+
+@pytest.mark.anyio
+async def test_a_kite_that_stops_refreshing_expires_though_its_lease_mate_refreshes(
+    etcd_storage,
+):
+    """Two kites share a window's lease; one keeps refreshing (update), the other stops: the
+    silent one must still disappear within its TTL (+ the window, + etcd's expiry check)."""
+    silent, alive = make_identity(), make_identity()
+    await asyncio.gather(
+        etcd_storage.upsert(silent, VALUE, ttl=1),
+        etcd_storage.upsert(alive, VALUE, ttl=1),
+    )
+    started = time.monotonic()
+    while time.monotonic() - started < 4.0:
+        await anyio.sleep(0.4)
+        assert await etcd_storage.update(alive, VALUE, ttl=1)
+    assert await etcd_storage.get(Query(id=silent.id)) == []
+    assert [r.kite for r in await etcd_storage.get(Query(id=alive.id))] == [alive]
+    assert await etcd_storage.update(silent, VALUE, ttl=1) is False
 
 
 @pytest.mark.anyio
 async def test_refresh_racing_expiry_returns_false_then_upsert_restores(
     etcd_storage, etcd_server, monkeypatch
 ):
-    """The lease runs out between update's read and its keep-alive: the registration is not
+    """The lease runs out between update's read and its write: the registration is not
     lost, because update says False and the caller (HeartbeatTracker) upserts."""
     kite = make_identity()
     await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
     (lease,) = set((await keys_under(etcd_server, etcd_storage.url.prefix)).values())
     real_call = etcd_storage._etcd.call
+    calls = []
 
-    async def expire_just_before_keep_alive(what, operation):
-        if what == "keep-alive":
+    async def expire_just_before_the_write(what, operation):
+        calls.append(what)
+        if calls == ["update", "update"]:  # the read is done; the write comes
             async with raw_client(etcd_server) as client:
                 await client.revoke_lease(lease)
         return await real_call(what, operation)
 
-    monkeypatch.setattr(etcd_storage._etcd, "call", expire_just_before_keep_alive)
+    monkeypatch.setattr(etcd_storage._etcd, "call", expire_just_before_the_write)
     assert await etcd_storage.update(kite, VALUE, ttl=LONG_TTL) is False
     monkeypatch.setattr(etcd_storage._etcd, "call", real_call)
     await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
@@ -260,3 +306,40 @@ async def test_closed_storage_refuses_calls(etcd_url):
     await storage.aclose()
     with pytest.raises(StorageError, match="closed"):
         await storage.get(Query(username="alice"))
+
+
+@pytest.mark.anyio
+async def test_concurrent_registrations_share_transactions_each_with_its_own_outcome(
+    etcd_storage, monkeypatch
+):
+    """Registrations arriving while a transaction is in flight go together in the next one,
+    each in a nested transaction: its own id check, its own error."""
+    taken = [make_identity(username="bob") for _ in range(5)]
+    for kite in taken:
+        await etcd_storage.upsert(kite, VALUE, ttl=LONG_TTL)
+    real_call = etcd_storage._etcd.call
+    upserts = []
+
+    async def count(what, operation):
+        upserts.append(what)
+        return await real_call(what, operation)
+
+    monkeypatch.setattr(etcd_storage._etcd, "call", count)
+    fresh = [make_identity() for _ in range(30)]
+    again = make_identity()  # the same id five times: never twice in one transaction
+    thieves = [make_identity(username="alice", id=kite.id) for kite in taken]
+    writes = [(kite, VALUE) for kite in fresh]
+    writes += [(again, RegisterValue(f"http://again-{i}/kite", "k")) for i in range(5)]
+    writes += [(kite, VALUE) for kite in thieves]
+    outcomes = await asyncio.gather(
+        *(etcd_storage.upsert(kite, value, ttl=LONG_TTL) for kite, value in writes),
+        return_exceptions=True,
+    )
+    assert outcomes[:35] == [None] * 35
+    assert all(isinstance(o, IdConflictError) and "bob" in str(o) for o in outcomes[35:])
+    assert len(upserts) < len(writes) // 4  # batched
+    found = await etcd_storage.get(Query(username="alice"))
+    assert {r.kite.id for r in found} == {k.id for k in fresh} | {again.id}
+    (record,) = [r for r in found if r.kite.id == again.id]
+    assert record.url.startswith("http://again-")
+    assert {r.kite.username for r in await etcd_storage.get(Query(id=taken[0].id))} == {"bob"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -240,6 +241,50 @@ async def test_connection_killed_mid_flight_is_retried(postgres, pg_storage: Pos
         "WHERE application_name = 'kite-kontrol' AND pid <> pg_backend_pid()",
     )
     assert [r.kite for r in await pg_storage.get(Query(id=kite.id))] == [kite]
+
+
+async def test_a_released_connection_costs_no_reset_round_trip(postgres, make_url: MakeURL):
+    # asyncpg's default reset query ran on every release: a second round trip per operation
+    async with PostgresStorage.from_url(make_url(pool_min_size=1, pool_max_size=1)) as storage:
+        kite = make_identity()
+        await storage.upsert(kite, VALUE, ttl=LONG_TTL)
+        last = await fetch(
+            postgres,
+            "SELECT query FROM pg_stat_activity WHERE application_name = 'kite-kontrol' "
+            "AND pid <> pg_backend_pid()",
+        )
+        assert [row["query"].split()[:2] for row in last] == [["INSERT", "INTO"]]
+
+        # a transaction left open (an operation cancelled half-way) is still rolled back
+        async def leave_open(connection: asyncpg.Connection) -> None:
+            await connection.execute("BEGIN")
+
+        async def in_transaction(connection: asyncpg.Connection) -> bool:
+            return connection.is_in_transaction()
+
+        await storage._run("test", leave_open)
+        assert not await storage._run("test", in_transaction)
+        assert [r.kite for r in await storage.get(Query(id=kite.id))] == [kite]
+
+
+async def test_concurrent_registrations_share_one_statement(
+    pg_storage: PostgresStorage, monkeypatch
+):
+    real_run = pg_storage._run
+    statements = []
+
+    async def count(what, operation):
+        statements.append(what)
+        return await real_run(what, operation)
+
+    monkeypatch.setattr(pg_storage, "_run", count)
+    kites = [make_identity() for _ in range(40)]
+    async with anyio.create_task_group() as tg:
+        for kite in kites:
+            tg.start_soon(functools.partial(pg_storage.upsert, kite, VALUE, ttl=LONG_TTL))
+    assert 1 <= statements.count("upsert") < len(kites) // 4
+    found = await pg_storage.get(Query(username="alice"))
+    assert {r.kite.id for r in found} == {k.id for k in kites}
 
 
 async def test_statement_timeout_is_a_storage_error(postgres, make_url: MakeURL):

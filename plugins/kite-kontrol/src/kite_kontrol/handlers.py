@@ -17,7 +17,7 @@ from kitecore.request import Request
 from kitecore.storage import InvalidInputError, KiteRecord, StorageError
 
 from .auth import KITE_KEY_CONTEXT, VerifiedKiteKey
-from .heartbeat import HeartbeatTracker, ask_for_heartbeats
+from .heartbeat import HeartbeatTracker
 from .limits import check_identity_sizes, peer_host
 from .machine import MachineDenied
 from .registration import register_kite, url_argument
@@ -110,8 +110,7 @@ class KontrolHandlers:
                 kontrol.storage, registration.kite, registration.value, settings, connection.spawn
             )
             interval = _seconds(settings.heartbeat_interval)
-            timeout = settings.heartbeat_call_timeout
-            ask_for_heartbeats(r.client, registration.kite, tracker, interval, timeout)
+            kontrol.heartbeat_calls.ask(r.client, registration.kite, tracker, interval)
         # Over RPC Kontrol drives the heartbeat itself, so the kite is told 0 (as Go does).
         return registration.result(0)
 

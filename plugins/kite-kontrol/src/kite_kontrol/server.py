@@ -31,6 +31,7 @@ from ._tokenlib import kite_auth_token
 from .auth import KiteKeyAuthenticator, TokenAuthenticator
 from .departures import Departures
 from .handlers import KontrolHandlers
+from .heartbeat import HeartbeatCalls
 from .http import HTTPEndpoints
 from .identity import IdentityFile, kontrol_config
 from .keyfiles import KeyFiles, key_id_for, new_key_pair
@@ -102,6 +103,8 @@ class Kontrol:
         self.watch = WatchHub(self)
         #: Kites registered over a connection, deleted when it closes.
         self.departures = Departures(self)
+        #: Kontrol's ``kite.heartbeat`` calls on registered kites, awaiting their answers.
+        self.heartbeat_calls = HeartbeatCalls(self.settings.heartbeat_call_timeout)
         self._stack: contextlib.AsyncExitStack | None = None
         # set up on start
         self.storage: Storage = storage if isinstance(storage, Storage) else MemoryStorage()
@@ -215,6 +218,7 @@ class Kontrol:
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(self._keep_registered)
             group.start_soon(self.watch.run)
+            group.start_soon(self.heartbeat_calls.run)
             stack.callback(group.cancel_scope.cancel)
             logger.info(
                 "Kontrol %s serving on %s (key pair %s)", self.username, self.url, current.id

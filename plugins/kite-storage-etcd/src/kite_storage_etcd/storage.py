@@ -1,37 +1,37 @@
 """``etcd://``: Kontrol storage on the etcd v3 API (asyncio only).
 
-Key layout: :mod:`kite_storage_etcd.layout`. TTLs are etcd leases, one per registration:
+Key layout: :mod:`kite_storage_etcd.layout`. TTLs are etcd leases, shared by the registrations
+written within one second (:mod:`kite_storage_etcd.leases`: one grant per second instead of one
+round trip and one raft proposal per registration):
 
-* :meth:`EtcdStorage.upsert` grants a lease of ``ceil(ttl)`` seconds and, in one transaction,
-  puts the registration's four keys on it, provided the id is free or already owned by the same
-  username (a nested transaction, so 200 writers racing for one id need no retries). The lease
-  the keys had before is then revoked, which also removes keys of an older identity of the same
-  id (another version, say).
-* :meth:`EtcdStorage.update` reads the id index. If nothing but the TTL needs refreshing, it
-  sends a lease keep-alive; a lease that already expired answers TTL 0 and ``update`` returns
-  ``False``, so the caller re-creates the entry with ``upsert`` (a heartbeat racing its own expiry
-  re-registers instead of being lost). A changed URL, key id, identity or TTL is written under a
-  new lease, guarded by the id key's revision.
-* :meth:`EtcdStorage.delete` revokes the lease, which removes every key on it at once.
+* :meth:`EtcdStorage.upsert` puts the registration's four keys on the current window's lease in
+  one transaction, provided the id is free or already owned by the same username (a nested
+  transaction, so 200 writers racing for one id need no retries). Keys of an older identity of
+  the same id (another version, say) are then deleted.
+* :meth:`EtcdStorage.update` reads the id index and writes the entry again on the current
+  window's lease (a refresh), guarded by the id key's revision; an entry already gone (its lease
+  ran out) makes ``update`` return ``False``, so the caller re-creates it with ``upsert`` (a
+  heartbeat racing its own expiry re-registers instead of being lost).
+* :meth:`EtcdStorage.delete` deletes the four keys, guarded by the id key's revision.
 
-etcd leases count whole seconds and etcd raises short ones to its minimum (1.5 election
-timeouts, 2 s by default), so an entry lives at least ``ttl`` and disappears within about a
-second after its lease runs out.
+A shared lease is never kept alive or revoked for one kite, so a kite that stops refreshing
+disappears when the lease of its window runs out. etcd leases count whole seconds and etcd
+raises short ones to its minimum (1.5 election timeouts, 2 s by default): an entry lives at
+least ``ttl`` and disappears within about two seconds after that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
-from operator import methodcaller
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import aetcd
-import anyio
 
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.storage import (
@@ -49,18 +49,26 @@ from kitecore.storage import (
     validate_query,
     validate_write,
 )
+from kitecore.storage.batch import Batcher
 
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
+from .leases import WindowLeases
 from .url import EtcdURL, parse_etcd_url
 
 __all__ = ["EtcdStorage", "lease_ttl"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+#: What claiming an id says: (owned, the id index's previous value, the owner if not owned).
+Claim = tuple[bool, bytes | None, str]
+
 #: How often a conditional write is retried when another writer changed the key in between.
 _RETRIES = 8
+#: Where the id index's put is in :meth:`EtcdStorage._puts`.
+_ID_PUT = 2
 
 
 def lease_ttl(ttl: float) -> int:
@@ -79,6 +87,10 @@ class EtcdStorage(Storage):
         self.url = parse_etcd_url(url) if isinstance(url, str) else url
         self.layout = KeyLayout(self.url.prefix)
         self._etcd = Endpoints(self.url)
+        self._leases = WindowLeases(self._grant)
+        self._claims: Batcher[StoredKite, Claim] = Batcher(
+            self._claim_batch, group=_ttl_of, key=_id_of
+        )
 
     @classmethod
     def from_url(cls, url: str) -> EtcdStorage:
@@ -94,54 +106,104 @@ class EtcdStorage(Storage):
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
         validate_write(kite, value, ttl)
         stored = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
-        lease = await self._grant(stored.ttl)
-        try:
-            response = await self._etcd.call("upsert", lambda c: self._claim_txn(c, stored, lease))
-        except BaseException:
-            await self._revoke_quietly(lease)
-            raise
-        owned, previous_lease, owner = response
+        owned, previous, owner = await self._claims.submit(stored)
         if not owned:
-            await self._revoke_quietly(lease)
             raise IdConflictError(f"kite id {kite.id} is registered by another user ({owner})")
-        if previous_lease and previous_lease != lease:
-            await self._revoke_quietly(previous_lease)
+        if previous is not None:
+            await self._delete_stale(previous, stored)
+
+    async def _on_window_lease(
+        self, ttl: int, what: str, operation: Callable[[aetcd.Client, int], Awaitable[T]]
+    ) -> T:
+        """Run ``operation(client, lease)`` with the current window's lease for ``ttl``; once
+        more with a new lease if that one is gone from etcd (revoked by hand, say)."""
+        for attempt in (1, 2):
+            lease = await self._leases.lease(ttl)
+            try:
+                return await self._etcd.call(what, functools.partial(_with_lease, operation, lease))
+            except StorageError as exc:
+                if attempt == 2 or "lease not found" not in str(exc):
+                    raise
+                logger.info("etcd lease %x is gone; granting a new one", lease)
+                self._leases.forget(lease)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _claim_batch(self, batch: list[StoredKite]) -> list[Claim]:
+        """Claim every registration of ``batch`` (one TTL, distinct ids: :mod:`.batch`) in
+        one transaction, on the current window's lease."""
+        return await self._on_window_lease(
+            batch[0].ttl, "upsert", functools.partial(self._claim_txn, batch)
+        )
 
     async def _claim_txn(
-        self, client: aetcd.Client, stored: StoredKite, lease: int
-    ) -> tuple[bool, int, str]:
-        """Put ``stored`` on ``lease`` if its id is free or ours; (owned, previous lease, owner)."""
+        self, batch: list[StoredKite], client: aetcd.Client, lease: int
+    ) -> list[Claim]:
+        """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
+        transaction: (owned, the id index's previous value, owner) for each."""
         t = client.transactions
-        kite = stored.record.kite
-        owner = self.layout.owner_key(kite.id)
-        puts = self._puts(client, stored, lease)
-        succeeded, responses = await client.transaction(
-            compare=[t.value(owner) == kite.username.encode()],
-            success=puts,
-            failure=[
+        claims = []
+        for stored in batch:
+            kite = stored.record.kite
+            owner = self.layout.owner_key(kite.id)
+            puts = self._puts(client, stored, lease)
+            claims.append(
                 t.txn(
-                    compare=[t.create(owner) == 0],
+                    compare=[t.value(owner) == kite.username.encode()],
                     success=puts,
-                    failure=[t.get(owner)],
+                    failure=[
+                        t.txn(
+                            compare=[t.create(owner) == 0],
+                            success=puts,
+                            failure=[t.get(owner)],
+                        )
+                    ],
                 )
-            ],
-        )
-        if succeeded:
-            return True, responses[0].response_put.prev_kv.lease, kite.username
-        nested = responses[0].response_txn
-        if nested.succeeded:
-            return True, nested.responses[0].response_put.prev_kv.lease, kite.username
-        kvs = nested.responses[0].response_range.kvs
-        return False, 0, kvs[0].value.decode(errors="replace") if kvs else "?"
+            )
+        _, responses = await client.transaction(compare=[], success=claims, failure=[])
+        return [_claim_outcome(response.response_txn) for response in responses]
 
     def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
-        """The owner key first (with its previous value, to learn the old lease), then the
-        three record keys, all on ``lease``."""
+        """The owner key, then the three record keys (the id index's with its previous value,
+        to find an older identity's keys), all on ``lease``."""
         t = client.transactions
         kite = stored.record.kite
         data = stored.encode()
-        owner = t.put(self.layout.owner_key(kite.id), kite.username.encode(), lease, True)
-        return [owner, *(t.put(key, data, lease) for key in self.layout.record_keys(kite))]
+        kite_key, id_key, name_key = self.layout.record_keys(kite)
+        return [
+            t.put(self.layout.owner_key(kite.id), kite.username.encode(), lease),
+            t.put(kite_key, data, lease),
+            t.put(id_key, data, lease, True),
+            t.put(name_key, data, lease),
+        ]
+
+    def _stale_keys(self, previous: StoredKite, wanted: StoredKite) -> list[bytes]:
+        """Keys of ``previous`` that writing ``wanted`` (same id) left behind."""
+        old = self.layout.record_keys(previous.record.kite)
+        new = self.layout.record_keys(wanted.record.kite)
+        return [key for key in old if key not in new]
+
+    async def _delete_stale(self, previous_value: bytes, stored: StoredKite) -> None:
+        """After a re-registration under another identity, delete the old identity's keys
+        (unless the id was written again meanwhile)."""
+        try:
+            previous = StoredKite.decode(previous_value)
+        except StorageError:
+            return
+        stale = self._stale_keys(previous, stored)
+        if not stale:
+            return
+        id_key = self.layout.id_key(stored.record.kite.id)
+        data = stored.encode()
+
+        async def txn(client: aetcd.Client) -> None:
+            t = client.transactions
+            await client.transaction(
+                compare=[t.value(id_key) == data],
+                success=[t.delete(key) for key in stale],
+                failure=[],
+            )
+
+        await self._etcd.call("upsert", txn)
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
         validate_write(kite, value, ttl)
@@ -154,48 +216,55 @@ class EtcdStorage(Storage):
             current = StoredKite.decode(kv.value)
             if current.record.kite.username != kite.username:
                 return False
-            if current == wanted:  # only the TTL needs refreshing: keep the lease alive
-                lease = kv.lease
-                reply = await self._etcd.call("keep-alive", methodcaller("refresh_lease", lease))
-                alive = reply is not None and reply.TTL > 0
-                if not alive:
-                    logger.debug("lease of %s expired before its refresh", kite)
-                return alive
-            if await self._replace(wanted, id_key, kv.mod_revision, kv.lease):
+            if await self._replace(current, wanted, id_key, kv.mod_revision):
                 return True
         raise StorageError(f"update of {kite} kept racing other writers; try again")
 
     async def _replace(
-        self, wanted: StoredKite, id_key: bytes, revision: int, old_lease: int
+        self, current: StoredKite, wanted: StoredKite, id_key: bytes, revision: int
     ) -> bool:
-        """Write ``wanted`` under a new lease if the id key is still at ``revision``."""
-        lease = await self._grant(wanted.ttl)
+        """Write ``wanted`` (over ``current``) on the current window's lease if the id key is
+        still at ``revision``; an older identity's keys go in the same transaction."""
+        stale = self._stale_keys(current, wanted)
 
-        async def txn(client: aetcd.Client) -> bool:
+        async def txn(client: aetcd.Client, lease: int) -> bool:
             t = client.transactions
             succeeded, _ = await client.transaction(
                 compare=[t.mod(id_key) == revision],
-                success=self._puts(client, wanted, lease),
+                success=[*self._puts(client, wanted, lease), *(t.delete(k) for k in stale)],
                 failure=[],
             )
             return bool(succeeded)
 
-        try:
-            replaced = await self._etcd.call("update", txn)
-        except BaseException:
-            await self._revoke_quietly(lease)
-            raise
-        await self._revoke_quietly(old_lease if replaced else lease)
-        return replaced
+        return await self._on_window_lease(wanted.ttl, "update", txn)
 
     async def delete(self, kite: KiteIdentity) -> None:
         if not isinstance(kite, KiteIdentity) or not kite.id or "/" in kite.id:
             return
         id_key = self.layout.id_key(kite.id)
-        kv = await self._etcd.call("delete", lambda c: c.get(id_key))
-        if kv is None or StoredKite.decode(kv.value).record.kite.username != kite.username:
-            return
-        await self._revoke(kv.lease)
+        for _ in range(_RETRIES):
+            kv = await self._etcd.call("delete", lambda c: c.get(id_key))
+            if kv is None:
+                return
+            stored = StoredKite.decode(kv.value).record.kite
+            if stored.username != kite.username:
+                return
+            keys = [self.layout.owner_key(kite.id), *self.layout.record_keys(stored)]
+
+            async def txn(
+                client: aetcd.Client, revision: int = kv.mod_revision, keys: list[bytes] = keys
+            ) -> bool:
+                t = client.transactions
+                succeeded, _ = await client.transaction(
+                    compare=[t.mod(id_key) == revision],
+                    success=[t.delete(key) for key in keys],
+                    failure=[],
+                )
+                return bool(succeeded)
+
+            if await self._etcd.call("delete", txn):
+                return
+        raise StorageError(f"delete of {kite} kept racing other writers; try again")
 
     async def get(self, query: Query) -> list[KiteRecord]:
         validate_query(query)
@@ -244,21 +313,6 @@ class EtcdStorage(Storage):
     async def _grant(self, ttl: int) -> int:
         lease = await self._etcd.call("lease grant", lambda c: c.lease(ttl))
         return int(lease.id)
-
-    async def _revoke(self, lease: int) -> None:
-        try:
-            await self._etcd.call("lease revoke", lambda c: c.revoke_lease(lease))
-        except StorageError as exc:
-            if "not found" not in str(exc):  # already expired or revoked: nothing to do
-                raise
-
-    async def _revoke_quietly(self, lease: int) -> None:
-        """Revoke ``lease`` if possible; a lease left behind only lives out its TTL."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._revoke(lease)
-            except StorageError as exc:
-                logger.warning("could not revoke etcd lease %x (it will expire): %s", lease, exc)
 
     # --- key pairs -----------------------------------------------------------------------------
 
@@ -360,6 +414,31 @@ class EtcdStorage(Storage):
 
     async def aclose(self) -> None:
         await self._etcd.aclose()
+
+
+def _ttl_of(stored: StoredKite) -> int:
+    return stored.ttl
+
+
+def _id_of(stored: StoredKite) -> str:
+    return stored.record.kite.id
+
+
+def _claim_outcome(response: Any) -> Claim:
+    """The :data:`Claim` from one registration's nested transaction response."""
+    if not response.succeeded:
+        response = response.responses[0].response_txn
+        if not response.succeeded:
+            kvs = response.responses[0].response_range.kvs
+            return False, None, kvs[0].value.decode(errors="replace") if kvs else "?"
+    previous = response.responses[_ID_PUT].response_put
+    return True, previous.prev_kv.value if previous.HasField("prev_kv") else None, ""
+
+
+def _with_lease(
+    operation: Callable[[aetcd.Client, int], Awaitable[T]], lease: int, client: aetcd.Client
+) -> Awaitable[T]:
+    return operation(client, lease)
 
 
 def _active(record: KeyPairRecord | None) -> KeyPairRecord:

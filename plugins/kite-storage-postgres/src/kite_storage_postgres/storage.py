@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -45,6 +46,7 @@ from kitecore.storage import (
     validate_query,
     validate_write,
 )
+from kitecore.storage.batch import Batcher
 
 from .errors import RETRYABLE, AsyncioRequiredError, map_error
 from .feed import PostgresFeed
@@ -99,6 +101,10 @@ class PostgresStorage(Storage):
         self._closed = False
         self._feeds: set[PostgresFeed] = set()
         self._sql = _statements(f'"{options.schema}"')
+        # concurrent registrations share one statement (and one commit)
+        self._upserts: Batcher[_Write, bool] = Batcher(
+            self._upsert_batch, group=_ttl_of, key=_id_of
+        )
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PostgresStorage:
@@ -144,7 +150,7 @@ class PostgresStorage(Storage):
     async def _open_pool(self) -> asyncpg.Pool:
         options = self.options
         logger.debug("postgres.connect started: %s", self._where)
-        pool = asyncpg.create_pool(options.dsn(), **options.connect_kwargs())
+        pool = asyncpg.create_pool(options.dsn(), reset=_reset, **options.connect_kwargs())
 
         async def open_and_migrate() -> list[int]:
             await pool
@@ -195,12 +201,19 @@ class PostgresStorage(Storage):
 
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
         validate_write(kite, value, ttl)
-        row = await self._run(
-            "upsert",
-            lambda c: c.fetchval(self._sql["upsert"], *_kite_args(kite, value), float(ttl)),
-        )
-        if row is None:
+        if not await self._upserts.submit(_Write(kite, value, float(ttl))):
             raise IdConflictError(f"kite id {kite.id} is registered by another user")
+
+    async def _upsert_batch(self, batch: list[_Write]) -> list[bool]:
+        """Upsert ``batch`` (one TTL, distinct ids) in one statement: whether each was written
+        (not: a live kite of another user holds the id)."""
+        columns = list(zip(*(_kite_args(w.kite, w.value) for w in batch), strict=True))
+        ttl = batch[0].ttl
+        rows = await self._run(
+            "upsert", lambda c: c.fetch(self._sql["upsert"], *map(list, columns), ttl)
+        )
+        written = {row[0] for row in rows}
+        return [w.kite.id in written for w in batch]
 
     async def update(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> bool:
         validate_write(kite, value, ttl)
@@ -356,6 +369,37 @@ def _require_asyncio(*, allow_no_loop: bool = False) -> None:
         )
 
 
+async def _reset(connection: asyncpg.Connection) -> None:
+    """Make a released pool connection ready for the next user.
+
+    asyncpg's default runs its reset query (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL``) on every release: a second round trip for each of our one-statement
+    operations. None of that state is ever set on a pooled connection here (single statements,
+    no cursors, session settings only at connect, the migrations' lock is transaction-scoped,
+    the change feed LISTENs on a connection of its own), so only an open transaction -- an
+    operation cancelled half-way -- is rolled back.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One registration waiting for the next batched upsert."""
+
+    kite: KiteIdentity
+    value: RegisterValue
+    ttl: float
+
+
+def _ttl_of(write: _Write) -> float:
+    return write.ttl
+
+
+def _id_of(write: _Write) -> str:
+    return write.kite.id
+
+
 def _kite_args(kite: KiteIdentity, value: RegisterValue) -> tuple[str, ...]:
     return (
         kite.id,
@@ -399,11 +443,15 @@ def _statements(schema: str) -> dict[str, str]:
     expires = "now() + make_interval(secs => $10)"
     key_columns = "id, public, private, extract(epoch FROM deleted_at)::float8 AS deleted_at"
     return {
-        # One statement: insert, or take over the row if it is ours or expired; no row back
-        # means a live kite of another user holds the id.
+        # One statement for a batch of kites ($1..$9 arrays, one element per kite, distinct
+        # ids): insert, or take over the row if it is ours or expired; an id not returned means
+        # a live kite of another user holds it.
         "upsert": f"""
             INSERT INTO {kite} AS k ({_KITE_COLUMNS}, created_at, updated_at, expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), now(), {expires})
+            SELECT r.*, now(), now(), {expires}
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                        $6::text[], $7::text[], $8::text[], $9::text[])
+                AS r({_KITE_COLUMNS})
             ON CONFLICT (id) DO UPDATE SET
                 username = EXCLUDED.username, environment = EXCLUDED.environment,
                 kitename = EXCLUDED.kitename, version = EXCLUDED.version,
@@ -412,7 +460,7 @@ def _statements(schema: str) -> dict[str, str]:
                 created_at = CASE WHEN k.expires_at <= now() THEN now() ELSE k.created_at END,
                 updated_at = now(), expires_at = EXCLUDED.expires_at
             WHERE k.username = EXCLUDED.username OR k.expires_at <= now()
-            RETURNING 1""",
+            RETURNING k.id""",
         "update": f"""
             UPDATE {kite} SET
                 environment = $3, kitename = $4, version = $5, region = $6, hostname = $7,

@@ -1,0 +1,125 @@
+"""kitecore.storage.batch: concurrent writes sent together, each with its own outcome."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from kitecore.storage.batch import MAX_BATCH, Batcher
+
+pytestmark = pytest.mark.anyio
+
+
+class Server:
+    """A fake storage server: records each batch, answers after ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, int]]] = []
+        self.gate = anyio.Event()
+        self.gate.set()
+        self.fail_on: str | None = None
+
+    async def send(self, items: list[tuple[str, int]]) -> list[str]:
+        self.batches.append(items)
+        await self.gate.wait()
+        if self.fail_on is not None and any(key == self.fail_on for key, _ in items):
+            raise RuntimeError("refused")
+        return [f"{key}:{value}" for key, value in items]
+
+
+def make_batcher(server: Server) -> Batcher[tuple[str, int], str]:
+    return Batcher(server.send, group=lambda item: item[1] % 2, key=lambda item: item[0])
+
+
+async def test_a_lone_write_goes_at_once():
+    server = Server()
+    batcher = make_batcher(server)
+    assert await batcher.submit(("a", 2)) == "a:2"
+    assert server.batches == [[("a", 2)]]
+
+
+async def test_writes_arriving_meanwhile_share_the_next_batch():
+    server = Server()
+    batcher = make_batcher(server)
+    server.gate = anyio.Event()
+    results: dict[str, str] = {}
+
+    async def write(key: str, value: int) -> None:
+        results[key] = await batcher.submit((key, value))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, "first", 0)
+        await anyio.wait_all_tasks_blocked()  # "first" is in flight
+        for i in range(MAX_BATCH + 5):
+            tg.start_soon(write, f"k{i}", 2)
+        tg.start_soon(write, "k0", 4)  # the same key again: never twice in one batch
+        tg.start_soon(write, "odd", 1)  # another group
+        await anyio.wait_all_tasks_blocked()
+        server.gate.set()
+    assert results["first"] == "first:0" and results["odd"] == "odd:1"
+    assert results["k0"] in ("k0:2", "k0:4")
+    assert all(results[f"k{i}"] == f"k{i}:2" for i in range(1, MAX_BATCH + 5))
+    assert server.batches[0] == [("first", 0)]
+    assert max(len(batch) for batch in server.batches) == MAX_BATCH
+    for batch in server.batches:
+        assert len({key for key, _ in batch}) == len(batch)
+        assert len({value % 2 for _, value in batch}) == 1
+    assert len(server.batches) <= 5
+
+
+async def test_a_failed_batch_fails_its_writes_only():
+    server = Server()
+    batcher = make_batcher(server)
+    server.gate = anyio.Event()
+    server.fail_on = "bad"
+    outcomes: dict[str, object] = {}
+
+    async def write(key: str) -> None:
+        try:
+            outcomes[key] = await batcher.submit((key, 0))
+        except RuntimeError as exc:
+            outcomes[key] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, "alone")
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(write, "bad")
+        tg.start_soon(write, "with-bad")
+        await anyio.wait_all_tasks_blocked()
+        server.gate.set()
+    assert outcomes["alone"] == "alone:0"
+    assert isinstance(outcomes["bad"], RuntimeError)
+    assert isinstance(outcomes["with-bad"], RuntimeError)
+    assert await batcher.submit(("after", 0)) == "after:0"
+
+
+async def test_cancelled_callers_block_nobody():
+    server = Server()
+    batcher = make_batcher(server)
+    server.gate = anyio.Event()
+    done: dict[str, str] = {}
+    leader_scope = anyio.CancelScope()
+
+    async def write(key: str) -> None:
+        done[key] = await batcher.submit((key, 0))
+
+    async def lead() -> None:
+        with leader_scope:  # the sender's caller gives up: its batch is seen through
+            await write("leader")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lead)
+        await anyio.wait_all_tasks_blocked()
+        async with anyio.create_task_group() as waiting:
+            waiting.start_soon(write, "gone")
+            await anyio.wait_all_tasks_blocked()
+            waiting.cancel_scope.cancel()  # a waiting caller gives up
+        tg.start_soon(write, "next")
+        await anyio.wait_all_tasks_blocked()
+        leader_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        server.gate.set()
+    assert done["next"] == "next:0"
+    sent = [item for batch in server.batches for item in batch]
+    assert ("leader", 0) in sent and ("gone", 0) not in sent
+    assert await batcher.submit(("later", 0)) == "later:0"
