@@ -447,6 +447,10 @@ def _json_key(key: Any) -> str:
     return str(key)
 
 
+#: Where a request's response callback sits (the path of most callbacks that arrive).
+_RESPONSE_CALLBACK_PATH = [0, "responseCallback"]
+
+
 def unscrub(
     arguments: list[Any], callbacks: dict[str, Path], make_proxy: Callable[[int], Any]
 ) -> list[Any]:
@@ -458,6 +462,17 @@ def unscrub(
     """
     if not callbacks:
         return arguments
+    if len(callbacks) == 1:  # the common request: its response callback alone
+        for cid, path in callbacks.items():
+            if path == _RESPONSE_CALLBACK_PATH and type(path[0]) is int:
+                options = arguments[0] if arguments else None
+                if type(options) is dict and "responseCallback" in options:
+                    try:
+                        callback_id = int(cid)
+                    except ValueError:
+                        break  # skipped below, as any callback with such an id
+                    options["responseCallback"] = make_proxy(callback_id)
+                    return arguments
     for cid, path in callbacks.items():
         if not path:
             logger.debug("skipping callback %s: empty path", cid)
