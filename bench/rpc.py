@@ -14,9 +14,10 @@ The baselines make the same calls as bare JSON-RPC (``{id, method, params}`` ->
 the servers share one core and the clients another when the machine has two or more. Each
 figure is the median of ``--repeat`` rounds, the peers taking turns round by round. Besides
 calls/s (connections/s for ``connect``) it prints the server's and the client's CPU time
-per call (µs, ``server/client``, read from ``/proc`` on Linux) and the ratios Kite/websockets and Kite/aiohttp (above 1.0: Kite is
-faster). ``--tree PATH`` adds a fourth peer: Kite from another checkout (for before/after in
-the same run). Both event loops are measured in one run unless ``--loop`` says otherwise.
+per call (µs, ``server/client``, read from ``/proc`` on Linux) and the ratios Kite/websockets
+and Kite/aiohttp (above 1.0: Kite is faster). ``--tree PATH`` adds a fourth peer: Kite from
+another checkout (for before/after in the same run). Both event loops are measured in one run
+unless ``--loop`` says otherwise.
 
     python bench/rpc.py [--calls 5000] [--connects 500] [--repeat 5] [--loop both|asyncio|uvloop]
                         [--tree /path/to/old/checkout] [--workloads seq,conc64,conn100,connect]

@@ -22,8 +22,8 @@ when a stream has them, and does without otherwise:
 
 ``isinstance`` against a runtime-checkable protocol costs tens of microseconds, too much for
 every accepted connection: :func:`direct_write`, :func:`batch_send`, :func:`outbound_count`,
-:func:`coalescing_write`, :func:`holds_writes` and :func:`closes_shielded` answer once per class (so declare the
-abilities as class members: methods, properties or class attributes).
+:func:`coalescing_write`, :func:`holds_writes` and :func:`closes_shielded` answer once per
+class (so declare the abilities as class members: methods, properties or class attributes).
 """
 
 from __future__ import annotations
