@@ -554,9 +554,10 @@ class Connection:
                 waiter.set_result(event.result)  # type: ignore[union-attr]
             else:
                 waiter.set_exception(event.error)  # type: ignore[union-attr]
-            if self._hold is not None:
-                # the caller just woken may well call again at once, as may the others woken
-                # in this loop pass: their requests then leave together, in one write
+            if self._hold is not None and self.session.pending_count:
+                # with other calls in flight, more callers are likely woken in this loop pass
+                # and may well call again at once: their requests then leave in one write
+                # (with none, there is nothing to coalesce: no hold, no extra loop callback)
                 self._hold.hold_writes()
         elif kind is CallbackInvoked:
             self._run_ordered(event)  # type: ignore[arg-type]
