@@ -13,10 +13,11 @@ The baselines make the same calls as bare JSON-RPC (``{id, method, params}`` ->
 ``aiohttp``. Every peer runs its server in its own process, and its client in another one;
 the servers share one core and the clients another when the machine has two or more. Each
 figure is the median of ``--repeat`` rounds, the peers taking turns round by round. Besides
-calls/s (connections/s for ``connect``) it prints the server's CPU time per call (µs, read
-from ``/proc`` on Linux) and the ratios Kite/websockets and Kite/aiohttp (above 1.0: Kite is
-faster). ``--tree PATH`` adds a fourth peer: Kite from another checkout (for before/after in
-the same run). Both event loops are measured in one run unless ``--loop`` says otherwise.
+calls/s (connections/s for ``connect``) it prints the server's and the client's CPU time
+per call (µs, ``server/client``, read from ``/proc`` on Linux) and the ratios Kite/websockets
+and Kite/aiohttp (above 1.0: Kite is faster). ``--tree PATH`` adds a fourth peer: Kite from
+another checkout (for before/after in the same run). Both event loops are measured in one run
+unless ``--loop`` says otherwise.
 
     python bench/rpc.py [--calls 5000] [--connects 500] [--repeat 5] [--loop both|asyncio|uvloop]
                         [--tree /path/to/old/checkout] [--workloads seq,conc64,conn100,connect]
@@ -302,6 +303,7 @@ class Peer:
     client: subprocess.Popen[str] | None = None
     rates: dict[str, list[float]] = field(default_factory=dict)
     cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    client_cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -343,14 +345,17 @@ class Peer:
         assert self.server and self.client and self.client.stdin and self.client.stdout
         calls = CONNECTIONS * CALLS_PER_CONNECTION if workload == "conn100" else n
         before = cpu_seconds(self.server.pid)
+        client_before = cpu_seconds(self.client.pid)
         self.client.stdin.write(f"{workload} {n}\n")
         self.client.stdin.flush()
         line = self.client.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.label} client died during {workload}")
         used = cpu_seconds(self.server.pid) - before
+        client_used = cpu_seconds(self.client.pid) - client_before
         self.rates.setdefault(workload, []).append(float(line))
         self.cpu_us.setdefault(workload, []).append(used / calls * 1e6)
+        self.client_cpu_us.setdefault(workload, []).append(client_used / calls * 1e6)
 
     def stop(self) -> None:
         for process in (self.client, self.server):
@@ -366,10 +371,12 @@ class Peer:
                 process.kill()
                 process.wait()
 
-    def median(self, workload: str) -> tuple[float, float]:
+    def median(self, workload: str) -> tuple[float, float, float]:
+        """Median calls/s, server CPU µs per call and client CPU µs per call of ``workload``."""
         return (
             statistics.median(self.rates[workload]),
             statistics.median(self.cpu_us[workload]),
+            statistics.median(self.client_cpu_us[workload]),
         )
 
 
@@ -404,9 +411,9 @@ def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> li
         per = "conn" if workload == "connect" else "call"
         cells = []
         for peer in peers:
-            rate, cpu = peer.median(workload)
-            cells.append(f"{peer.label} {rate:7.0f} ({cpu:5.1f} µs)")
-        print(f"{workload:8s} {unit} (server cpu/{per}): " + "  ".join(cells))
+            rate, cpu, client_cpu = peer.median(workload)
+            cells.append(f"{peer.label} {rate:7.0f} ({cpu:5.1f}/{client_cpu:5.1f} µs)")
+        print(f"{workload:8s} {unit} (server/client cpu per {per}): " + "  ".join(cells))
         kite_rate = peers[0].median(workload)[0]
         ratios = [
             f"kite/{peer.label}={kite_rate / peer.median(workload)[0]:.2f}" for peer in peers[1:]

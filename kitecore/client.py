@@ -22,6 +22,7 @@ from kitecore.backoff import Backoff
 from kitecore.connection import Connection
 from kitecore.interceptors import METADATA_FIELD, ClientCall
 from kitecore.interceptors import run_chain as run_interceptors
+from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
 from kitecore.protocol.errors import AuthenticationError, SendError
 from kitecore.protocol.identity import KiteIdentity
@@ -484,8 +485,12 @@ class Client:
         if connection is None or connection.closed:
             connection = await self._wait_connected(timeout)
         with_args = list(args)
-        scrubbed, user_callbacks = connection.scrub(with_args)
-        callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
+        callbacks: dict[str, Path] = {}
+        for arg in with_args:  # scrubbed only when a function may be among them
+            if type(arg) not in SCALAR_TYPES:
+                with_args, user_callbacks = connection.scrub(with_args)
+                callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
+                break
         # the identity and authentication are encoded once, not for every call
         auth = self.auth
         identity = self.kite.identity_wire
@@ -494,7 +499,7 @@ class Client:
             encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
             self._request_encoder, self._encoder_auth = encoder, auth
         pending, callback_id = connection.call(
-            method, encoder, scrubbed, callbacks, {METADATA_FIELD: metadata} if metadata else None
+            method, encoder, with_args, callbacks, {METADATA_FIELD: metadata} if metadata else None
         )
         try:
             return await connection.wait_response(pending, callback_id, timeout)

@@ -55,6 +55,7 @@ from kitecore.transport import (
     batch_send,
     closes_shielded,
     direct_write,
+    holds_writes,
     outbound_count,
 )
 from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
@@ -173,7 +174,7 @@ class Connection:
         # streams that can write without a task switch (the WebSocket one) offer write_nowait
         self._direct = direct_write(stream)
         self._outbound = outbound_count(stream)
-        self._aclose_shielded = closes_shielded(stream)
+        self._hold = holds_writes(stream)
         self._outbox: list[str] = []
         self._writer_waiter: Waiter | None = None
         # the writer and the ordered-callback runner start when first needed: most
@@ -348,8 +349,11 @@ class Connection:
         """
         session = self.session
         callback_id = session.new_id()
-        callbacks[str(callback_id)] = [0, "responseCallback"]
-        self.send_text(encoder.encode(method, with_args, callbacks, extra))
+        if callbacks or extra:
+            callbacks[str(callback_id)] = [0, "responseCallback"]
+            self.send_text(encoder.encode(method, with_args, callbacks, extra))
+        else:  # the common call: no function among the arguments, no call options
+            self.send_text(encoder.encode_plain(method, with_args, callback_id))
         # registered only once sent (no reply can arrive before we yield): a send that fails,
         # and shuts the connection down on the way, leaves no pending call nobody waits for
         pending = PendingCall(method, self.new_waiter())
@@ -422,7 +426,7 @@ class Connection:
     async def _close_stream(self, code: int | None = None) -> None:
         """Close the stream, shielded from cancellation (by the stream itself if it says so:
         a cancel scope costs several microseconds per connection)."""
-        if self._aclose_shielded:
+        if closes_shielded(self.stream):  # (judged once per class)
             await self._aclose_stream(code)
         else:
             with anyio.CancelScope(shield=True):
@@ -550,6 +554,11 @@ class Connection:
                 waiter.set_result(event.result)  # type: ignore[union-attr]
             else:
                 waiter.set_exception(event.error)  # type: ignore[union-attr]
+            if self._hold is not None and self.session.pending_count:
+                # with other calls in flight, more callers are likely woken in this loop pass
+                # and may well call again at once: their requests then leave in one write
+                # (with none, there is nothing to coalesce: no hold, no extra loop callback)
+                self._hold.hold_writes()
         elif kind is CallbackInvoked:
             self._run_ordered(event)  # type: ignore[arg-type]
         elif kind is CallRejected:

@@ -15,12 +15,15 @@ when a stream has them, and does without otherwise:
 * :class:`ShieldedClose` - ``aclose_shielded``: ``aclose`` needs no cancel scope around it;
 * :class:`CoalescingWrite` - ``call_soon`` / ``write_buffered``: writes made in one event
   loop pass can leave together (SockJS frames several messages as one);
+* :class:`HoldWrites` - ``hold_writes``: what is written by the tasks the event loop has ready
+  now leaves in one write, after they have run (a client that has just woken several callers
+  with their replies: their next requests go out together);
 * :class:`HandshakeTimeout` (on a :class:`Transport`) - ``enforces_handshake_timeout``.
 
 ``isinstance`` against a runtime-checkable protocol costs tens of microseconds, too much for
 every accepted connection: :func:`direct_write`, :func:`batch_send`, :func:`outbound_count`,
-:func:`coalescing_write` and :func:`closes_shielded` answer once per class (so declare the
-abilities as class members: methods, properties or class attributes).
+:func:`coalescing_write`, :func:`holds_writes` and :func:`closes_shielded` answer once per
+class (so declare the abilities as class members: methods, properties or class attributes).
 """
 
 from __future__ import annotations
@@ -173,6 +176,17 @@ class CoalescingWrite(Protocol):
 
 
 @runtime_checkable
+class HoldWrites(Protocol):
+    """A stream on an event loop that can hold back writes for the rest of a loop pass."""
+
+    def hold_writes(self) -> None:
+        """Hold back what is written from now until the callbacks the event loop has ready
+        now (tasks just woken included) have run, then write it all at once. Cheap to call
+        again while holding."""
+        ...
+
+
+@runtime_checkable
 class HandshakeTimeout(Protocol):
     """A transport whose ``connect`` bounds its own handshake by
     :attr:`DialOptions.handshake_timeout` (``enforces_handshake_timeout`` True), so the
@@ -188,6 +202,7 @@ _MEMBERS: dict[type, tuple[str, ...]] = {
     OutboundCount: ("outbound_bytes",),
     ShieldedClose: ("aclose_shielded",),
     CoalescingWrite: ("call_soon", "write_buffered"),
+    HoldWrites: ("hold_writes",),
     HandshakeTimeout: ("enforces_handshake_timeout",),
 }
 _judged: dict[tuple[type, type], bool] = {}
@@ -219,6 +234,11 @@ def outbound_count(stream: object) -> OutboundCount | None:
 def coalescing_write(stream: object) -> CoalescingWrite | None:
     """``stream`` as a :class:`CoalescingWrite`, or None when its class lacks the ability."""
     return cast(CoalescingWrite, stream) if _has(stream, CoalescingWrite) else None
+
+
+def holds_writes(stream: object) -> HoldWrites | None:
+    """``stream`` as a :class:`HoldWrites`, or None when its class lacks the ability."""
+    return cast(HoldWrites, stream) if _has(stream, HoldWrites) else None
 
 
 def closes_shielded(stream: object) -> bool:

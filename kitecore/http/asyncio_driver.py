@@ -394,6 +394,8 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         # leave together, in one system call), and whether a flush is scheduled for them
         self._held: list[bytes] = []
         self._flush_scheduled = False
+        self._holding = False  # hold_writes() was called and its flush has not run yet
+        self._hold_calls = self._hold_seen = 0  # hold_writes() calls: all, and when queued
         self._write_paused = write_paused
         core.writes_blocked = write_paused
         self._read_paused = False  # too many received messages wait to be taken
@@ -564,6 +566,26 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         """Run ``callback`` at the end of this event-loop pass (to coalesce writes)."""
         self._loop.call_soon(callback)
 
+    def hold_writes(self) -> None:
+        """Hold back writes until the callbacks ready now have run: a flush goes to the end
+        of the loop's ready queue, behind the task just woken (by the reply the caller has
+        just delivered). Tasks woken after that flush was queued write in the next flush,
+        one loop pass later (called again while holding, the hold lasts one more pass)."""
+        self._hold_calls += 1
+        if not self._holding:
+            self._holding = True
+            self._hold_seen = self._hold_calls
+            self._loop.call_soon(self._end_hold)
+
+    def _end_hold(self) -> None:
+        self._flush_held()
+        if self._hold_seen != self._hold_calls and not self._lost:
+            # woken after this flush was queued: they run after it, in this pass
+            self._hold_seen = self._hold_calls
+            self._loop.call_soon(self._end_hold)
+        else:
+            self._holding = False
+
     @property
     def pending_bytes(self) -> int:
         """Always 0: the transport keeps what the kernel did not take."""
@@ -599,7 +621,9 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
             if self.core.outbound_overflow(queued, len(data)):
                 self._overflow(queued + len(data))
         held = self._held
-        if self._messages:
+        if self._holding:
+            held.append(data)  # written by _end_hold
+        elif self._messages:
             held.append(data)
             if not self._flush_scheduled:
                 self._flush_scheduled = True

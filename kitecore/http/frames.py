@@ -41,6 +41,7 @@ __all__ = [
     "encode_frame",
     "encode_text",
     "mask_payload",
+    "masking_key",
     "valid_close_code",
 ]
 
@@ -113,6 +114,35 @@ def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
     return value.to_bytes(n, "little")
 
 
+#: Masking keys drawn from the system's random source per ``os.urandom`` call: a client masks
+#: every frame it sends, and one system call per frame costs more than the masking itself.
+_KEYS_PER_DRAW = 1024
+_keys = b""
+_key_pos = 0
+
+
+def _forget_keys() -> None:
+    """Drop the keys drawn so far (in a forked child, which must not repeat its parent's)."""
+    global _keys, _key_pos
+    _keys, _key_pos = b"", 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_keys)
+
+
+def masking_key() -> bytes:
+    """A fresh 4-byte masking key from ``os.urandom`` (RFC 6455 section 5.3: unpredictable),
+    drawn in batches. Threads sharing the batch may rarely get the same key; every key is
+    still one the peer and the network could not predict."""
+    global _keys, _key_pos
+    pos = _key_pos
+    if pos >= len(_keys):
+        _keys, pos = os.urandom(4 * _KEYS_PER_DRAW), 0
+    _key_pos = pos + 4
+    return _keys[pos : pos + 4]
+
+
 def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
     """One final frame with ``opcode`` and ``payload``; clients set ``mask`` (RFC 6455 5.3)."""
     n = len(payload)
@@ -124,7 +154,7 @@ def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
     else:
         header = _pack_long(0x80 | opcode, 127 | mask_bit, n)
     if mask:
-        key = os.urandom(4)
+        key = masking_key()
         return header + key + mask_payload(key, payload)
     return header + payload
 

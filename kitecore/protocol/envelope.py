@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 _INVALID_RESPONSE = "Server has sent invalid response arguments"
+#: Method names whose request heads one :class:`RequestEncoder` keeps encoded.
+_CACHED_METHODS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +181,13 @@ class RequestEncoder:
     ``dnode.encode_call(method, request_arguments(...), callbacks)`` gives.
     """
 
-    __slots__ = ("_head", "authentication", "kite")
+    __slots__ = ("_head", "_starts", "authentication", "kite")
 
     def __init__(self, kite: dict[str, str], authentication: dict[str, str] | None) -> None:
         self.kite = kite
         self.authentication = authentication
+        # the text up to ``withArgs``'s value, per method name (a caller calls few methods)
+        self._starts: dict[str, str] = {}
         self._head = "".join(
             (
                 ',"arguments":[{"kite":',
@@ -206,7 +210,7 @@ class RequestEncoder:
         options after ``withArgs``. Raises :class:`SendError` when the arguments are not JSON.
         """
         encode_value = dnode.encode_value
-        parts = ['{"method":', encode_value(method), self._head, encode_value(with_args)]
+        parts = [self._start(method), encode_value(with_args)]
         if extra:
             for key, value in extra.items():
                 parts += (",", encode_value(key), ":", encode_value(value))
@@ -218,6 +222,34 @@ class RequestEncoder:
         if extra:
             options[0].update(extra)
         return dnode.encode_call(method, options, callbacks)
+
+    def encode_plain(self, method: str, with_args: list[Any], callback_id: int) -> str:
+        """The request calling ``method`` with ``with_args`` (already scrubbed, no function in
+        them) and its response callback ``callback_id`` alone, no extra options: what
+        ``encode(method, with_args, {str(callback_id): [0, "responseCallback"]})`` gives, in
+        fewer steps (the common call)."""
+        text = "".join(
+            (
+                self._start(method),
+                dnode.encode_value(with_args),
+                '}],"callbacks":{"',
+                str(int(callback_id)),
+                '":[0,"responseCallback"]}}',
+            )
+        )
+        if dnode.carriable(text):
+            return text
+        return self.encode(method, with_args, {str(callback_id): [0, "responseCallback"]})
+
+    def _start(self, method: str) -> str:
+        """The request's text up to the value of ``withArgs`` (cached per method name)."""
+        starts = self._starts
+        start = starts.get(method) if type(method) is str else None
+        if start is None:
+            start = '{"method":' + dnode.encode_value(method) + self._head
+            if type(method) is str and len(starts) < _CACHED_METHODS:
+                starts[method] = start
+        return start
 
 
 def response_arguments(result: Any = None, error: KiteError | None = None) -> list[Any]:

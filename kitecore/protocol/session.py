@@ -174,6 +174,11 @@ class Session:
         return len(self._functions) + len(self._pending)
 
     @property
+    def pending_count(self) -> int:
+        """Calls of ours still waiting for their reply."""
+        return len(self._pending)
+
+    @property
     def function_count(self) -> int:
         """Functions held for the peer (what ``max_callbacks`` bounds)."""
         return len(self._functions)

@@ -262,6 +262,53 @@ async def test_an_answer_leaves_while_other_messages_wait_untaken(anyio_backend:
 
 
 @ASYNCIO_ONLY
+async def test_writes_held_for_the_tasks_just_woken_leave_together(anyio_backend: Any) -> None:
+    """hold_writes(): what the tasks ready in this loop pass write leaves in one write, in
+    order, once they have run; tasks woken by a later hold_writes() in the same pass write in
+    the next flush; nothing is lost."""
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    async with listener:
+        ws, peer, counting = await _asyncio_ws_and_raw_peer(listener)
+        events = [anyio.Event() for _ in range(6)]
+        done = anyio.Event()
+        finished = 0
+
+        async def caller(n: int) -> None:
+            nonlocal finished
+            await events[n].wait()
+            ws.write_nowait([f"call {n}"])
+            finished += 1
+            if finished == len(events):
+                done.set()
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(events)):
+                tg.start_soon(caller, n)
+            await wait_all_tasks_blocked()
+            for event in events:  # as a reader delivering replies: wake, then hold
+                event.set()
+                ws.hold_writes()
+            assert counting.writes == []  # nothing leaves while held
+            with anyio.fail_after(5):
+                await done.wait()
+        decoder = FrameDecoder(expect_masked=True, max_message_size=1 << 20)
+        with anyio.fail_after(5):
+            while len(decoder.messages) < len(events):
+                decoder.feed(await peer.receive())
+        assert list(decoder.messages) == [f"call {n}" for n in range(len(events))]
+        assert 1 <= len(counting.writes) <= 2  # the first caller's flush, then the others'
+        written = len(counting.writes)
+        ws.write_nowait(["after"])  # no longer held: written at once
+        assert len(counting.writes) == written + 1
+        with anyio.fail_after(5):
+            while len(decoder.messages) < len(events) + 1:
+                decoder.feed(await peer.receive())
+        assert decoder.messages[-1] == "after"
+        await ws.aclose()
+        await peer.aclose()
+
+
+@ASYNCIO_ONLY
 async def test_reading_pauses_while_many_messages_wait(anyio_backend: Any) -> None:
     count = 3000
     server = HTTPServer()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 
 import pytest
 
@@ -22,6 +24,7 @@ from kitecore.http.frames import (
     encode_frame,
     encode_text,
     mask_payload,
+    masking_key,
 )
 
 
@@ -143,3 +146,31 @@ def test_encode_close_truncates_long_reason_on_a_character_boundary() -> None:
     (event,) = decoder.feed(frame)
     assert isinstance(event, Close) and event.code == 1000 and set(event.reason) == {"é"}
     assert encode_close(1005, "ignored", mask=False) == b"\x88\x00"
+
+
+def test_masking_keys_are_fresh_across_batches() -> None:
+    # keys come from os.urandom in batches: across several batches, (practically) no repeats
+    keys = [masking_key() for _ in range(5000)]
+    assert all(len(key) == 4 for key in keys)
+    assert len(set(keys)) > 4990
+    frames = {encode_text("same", mask=True)[2:6] for _ in range(100)}
+    assert len(frames) > 95  # the key sits after the 2-byte header
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
+def test_a_forked_child_does_not_repeat_its_parents_keys() -> None:
+    masking_key()  # a batch is drawn in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next keys go to the parent
+        os.close(read)
+        os.write(write, b"".join(masking_key() for _ in range(8)))
+        os._exit(0)
+    os.close(write)
+    child = b""
+    while chunk := os.read(read, 64):
+        child += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = b"".join(masking_key() for _ in range(8))
+    assert len(child) == 32 and child != parent

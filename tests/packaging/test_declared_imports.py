@@ -27,6 +27,8 @@ OPTIONAL_IMPORTS = {
     ("kitecore/contracts/storage.py", "pytest"),
     ("kitecore/contracts/transport.py", "pytest"),
     ("kite_kontrol/testing.py", "pytest"),
+    # the kitecore[speed] extra: used when installed, the standard library otherwise
+    ("kitecore/protocol/dnode.py", "msgspec"),
 }
 
 

@@ -334,6 +334,31 @@ def test_unscrub_kitejs_string_index() -> None:
     assert msg.arguments[0]["responseCallback"] == ("proxy", 1)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "callbacks"),
+    [
+        ([{"responseCallback": "[Function]"}], {"7": [0, "responseCallback"]}),
+        ([{"responseCallback": "[Function]"}], {"x7": [0, "responseCallback"]}),
+        ([{"responseCallback": "[Function]"}], {" 7": [0, "responseCallback"]}),
+        ([{"other": "[Function]"}], {"7": [0, "responseCallback"]}),
+        (["[Function]"], {"7": [0, "responseCallback"]}),
+        ([], {"7": [0, "responseCallback"]}),
+        ([{"responseCallback": "[Function]"}], {"7": [0.0, "responseCallback"]}),
+        ([{"responseCallback": "[Function]"}], {"7": [False, "responseCallback"]}),
+        ([{"responseCallback": "[Function]"}], {"7": ["0", "responseCallback"]}),
+    ],
+)
+def test_unscrub_one_response_callback_as_the_general_walk_does(
+    arguments: list[Any], callbacks: dict[str, Any]
+) -> None:
+    # a second callback that leads nowhere takes the general walk; both must agree
+    fast = copy.deepcopy(arguments)
+    general = copy.deepcopy(arguments)
+    unscrub(fast, callbacks, proxy)
+    unscrub(general, {**callbacks, "999": [5, "nowhere"]}, proxy)
+    assert fast == general
+
+
 def test_unscrub_nested_int_and_string_paths() -> None:
     args = [{"withArgs": ["[Function]", {"deep": [0, "[Function]"]}]}, "[Function]"]
     callbacks = {

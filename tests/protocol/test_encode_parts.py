@@ -105,3 +105,28 @@ def test_a_cycle_is_refused_without_registering_anything() -> None:
     with pytest.raises(SendError):
         session.encode_reply(1, cyclic)
     assert session.function_count == 0
+
+
+@hypothesis.given(
+    method=st.text(max_size=10),
+    args=st.lists(values, max_size=3),
+    callback_id=st.integers(min_value=0, max_value=2**40),
+    auth=st.none() | st.fixed_dictionaries({"type": st.text(max_size=6), "key": st.text()}),
+)
+def test_a_plain_request_is_what_encode_writes(
+    method: str, args: list[Any], callback_id: int, auth: dict[str, str] | None
+) -> None:
+    encoder = RequestEncoder(IDENTITY, auth)
+    callbacks: dict[str, Any] = {str(callback_id): [0, "responseCallback"]}
+    expected = encode_call(method, request_arguments(IDENTITY, auth, args, "[Function]"), callbacks)
+    assert encoder.encode_plain(method, args, callback_id) == expected
+    assert encoder.encode_plain(method, args, callback_id) == expected  # its cached head
+    assert encoder.encode(method, args, callbacks) == expected
+
+
+def test_the_cache_of_method_heads_is_bounded() -> None:
+    encoder = RequestEncoder(IDENTITY, None)
+    for n in range(1000):
+        text = encoder.encode_plain(f"m{n}", [n], n)
+        assert text == encoder.encode(f"m{n}", [n], {str(n): [0, "responseCallback"]})
+    assert len(encoder._starts) <= 64

@@ -161,11 +161,11 @@ def test_a_function_inside_with_args_becomes_a_proxy() -> None:
 def test_a_reply_resolves_its_pending_call_and_leaves_the_table() -> None:
     session = new_session()
     callback_id = call(session, pending="p")
-    assert session.callback_count == 1
+    assert session.callback_count == 1 and session.pending_count == 1
     event = session.receive(reply(callback_id, 16))
     assert event == ResponseReceived(callback_id, "p", 16, None)
     assert session.next_ordered() is None
-    assert session.callback_count == 0
+    assert session.callback_count == 0 and session.pending_count == 0
 
 
 @pytest.mark.parametrize(
