@@ -90,6 +90,10 @@ _RELEASE_DELAY = 1.0
 _RELEASE_STEADY = 0.5
 #: ... but no longer than this is waited for that.
 _RELEASE_MAX_WAIT = 30.0
+#: Seconds from one crowd's last release to the next crowd's first: a full collection costs
+#: milliseconds (tens with thousands of connections), and crowds of a few hundred can come and
+#: go every second; the crowds leaving meanwhile get their memory back once this has passed.
+_RELEASE_MIN_GAP = 10.0
 #: What a connection over the limits gets before it is closed (nothing has been read).
 _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n"
@@ -549,16 +553,22 @@ class HTTPServer:
     async def _release_memory(self) -> None:
         """Each time most of a crowd of connections has gone: once the burst of closes is
         over (the count of open connections steady for a moment), give free memory back to
-        the system, and once more after the close timeout.
+        the system, and once more after the close timeout; the next crowd's release no sooner
+        than :data:`_RELEASE_MIN_GAP` after that (deferred, never skipped).
 
         A task started with the server, not one per crowd: what a task started amid the
         closes allocates (its frame, its task-group bookkeeping) would still be alive at the
         release, and pin the memory pages the closes freed around it."""
+        next_allowed = anyio.current_time()
         while True:
             wanted = self._release_wanted
             if wanted is None:  # pragma: no cover - set before this task starts
                 return
             await wanted.wait()
+            # not sooner than _RELEASE_MIN_GAP after the last crowd's (a crowd leaving
+            # meanwhile is covered by this one's release)
+            if anyio.current_time() < next_allowed:
+                await anyio.sleep(next_allowed - anyio.current_time())
             self._release_wanted = anyio.Event()  # (a crowd leaving meanwhile: once more)
             deadline = anyio.current_time() + _RELEASE_MAX_WAIT
             count = -1
@@ -571,6 +581,7 @@ class HTTPServer:
             # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
             await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
             release_free_memory()
+            next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _close_idle_websockets(self, timeout: float) -> None:
         """Every quarter of ``timeout``: ping the upgraded connections silent for half of it,

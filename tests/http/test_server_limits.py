@@ -144,3 +144,38 @@ async def test_the_head_limit_holds_for_the_whole_head(anyio_backend: str) -> No
             assert head.startswith(b"HTTP/1.1 431 ")
             head = await answer(port, upgrade(extra=b"".join(lines[:8])))
             assert head.startswith(b"HTTP/1.1 101 ")
+
+
+async def test_crowds_leaving_in_quick_succession_share_a_memory_release(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection costs milliseconds: crowds that come and go every moment get it
+    after a gap since the last crowd's, not each its own (deferred, never skipped)."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 2)  # a crowd of two
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_MIN_GAP", 0.5)
+    released: list[float] = []
+    monkeypatch.setattr(
+        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
+    )
+    server = HTTPServer(close_timeout=0.01)
+    server.add_websocket_route("/ws", echo)
+
+    async def crowd(port: int, releases: int) -> None:
+        sockets = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(2)]
+        while server.limits.open < 2:  # noqa: ASYNC110 (a counter, no event to wait on)
+            await anyio.sleep(0.01)
+        for stream in sockets:
+            await stream.aclose()
+        while len(released) < releases:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+    async with serving(server) as port:
+        with anyio.fail_after(10):
+            await crowd(port, 2)  # a release, and one more after the close timeout
+            await crowd(port, 4)
+    assert released[2] - released[1] >= 0.5  # the next crowd's waited for the gap
