@@ -193,6 +193,8 @@ class Connection:
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._workers = 0  # counted per worker task, not per call
+        # the other tasks alive in the task group: writer, ordered runner, spawned ones
+        self._others = 0
         self._reader_wanted = False  # the next worker to wake takes over the reading
         self._running_calls = 0  # calls being served (one that never waits is never seen)
         if max_pending_calls != DEFAULT_MAX_PENDING_CALLS:
@@ -385,7 +387,16 @@ class Connection:
         """Run ``function(*args)`` in this connection's task group (cancelled on close)."""
         if self._task_group is None:
             raise SendError("can't start work, connection is not running")
-        self._task_group.start_soon(function, *args)
+        self._others += 1  # from now: it may block on anything (see _end_tasks)
+        self._task_group.start_soon(self._spawned, function, args)
+
+    async def _spawned(
+        self, function: Callable[..., Coroutine[Any, Any, object]], args: tuple[Any, ...]
+    ) -> None:
+        try:
+            await function(*args)
+        finally:
+            self._others -= 1
 
     async def run(self) -> None:
         """Serve the connection until the stream ends or :meth:`aclose` is called."""
@@ -616,34 +627,38 @@ class Connection:
 
     async def _ordered_loop(self) -> None:
         """Await the callbacks that returned awaitables, then what queued up behind them."""
-        _IN_CALLBACK_OF.set(self)
-        session = self.session
-        while not self._closed:
-            awaitable = self._ordered_awaitable
-            if awaitable is None:
-                waiter = self._ordered_waiter = self.new_waiter()
-                await waiter.wait()
-                self._ordered_waiter = None
-                continue
-            self._ordered_awaitable = None
-            while awaitable is not None:
-                try:
-                    await awaitable
-                except Exception:
-                    logger.exception("%r: callback raised", self)
-                awaitable = None
-                event = session.next_ordered()
-                while event is not None:
-                    if type(event) is ResponseReceived:
-                        _deliver(event)
-                    else:
-                        awaitable = self._call_callback(event)  # type: ignore[arg-type]
-                        if awaitable is not None:
-                            break
+        self._others += 1  # (see _end_tasks)
+        try:
+            _IN_CALLBACK_OF.set(self)
+            session = self.session
+            while not self._closed:
+                awaitable = self._ordered_awaitable
+                if awaitable is None:
+                    waiter = self._ordered_waiter = self.new_waiter()
+                    await waiter.wait()
+                    self._ordered_waiter = None
+                    continue
+                self._ordered_awaitable = None
+                while awaitable is not None:
+                    try:
+                        await awaitable
+                    except Exception:
+                        logger.exception("%r: callback raised", self)
+                    awaitable = None
                     event = session.next_ordered()
-                drained = self._ordered_drained
-                if drained is not None and session.ordered_backlog <= _ORDERED_HIGH_WATER // 2:
-                    drained.set_result(None)
+                    while event is not None:
+                        if type(event) is ResponseReceived:
+                            _deliver(event)
+                        else:
+                            awaitable = self._call_callback(event)  # type: ignore[arg-type]
+                            if awaitable is not None:
+                                break
+                        event = session.next_ordered()
+                    drained = self._ordered_drained
+                    if drained is not None and session.ordered_backlog <= _ORDERED_HIGH_WATER // 2:
+                        drained.set_result(None)
+        finally:
+            self._others -= 1
 
     # ---------------------------------------------------------------- worker pool
 
@@ -682,10 +697,15 @@ class Connection:
         """The stream ended: let idle tasks (workers, writer, ordered runner) end by
         themselves first -- a cancelled one leaves a traceback in a reference cycle (anyio's)
         that keeps the whole connection alive until the cycle collector runs -- then cancel
-        what is left."""
+        what is left. Mostly nothing is: then no cancel (anyio's builds a reason string with
+        the task's repr, some 10 µs per connection)."""
         self._shutdown(DisconnectError("Remote kite has disconnected"))
         await anyio.lowlevel.checkpoint()
-        tg.cancel_scope.cancel()
+        # workers, writer and ordered runner not started yet end at once when they start
+        # (they see the connection closed); a spawned task is counted from its spawning, a
+        # call being served (in a worker, or in the task that ran the reader) by itself
+        if self._workers or self._others or self._running_calls:
+            tg.cancel_scope.cancel()
 
     async def _worker(self) -> None:
         requests = self._requests
@@ -721,33 +741,37 @@ class Connection:
     # ---------------------------------------------------------------- writer
 
     async def _write_loop(self) -> None:
-        stream = self.stream
-        batching = batch_send(stream)
-        send_many = batching.send_many if batching is not None else None
-        direct = self._direct
-        while not self._closed:
-            if not self._outbox and not (direct is not None and direct.pending_bytes):
-                waiter = self._writer_waiter = self.new_waiter()
-                await waiter.wait()
-                self._writer_waiter = None
-                continue
-            batch, self._outbox = self._outbox, []
-            try:
-                if not batch:
-                    assert direct is not None  # only a direct write leaves bytes pending
-                    await direct.flush()  # what a direct write left over
-                elif send_many is not None:
-                    await send_many(batch)
-                else:
-                    for text in batch:
-                        await stream.send(text)
-            except _STREAM_GONE as exc:
-                logger.debug("%r: send failed: %s", self, exc)
-                self._shutdown(DisconnectError("Remote kite has disconnected"))
-                await self._close_stream()
-                return
-            if self._drained is not None:
-                self._drained.set_result(None)
+        self._others += 1  # (see _end_tasks)
+        try:
+            stream = self.stream
+            batching = batch_send(stream)
+            send_many = batching.send_many if batching is not None else None
+            direct = self._direct
+            while not self._closed:
+                if not self._outbox and not (direct is not None and direct.pending_bytes):
+                    waiter = self._writer_waiter = self.new_waiter()
+                    await waiter.wait()
+                    self._writer_waiter = None
+                    continue
+                batch, self._outbox = self._outbox, []
+                try:
+                    if not batch:
+                        assert direct is not None  # only a direct write leaves bytes pending
+                        await direct.flush()  # what a direct write left over
+                    elif send_many is not None:
+                        await send_many(batch)
+                    else:
+                        for text in batch:
+                            await stream.send(text)
+                except _STREAM_GONE as exc:
+                    logger.debug("%r: send failed: %s", self, exc)
+                    self._shutdown(DisconnectError("Remote kite has disconnected"))
+                    await self._close_stream()
+                    return
+                if self._drained is not None:
+                    self._drained.set_result(None)
+        finally:
+            self._others -= 1
 
     def _make_proxy(self, callback_id: int) -> RemoteCallback:
         return RemoteCallback(self, callback_id)
