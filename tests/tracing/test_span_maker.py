@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from kite_tracing_otel import KiteTracing
-from kite_tracing_otel.spans import SpanMaker
+from kite_tracing_otel.spans import ONLY_PARENT, SpanMaker
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
@@ -223,9 +223,15 @@ class Counting(RandomIdGenerator):
         return (self.next * 0x9E3779B97F4A7C15_F39CC0605CEDC834) % (1 << 128) or 1
 
 
+class OwnRatio(TraceIdRatioBased):
+    """A sampler the maker does not know: it asks it."""
+
+
 @pytest.mark.parametrize(
     "sampler",
     [
+        ParentBased(OwnRatio(0.3)),
+        OwnRatio(0.5),
         ALWAYS_ON,
         ALWAYS_OFF,
         TraceIdRatioBased(0.3),
@@ -247,7 +253,7 @@ def test_the_maker_takes_the_samplers_decisions(sampler: Sampler) -> None:
     for parent in parents:
         context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None
         for _ in range(50):
-            span = maker.start("n", SpanKind.SERVER, attributes, parent, lambda c=context: c)
+            span = maker.start("n", SpanKind.SERVER, attributes, parent, ONLY_PARENT)
             assert span is not None
             made = span.get_span_context()
             expected = sampler.should_sample(context, made.trace_id, "n", SpanKind.SERVER)
@@ -265,7 +271,7 @@ def test_an_ended_call_span_changes_no_more(caplog: pytest.LogCaptureFixture) ->
     provider = provider_with(exporter)
     maker = SpanMaker.for_tracer(provider.get_tracer("x"))
     assert maker is not None
-    span = maker.start("n", SpanKind.CLIENT, {"a": 1}, None, lambda: None)
+    span = maker.start("n", SpanKind.CLIENT, {"a": 1}, None, None)
     assert span is not None
     span.set_status(Status(StatusCode.OK))
     span.set_status(StatusCode.ERROR, "ignored: OK is final")

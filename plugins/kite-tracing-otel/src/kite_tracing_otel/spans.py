@@ -48,7 +48,7 @@ import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -81,9 +81,13 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.trace.propagation import set_span_in_context
 from opentelemetry.util.types import Attributes, AttributeValue
 
-__all__ = ["CallSpan", "SpanMaker"]
+if TYPE_CHECKING:
+    from kitecore import Request
+
+__all__ = ["ONLY_PARENT", "CallSpan", "SpanMaker"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +99,14 @@ _ALL = _LIMIT + 1
 _NONE = 0
 _UNSET = Status(StatusCode.UNSET)
 _RECORDING = (Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE)
+_ROOT = Context()
+#: ``context`` for :meth:`SpanMaker.start`: a context holding only the (remote) parent span.
+ONLY_PARENT = Context()
 #: W3C trace context level 2's flag (API 1.4x); without it the maker is not used.
 _RANDOM: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
-# trace flags by (sampled, random trace id), made once
-_FLAGS = {
-    (sampled, random): TraceFlags(
-        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT) | (_RANDOM or 0 if random else 0)
-    )
-    for sampled in (False, True)
-    for random in (False, True)
-}
+_RANDOM_BIT = _RANDOM or 0
+#: The trace flags of a span by their value (sampled: 1, random trace id: 2), made once.
+_FLAGS = [TraceFlags(value) for value in range(4)]
 #: ``on_start``/``_on_ending`` of the SDK's processors that do nothing.
 _NO_OPS = frozenset(
     function
@@ -130,6 +132,10 @@ class SpanMaker:
         #: sampler decided directly; ``None``: ask the sampler.
         self._bounds: tuple[int, int, int, int, int] | None = bounds
         self._is_enabled: Callable[[], bool] = getattr(tracer, "_is_enabled", _enabled)
+        ids = tracer.id_generator
+        self._new_trace_id = ids.generate_trace_id
+        self._new_span_id = ids.generate_span_id
+        self._random_ids = _RANDOM_BIT if ids.is_trace_id_random() else 0
 
     @classmethod
     def for_tracer(cls, tracer: Any) -> SpanMaker | None:
@@ -165,58 +171,75 @@ class SpanMaker:
         kind: SpanKind,
         attributes: Mapping[str, AttributeValue],
         parent: SpanContext | None,
-        context: Callable[[], Context | None],
+        context: Context | None,
+        request: Request | None = None,
     ) -> Span | None:
         """A started span: recorded (:class:`CallSpan`) or not (``NonRecordingSpan``), as the
         tracer's sampler decides; ``None`` when it must be left to the SDK's ``start_span``.
 
         ``parent`` is the valid parent span context (``None``: the span starts a trace);
-        ``context()`` gives the context the SDK would hand the sampler (asked only for a
-        sampler that is not decided directly). ``attributes`` are not copied: don't change
-        them afterwards.
+        ``context`` is what the SDK's ``start_span`` would get (``None``: the current context;
+        :data:`ONLY_PARENT`: a context holding only ``parent``), given to a sampler that is
+        not decided directly. ``attributes`` are not copied: don't change them afterwards.
+        ``request`` (a served call's): its id is added as ``kite.request_id`` (read only when
+        the attributes are needed, for a recorded span or such a sampler: it is made on first
+        read).
         """
-        processors = self._multi._span_processors
-        if processors is not self._processors:
-            self._processors = processors
-            self._plain = all(
-                type(p).on_start in _NO_OPS and type(p)._on_ending in _NO_OPS for p in processors
-            )
+        if self._multi._span_processors is not self._processors:
+            self._check_processors()
         if not self._plain or not self._is_enabled():
             return None
-        tracer = self._tracer
-        ids = tracer.id_generator
+        bounds = self._bounds
         if parent is None:
-            trace_id = ids.generate_trace_id()
-            random = ids.is_trace_id_random()
+            trace_id = self._new_trace_id()
+            random = self._random_ids
+            trace_state = None
+            bound = 0 if bounds is None else bounds[0]
         else:
             trace_id = parent.trace_id
-            random = parent.trace_flags.random_trace_id
-        bounds = self._bounds
-        if bounds is not None:
-            if parent is None:
-                bound = bounds[0]
+            flags = parent.trace_flags
+            random = flags & _RANDOM_BIT
+            trace_state = parent.trace_state
+            if bounds is None:
+                bound = 0
+            elif parent.is_remote:
+                bound = bounds[1] if flags & 1 else bounds[2]
             else:
-                sampled = parent.trace_flags.sampled
-                bound = bounds[(1 if sampled else 2) if parent.is_remote else (3 if sampled else 4)]
+                bound = bounds[3] if flags & 1 else bounds[4]
+        if bounds is not None:
             record = sample = trace_id & _LIMIT < bound
-            trace_state = None if parent is None else parent.trace_state
+            if not record:
+                return NonRecordingSpan(
+                    SpanContext(trace_id, self._new_span_id(), False, _FLAGS[random], trace_state)
+                )
+            if request is not None:
+                attributes = {**attributes, "kite.request_id": request.id}
         else:
-            result = tracer.sampler.should_sample(context(), trace_id, name, kind, attributes, ())
+            if request is not None:
+                attributes = {**attributes, "kite.request_id": request.id}
+            if context is ONLY_PARENT:
+                context = _ROOT if parent is None else set_span_in_context(NonRecordingSpan(parent))
+            result = self._tracer.sampler.should_sample(
+                context, trace_id, name, kind, attributes, ()
+            )
             record = result.decision in _RECORDING
             sample = result.decision is Decision.RECORD_AND_SAMPLE
             trace_state = result.trace_state
             if record:
                 attributes = result.attributes or {}
         span_context = SpanContext(
-            trace_id,
-            ids.generate_span_id(),
-            False,
-            _FLAGS[sample, random],
-            trace_state,
+            trace_id, self._new_span_id(), False, _FLAGS[sample | random], trace_state
         )
         if not record:
             return NonRecordingSpan(span_context)
         return CallSpan(self, name, kind, span_context, parent, attributes)
+
+    def _check_processors(self) -> None:
+        """The provider's processors changed: see whether they leave the spans to us."""
+        processors = self._processors = self._multi._span_processors
+        self._plain = all(
+            type(p).on_start in _NO_OPS and type(p)._on_ending in _NO_OPS for p in processors
+        )
 
 
 def _enabled() -> bool:

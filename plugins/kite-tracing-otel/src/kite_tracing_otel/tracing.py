@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -51,8 +51,11 @@ from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
 
 from . import w3c
 
-if TYPE_CHECKING:
-    from .spans import SpanMaker
+try:
+    from .spans import ONLY_PARENT, SpanMaker
+except ImportError:  # the API alone (no SDK): the tracer makes the spans
+    SpanMaker = None  # type: ignore[assignment,misc]  # (a module-level "maybe")
+    ONLY_PARENT = otel_context.Context()
 
 __all__ = ["INSTRUMENTATION_NAME", "KiteTracing"]
 
@@ -94,13 +97,12 @@ class KiteTracing:
 
     async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
         """A ``SERVER`` span around one served call, child of the caller's span if it sent one."""
-        metadata = call.metadata
         key = (call.kite.name, call.method, call.peer.remote_address)
         static = self._server_static.get(key)
         if static is None:
             static = self._server_static.remember(key, _server_static(*key))
-        name, shared = static
-        attributes = {**shared, "kite.request_id": call.request.id}
+        name, attributes = static
+        metadata = call.metadata
         # without trace context from the caller the call starts a trace of its own
         context: otel_context.Context | None = None  # the caller's, when not only its span
         if not metadata:
@@ -113,18 +115,14 @@ class KiteTracing:
         span = None
         if self._maker is not None:
             span = self._maker.start(
-                name,
-                SpanKind.SERVER,
-                attributes,
-                parent,
-                (lambda: _context_of(parent)) if context is None else (lambda: context),
+                name, SpanKind.SERVER, attributes, parent, context or ONLY_PARENT, call.request
             )
         if span is None:
             span = self.tracer.start_span(
                 name,
                 context=_context_of(parent) if context is None else context,
                 kind=SpanKind.SERVER,
-                attributes=attributes,
+                attributes={**attributes, "kite.request_id": call.request.id},
             )
         token = otel_context.attach(trace.set_span_in_context(span, context or _ROOT))
         try:
@@ -148,7 +146,7 @@ class KiteTracing:
         span = None
         if self._maker is not None:
             parent = _valid(trace.get_current_span().get_span_context())
-            span = self._maker.start(name, SpanKind.CLIENT, attributes, parent, _current)
+            span = self._maker.start(name, SpanKind.CLIENT, attributes, parent, None)
         if span is None:
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         if self.propagator is None:
@@ -171,9 +169,7 @@ class KiteTracing:
 
 def _span_maker(tracer: Tracer) -> SpanMaker | None:
     """A :class:`SpanMaker` for an SDK tracer it can serve (``None`` without the SDK)."""
-    try:
-        from .spans import SpanMaker
-    except ImportError:  # the API alone
+    if SpanMaker is None:  # the API alone
         return None
     return SpanMaker.for_tracer(tracer)
 
@@ -187,11 +183,6 @@ def _context_of(parent: SpanContext | None) -> otel_context.Context:
     if parent is None:
         return _ROOT
     return trace.set_span_in_context(NonRecordingSpan(parent), _ROOT)
-
-
-def _current() -> None:
-    """The context a client span's sampler gets: ``None``, the current one (as the SDK)."""
-    return None
 
 
 #: A span's name and the attributes every span of one key shares.

@@ -13,7 +13,13 @@ from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["extract", "inject", "remote_parent"]
@@ -43,11 +49,7 @@ def remote_parent(carrier: Mapping[str, str]) -> SpanContext | None:
         return None
     state = carrier.get("tracestate")
     return SpanContext(
-        trace_id,
-        span_id,
-        is_remote=True,
-        trace_flags=_FLAGS[flags],
-        trace_state=TraceState.from_header([state]) if state else None,
+        trace_id, span_id, True, _FLAGS[flags], TraceState.from_header([state]) if state else None
     )
 
 
@@ -69,5 +71,6 @@ def inject(carrier: MutableMapping[str, str], span_context: SpanContext) -> None
         span_context.span_id,
         _FLAGS_TEXT.get(flags) or f"{flags:02x}",
     )
-    if span_context.trace_state:
-        carrier["tracestate"] = span_context.trace_state.to_header()
+    state = span_context.trace_state
+    if state is not DEFAULT_TRACE_STATE and state:
+        carrier["tracestate"] = state.to_header()
