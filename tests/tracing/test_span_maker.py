@@ -266,6 +266,18 @@ def test_the_maker_takes_the_samplers_decisions(sampler: Sampler) -> None:
             span.end()
 
 
+def test_the_maker_follows_a_replaced_sampler() -> None:
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    tracer = provider.get_tracer("x")
+    maker = SpanMaker.for_tracer(tracer)
+    assert maker is not None
+    span = maker.start("n", SpanKind.CLIENT, {}, None, None)
+    assert span is not None and span.is_recording()
+    tracer.sampler = ALWAYS_OFF  # the SDK's start_span reads it at every span
+    span = maker.start("n", SpanKind.CLIENT, {}, None, None)
+    assert span is not None and not span.is_recording()
+
+
 def test_an_ended_call_span_changes_no_more(caplog: pytest.LogCaptureFixture) -> None:
     exporter = InMemorySpanExporter()
     provider = provider_with(exporter)

@@ -118,9 +118,7 @@ _NO_OPS = frozenset(
 class SpanMaker:
     """Call spans for one SDK tracer (see the module's text). Make it with :meth:`for_tracer`."""
 
-    def __init__(
-        self, tracer: SdkTracer, limits: SpanLimits, scope: Any, multi: Any, bounds: Any
-    ) -> None:
+    def __init__(self, tracer: SdkTracer, limits: SpanLimits, scope: Any, multi: Any) -> None:
         self._tracer = tracer
         self._limits = limits
         self._scope = scope
@@ -128,14 +126,8 @@ class SpanMaker:
         #: The processors last seen and whether they leave their spans to this maker.
         self._processors: tuple[SpanProcessor, ...] | None = None
         self._plain = False
-        #: Sampling bounds (root, remote sampled, remote not, local sampled, local not) of a
-        #: sampler decided directly; ``None``: ask the sampler.
-        self._bounds: tuple[int, int, int, int, int] | None = bounds
         self._is_enabled: Callable[[], bool] = getattr(tracer, "_is_enabled", _enabled)
-        ids = tracer.id_generator
-        self._new_trace_id = ids.generate_trace_id
-        self._new_span_id = ids.generate_span_id
-        self._random_ids = _RANDOM_BIT if ids.is_trace_id_random() else 0
+        self._follow(tracer)
 
     @classmethod
     def for_tracer(cls, tracer: Any) -> SpanMaker | None:
@@ -163,7 +155,7 @@ class SpanMaker:
             or limits.max_span_attribute_length is not None
         ):
             return None
-        return cls(tracer, limits, scope, multi, _bounds(tracer.sampler))
+        return cls(tracer, limits, scope, multi)
 
     def start(
         self,
@@ -189,6 +181,9 @@ class SpanMaker:
             self._check_processors()
         if not self._plain or not self._is_enabled():
             return None
+        tracer = self._tracer
+        if tracer.sampler is not self._sampler or tracer.id_generator is not self._ids:
+            self._follow(tracer)
         bounds = self._bounds
         if parent is None:
             trace_id = self._new_trace_id()
@@ -219,9 +214,7 @@ class SpanMaker:
                 attributes = {**attributes, "kite.request_id": request.id}
             if context is ONLY_PARENT:
                 context = _ROOT if parent is None else set_span_in_context(NonRecordingSpan(parent))
-            result = self._tracer.sampler.should_sample(
-                context, trace_id, name, kind, attributes, ()
-            )
+            result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             record = result.decision in _RECORDING
             sample = result.decision is Decision.RECORD_AND_SAMPLE
             trace_state = result.trace_state
@@ -233,6 +226,18 @@ class SpanMaker:
         if not record:
             return NonRecordingSpan(span_context)
         return CallSpan(self, name, kind, span_context, parent, attributes)
+
+    def _follow(self, tracer: SdkTracer) -> None:
+        """Take the tracer's sampler and id generator (again, when one was replaced: the SDK
+        reads them at every span)."""
+        self._sampler = tracer.sampler
+        #: Sampling bounds (root, remote sampled, remote not, local sampled, local not) of a
+        #: sampler decided directly; ``None``: ask the sampler.
+        self._bounds: tuple[int, int, int, int, int] | None = _bounds(tracer.sampler)
+        ids = self._ids = tracer.id_generator
+        self._new_trace_id = ids.generate_trace_id
+        self._new_span_id = ids.generate_span_id
+        self._random_ids = _RANDOM_BIT if ids.is_trace_id_random() else 0
 
     def _check_processors(self) -> None:
         """The provider's processors changed: see whether they leave the spans to us."""
