@@ -273,7 +273,8 @@ class Session:
         """Stop expecting a reply at ``callback_id`` (the caller gave up), or drop a function."""
         if self._pending.pop(callback_id, None) is None:
             self._functions.pop(callback_id, None)
-        elif isinstance(self._unordered, set):
+        elif self._unordered:  # (a set once a reply was made unordered)
+            assert isinstance(self._unordered, set)
             self._unordered.discard(callback_id)
 
     # ------------------------------------------------------------------ receiving
@@ -375,7 +376,8 @@ class Session:
     ) -> CallbackInvoked | ResponseReceived | None:
         pending = self._pending.pop(callback_id, None)
         if pending is not None:
-            if isinstance(self._unordered, set):
+            if self._unordered:  # (a set once a reply was made unordered)
+                assert isinstance(self._unordered, set)
                 self._unordered.discard(callback_id)
             result = None
             if error is None:
