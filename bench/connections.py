@@ -14,9 +14,11 @@ Both processes raise their descriptor limit to the hard limit (``resource.setrli
 
     python bench/connections.py [-n 10000] [--parallel 200] [--calls 500] [--repeat 1]
                                 [--loop asyncio|uvloop|trio] [--tree /path/to/other/checkout]
+                                [--malloc pymalloc|malloc]
 
 ``--loop`` picks the server's event loop; ``--tree`` runs the server on Kite from another
-checkout (for before/after comparisons: the same bench, the same client).
+checkout (for before/after comparisons: the same bench, the same client); ``--malloc malloc``
+runs the server with ``PYTHONMALLOC=malloc`` (see docs/limits.md: memory after a crowd).
 """
 
 from __future__ import annotations
@@ -191,6 +193,12 @@ def main() -> None:
         "--loop", choices=("asyncio", "uvloop", "trio"), default="asyncio", help="server loop"
     )
     parser.add_argument("--tree", help="run the server on Kite from this checkout")
+    parser.add_argument(
+        "--malloc",
+        choices=("pymalloc", "malloc"),
+        default="pymalloc",
+        help="the server's allocator for small objects (PYTHONMALLOC)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
@@ -202,6 +210,9 @@ def main() -> None:
     if got < wanted:
         sys.exit(f"need {wanted} descriptors, the hard limit allows {got}")
     env = dict(os.environ)
+    env.pop("PYTHONMALLOC", None)
+    if args.malloc == "malloc":
+        env["PYTHONMALLOC"] = "malloc"
     if args.tree:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.tree, env.get("PYTHONPATH")]))
     server = subprocess.Popen(
@@ -213,7 +224,10 @@ def main() -> None:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        print(f"server on {args.loop}" + (f", Kite from {args.tree}" if args.tree else ""))
+        print(
+            f"server on {args.loop}, {args.malloc}"
+            + (f", Kite from {args.tree}" if args.tree else "")
+        )
         for i in range(args.repeat):
             r = asyncio.run(round_(server.pid, port, args))
             mib = 2**20
