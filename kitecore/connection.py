@@ -143,12 +143,12 @@ class Connection:
     # of this many attributes is a table of its own (some 1.5 KiB per connection, measured).
     __slots__ = (
         "__weakref__",
-        "_aclose_shielded",
         "_closed",
         "_direct",
         "_dispatch",
         "_drained",
         "_finished",
+        "_hold",
         "_idle_seen",
         "_idle_workers",
         "_max_pending_calls",
