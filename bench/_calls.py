@@ -35,6 +35,9 @@ class Setup:
     rates: dict[str, list[float]] = field(default_factory=dict)
     #: Calls per CPU-second of server and client together (robust on a busy machine).
     cpu_rates: dict[str, list[float]] = field(default_factory=dict)
+    #: CPU µs per call of the server and of the client process, each round.
+    server_us: dict[str, list[float]] = field(default_factory=dict)
+    client_us: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _prepare(tree: str | None) -> None:
@@ -174,7 +177,10 @@ def run(
                     child.stdin.write(f"{workload} {n}\n")
                     child.stdin.flush()
                     count, wall, cpu = json.loads(child.stdout.readline())
-                    cpu += _cpu_seconds(servers[setup.label]) - server_cpu_before
+                    server_seconds = _cpu_seconds(servers[setup.label]) - server_cpu_before
+                    setup.server_us.setdefault(workload, []).append(server_seconds / count * 1e6)
+                    setup.client_us.setdefault(workload, []).append(cpu / count * 1e6)
+                    cpu += server_seconds
                     setup.rates.setdefault(workload, []).append(count / wall)
                     setup.cpu_rates.setdefault(workload, []).append(count / cpu)
                     if between_rounds is not None:
@@ -217,6 +223,12 @@ def report(
                 f"{setup.label} {median(setup, workload, cpu):8.0f}" for setup in setups
             )
             print(f"{workload:7s} {unit:12s} {cells}")
+        cells = "  ".join(
+            f"{setup.label} {statistics.median(setup.server_us[workload]):5.1f}"
+            f"+{statistics.median(setup.client_us[workload]):5.1f}"
+            for setup in setups
+        )
+        print(f"{workload:7s} {'CPU µs/call':12s} {cells}  (server+client)")
     for cpu in (False, True):
         parts = []
         for workload, _ in workloads:

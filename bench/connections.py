@@ -13,6 +13,12 @@ would, and reports:
 Both processes raise their descriptor limit to the hard limit (``resource.setrlimit``).
 
     python bench/connections.py [-n 10000] [--parallel 200] [--calls 500] [--repeat 1]
+                                [--loop asyncio|uvloop|trio] [--tree /path/to/other/checkout]
+                                [--malloc pymalloc|malloc]
+
+``--loop`` picks the server's event loop; ``--tree`` runs the server on Kite from another
+checkout (for before/after comparisons: the same bench, the same client); ``--malloc malloc``
+runs the server with ``PYTHONMALLOC=malloc`` (see docs/limits.md: memory after a crowd).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ def raise_fd_limit(wanted: int) -> int:
 # ---------------------------------------------------------------- server
 
 
-def serve(fd_limit: int) -> None:
+def serve(fd_limit: int, loop: str) -> None:
     import anyio
 
     from kitecore import Config, Kite
@@ -66,7 +72,10 @@ def serve(fd_limit: int) -> None:
             print(kite.port, flush=True)
             await anyio.sleep_forever()
 
-    anyio.run(main)
+    if loop == "uvloop":
+        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+    else:
+        anyio.run(main, backend=loop)
 
 
 def rss(pid: int) -> int:
@@ -180,22 +189,45 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=200, help="connects in flight")
     parser.add_argument("--calls", type=int, default=500, help="calls of the fresh caller")
     parser.add_argument("--repeat", type=int, default=1, help="rounds on the same server")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop", "trio"), default="asyncio", help="server loop"
+    )
+    parser.add_argument("--tree", help="run the server on Kite from this checkout")
+    parser.add_argument(
+        "--malloc",
+        choices=("pymalloc", "malloc"),
+        default="pymalloc",
+        help="the server's allocator for small objects (PYTHONMALLOC)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.loop)
         return
 
     wanted = args.n + 1024
     got = raise_fd_limit(wanted)
     if got < wanted:
         sys.exit(f"need {wanted} descriptors, the hard limit allows {got}")
+    env = dict(os.environ)
+    env.pop("PYTHONMALLOC", None)
+    if args.malloc == "malloc":
+        env["PYTHONMALLOC"] = "malloc"
+    if args.tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.tree, env.get("PYTHONPATH")]))
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(wanted)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve", str(wanted), "--loop", args.loop],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
+        print(
+            f"server on {args.loop}, {args.malloc}"
+            + (f", Kite from {args.tree}" if args.tree else "")
+        )
         for i in range(args.repeat):
             r = asyncio.run(round_(server.pid, port, args))
             mib = 2**20

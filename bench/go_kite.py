@@ -20,6 +20,8 @@ is faster; CPU: below 1.0 ours costs less). ``--uvloop`` runs our server on uvlo
 ``--tree PATH`` adds our server from another checkout (its ``kitecore`` and plugins first on
 ``sys.path``), for before/after in the same run.
 
+Without ``--go-server`` it measures our server alone (``bench/run.py`` runs it so).
+
     python bench/go_kite.py --go-server /path/to/go-kite [--calls 5000] [--repeat 5] [--uvloop]
                             [--tree /path/to/old/checkout]
 """
@@ -165,7 +167,9 @@ class Server:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--go-server", help="the Go kite server binary (see the docstring)")
+    parser.add_argument(
+        "--go-server", help="the Go kite server binary (see the docstring); none: ours only"
+    )
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--uvloop", action="store_true", help="run our server on uvloop")
@@ -182,10 +186,12 @@ def main() -> None:
     if args.client:
         client_main(args.url, args.client, args.calls)
         return
-    if not args.go_server:
-        parser.error("--go-server is required (a Go kite you built; see the docstring)")
     ours = [sys.executable, __file__, "--serve", *(["--uvloop"] if args.uvloop else [])]
-    servers = [Server("go", [args.go_server, "-port", "0"]), Server("kite", ours)]
+    servers = [Server("kite", ours)]
+    if args.go_server:
+        servers.insert(0, Server("go", [args.go_server, "-port", "0"]))
+    else:
+        print("no --go-server given: our server only (see the docstring for the Go one)")
     if args.tree:
         servers.append(Server("kite-tree", [*ours, "--tree", args.tree]))
     for server in servers:
@@ -201,12 +207,14 @@ def main() -> None:
     loop = "uvloop" if args.uvloop else "asyncio"
     print(f"load average {os.getloadavg()[0]:.2f}; our server on {loop}; medians of {args.repeat}")
     print(f"{'server':10} {'workload':9} {'calls/s':>9} {'server CPU µs/call':>19}")
-    go = servers[0]
     for workload in WORKLOADS:
         for server in servers:
             rate = statistics.median(server.rates[workload])
             cpu = statistics.median(server.cpu_per_call[workload])
             print(f"{server.label:10} {workload:9} {rate:9.0f} {cpu:19.1f}")
+    if not args.go_server:
+        return
+    go = servers[0]
     for server in servers[1:]:
         for workload in WORKLOADS:
             rate = statistics.median(server.rates[workload]) / statistics.median(go.rates[workload])

@@ -6,8 +6,9 @@ Set-ups, each its own server and client process, measured in alternating rounds:
 - ``observed``: kite-metrics-prometheus (``/metrics`` served by the server and scraped over
   HTTP after every round) and kite-tracing-otel (the SDK's ``TracerProvider`` with a
   ``BatchSpanProcessor``, as a deployment would use, or ``--processor simple``, and an
-  exporter that drops the spans; every trace sampled unless ``--sample-ratio`` says
-  otherwise), on both sides.
+  exporter that drops the spans), on both sides; once per ``--sample-ratio``: by default
+  every trace sampled (``observed 100%``) and the documented production setting,
+  ``ParentBased(TraceIdRatioBased(0.01))`` (``observed 1%``).
 
 With ``--parts`` also ``metrics`` and ``tracing`` alone, and ``spans``: bare SDK spans (one
 per call and side, no context carried), the share of the cost that is the SDK's own.
@@ -15,8 +16,8 @@ Workloads: ``seq`` (one call after another) and ``conc64`` (64 in flight). Print
 and the ratios to plain, by wall clock and by CPU time (server + client CPU seconds per
 round: steadier on a busy machine).
 
-    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0]
-        [--processor batch|simple] [--parts]
+    python bench/observability.py [--calls 5000] [--repeat 7] [--sample-ratio 1.0 ...]
+        [--processor batch|simple] [--parts] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -103,17 +104,33 @@ def _observed(kite: Any, side: str) -> None:
     _tracing(kite, side)
 
 
-MODES = {
-    "plain": (["websocket"], _plain),
-    "metrics": (["websocket"], _metrics),
-    "tracing": (["websocket"], _tracing),
-    "observed": (["websocket"], _observed),
-    "spans": (["websocket"], _spans),
-}
+class _Modes(dict[str, Any]):
+    """The modes; ``"<mode>:<ratio>"`` is ``<mode>`` with that share of traces sampled."""
+
+    def __missing__(self, key: str) -> Any:
+        mode, _, ratio = key.partition(":")
+        if not ratio:
+            raise KeyError(key)
+        os.environ["KITE_BENCH_SAMPLE_RATIO"] = ratio  # read by _provider in this child
+        return self[mode]
+
+
+#: The sampling the plugin's README recommends for production.
+RECOMMENDED_RATIO = 0.01
+
+MODES = _Modes(
+    {
+        "plain": (["websocket"], _plain),
+        "metrics": (["websocket"], _metrics),
+        "tracing": (["websocket"], _tracing),
+        "observed": (["websocket"], _observed),
+        "spans": (["websocket"], _spans),
+    }
+)
 
 
 def scrape(setup: _calls.Setup, url: str) -> None:
-    if setup.mode not in ("observed", "metrics"):
+    if setup.mode.partition(":")[0] not in ("observed", "metrics"):
         return
     metrics_url = url.replace("ws://", "http://").removesuffix("/kite") + "/metrics"
     with urllib.request.urlopen(metrics_url, timeout=10) as answer:
@@ -128,8 +145,9 @@ def main() -> None:
     parser.add_argument(
         "--sample-ratio",
         type=float,
-        default=1.0,
-        help="traces sampled (ParentBased(TraceIdRatioBased)); 1.0 records every span",
+        action="append",
+        help="share of traces sampled (ParentBased(TraceIdRatioBased)), once per value; "
+        f"default: 1.0 (every span recorded) and {RECOMMENDED_RATIO} (the recommended setting)",
     )
     parser.add_argument(
         "--processor",
@@ -148,25 +166,30 @@ def main() -> None:
         help="also measure metrics alone, tracing alone and bare SDK spans",
     )
     args = parser.parse_args()
-    os.environ["KITE_BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)  # for the child processes
-    os.environ["KITE_BENCH_PROCESSOR"] = args.processor
-    setups = [_calls.Setup("plain", "plain"), _calls.Setup("observed", "observed")]
-    ratios = [("observed", "plain")]
-    if args.baseline_tree:
-        tree = os.path.abspath(args.baseline_tree)
-        setups.append(_calls.Setup("observed@base", "observed", tree))
-        ratios.append(("observed@base", "plain"))
-    if args.parts:
+    sample_ratios = args.sample_ratio or [1.0, RECOMMENDED_RATIO]
+    os.environ["KITE_BENCH_PROCESSOR"] = args.processor  # for the child processes
+    setups = [_calls.Setup("plain", "plain")]
+    ratios = []
+    for ratio in sample_ratios:
+        label = f"observed {ratio:.0%}"
+        setups.append(_calls.Setup(label, f"observed:{ratio}"))
+        ratios.append((label, "plain"))
+        if args.baseline_tree:
+            tree = os.path.abspath(args.baseline_tree)
+            setups.append(_calls.Setup(f"base {ratio:.0%}", f"observed:{ratio}", tree))
+            ratios.append((f"base {ratio:.0%}", "plain"))
+    if args.parts:  # at the first ratio
+        first = sample_ratios[0]
         setups += [
             _calls.Setup("metrics", "metrics"),
-            _calls.Setup("tracing", "tracing"),
-            _calls.Setup("spans", "spans"),
+            _calls.Setup("tracing", f"tracing:{first}"),
+            _calls.Setup("spans", f"spans:{first}"),
         ]
         ratios += [("metrics", "plain"), ("tracing", "plain"), ("spans", "plain")]
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
     cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
     print(
-        f"tracing: ParentBased(TraceIdRatioBased({args.sample_ratio})), "
+        f"tracing: ParentBased(TraceIdRatioBased(r)), r = {sample_ratios}, "
         f"{args.processor} span processor, spans dropped"
     )
     _calls.report(setups, workloads, ratios, args.repeat, cpus)

@@ -108,10 +108,12 @@ class Client:
         self.username = remote_kite.username if remote_kite else ""
         self.transport = transport
         self.connection: Connection | None = connection
-        self.backoff = Backoff()
-        self._connect_hooks: list[Hook] = []
-        self._disconnect_hooks: list[Hook] = []
-        self._token_expire_hooks: list[Hook] = []
+        # made when first needed: a kite holds a client per accepted connection, and those
+        # never redial and seldom get hooks
+        self._backoff: Backoff | None = None
+        self._connect_hooks: list[Hook] | tuple[()] = ()
+        self._disconnect_hooks: list[Hook] | tuple[()] = ()
+        self._token_expire_hooks: list[Hook] | tuple[()] = ()
         self._reconnect = False
         self._closed = False
         self._connected_event_: anyio.Event | None = None
@@ -160,8 +162,21 @@ class Client:
     def connected(self) -> bool:
         return self.connection is not None and not self.connection.closed
 
+    @property
+    def backoff(self) -> Backoff:
+        """The waits between redials (Kite's reconnect backoff unless replaced)."""
+        if self._backoff is None:
+            self._backoff = Backoff()
+        return self._backoff
+
+    @backoff.setter
+    def backoff(self, value: Backoff) -> None:
+        self._backoff = value
+
     def on_connect(self, hook: Hook) -> Hook:
         """Call ``hook(client)`` after every successful dial (usable as a decorator)."""
+        if not isinstance(self._connect_hooks, list):
+            self._connect_hooks = []
         self._connect_hooks.append(hook)
         return hook
 
@@ -176,11 +191,15 @@ class Client:
         The hook is expected to renew :attr:`auth` (Kontrol clients install one); the call
         is then made once more. Without hooks the error goes straight to the caller.
         """
+        if not isinstance(self._token_expire_hooks, list):
+            self._token_expire_hooks = []
         self._token_expire_hooks.append(hook)
         return hook
 
     def on_disconnect(self, hook: Hook) -> Hook:
         """Call ``hook(client)`` whenever the connection drops."""
+        if not isinstance(self._disconnect_hooks, list):
+            self._disconnect_hooks = []
         self._disconnect_hooks.append(hook)
         return hook
 
@@ -430,7 +449,7 @@ class Client:
                 # No hook that could wait: nothing here can be cancelled, no shield needed.
                 await self.kite._client_disconnected(self)
 
-    async def _fire(self, hooks: list[Hook]) -> None:
+    async def _fire(self, hooks: Sequence[Hook]) -> None:
         for hook in hooks:
             try:
                 outcome = hook(self)

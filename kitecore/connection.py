@@ -76,6 +76,9 @@ DEFAULT_MAX_PENDING_CALLS = 1024
 #: Idle workers kept per connection; more exit when they run out of work.
 _MAX_IDLE_WORKERS = 32
 _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
+#: Calls of the peer waiting for a worker: a deque once the first one is queued.
+_Requests = deque[tuple[str, list[Any]]] | tuple[()]
+_NO_REQUESTS: tuple[()] = ()
 
 #: The connection whose ordered-callback task is running the current code, if any: a call made
 #: from inside a callback gets its reply on arrival (waiting for the callback would deadlock).
@@ -136,14 +139,47 @@ _DONE = _Done()
 class Connection:
     """A dnode session. Create it inside the event loop, then ``await run()``."""
 
-    # Defaults as class attributes: an instance holding more than 30 attributes loses the
-    # shared-key dict, which costs some 1.3 KiB per connection.
-    #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open on
-    #: purpose, such as a kite's registration with a proxy.
-    keep_when_idle = False
-    _max_pending_calls = DEFAULT_MAX_PENDING_CALLS
-    # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
-    _idle_seen: tuple[int, float] = (-1, 0.0)
+    # Slots: one connection per peer, and an idle server holds thousands. An instance dict
+    # of this many attributes is a table of its own (some 1.5 KiB per connection, measured).
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_direct",
+        "_dispatch",
+        "_drained",
+        "_finished",
+        "_hold",
+        "_idle_seen",
+        "_idle_workers",
+        "_max_pending_calls",
+        "_ordered_awaitable",
+        "_ordered_drained",
+        "_ordered_full",
+        "_ordered_started",
+        "_ordered_waiter",
+        "_outbound",
+        "_outbox",
+        "_reader_wanted",
+        "_requests",
+        "_run_done",
+        "_running_calls",
+        "_task_group",
+        "_waking",
+        "_workers",
+        "_writer_started",
+        "_writer_waiter",
+        "chars_in",
+        "chars_out",
+        "close_reason",
+        "dialed",
+        "keep_when_idle",
+        "messages_in",
+        "messages_out",
+        "new_waiter",
+        "peer",
+        "session",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -161,6 +197,11 @@ class Connection:
         #: True when the local kite dialed this connection (requests on it are trusted).
         self.dialed = dialed
         self.close_reason = ""
+        #: Never closed for being idle (:mod:`kitecore.idle`): set on connections kept open
+        #: on purpose, such as a kite's registration with a proxy.
+        self.keep_when_idle = False
+        # what the idle sweeper saw last: messages_in + messages_out, and since when unchanged
+        self._idle_seen: tuple[int, float] = (-1, 0.0)
         #: Messages received and sent, and their sizes in characters (for metrics).
         self.messages_in = self.messages_out = self.chars_in = self.chars_out = 0
         self._dispatch = dispatcher
@@ -188,8 +229,9 @@ class Connection:
         self._ordered_waiter: Waiter | None = None
         self._ordered_drained: Waiter | None = None
         self._ordered_full = False  # the reader waits for the ordered task to catch up
-        # worker pool
-        self._requests: deque[tuple[str, list[Any]]] = deque()
+        # worker pool; the queue is made for the first call pushed through handle_text (the
+        # reader starts the calls it reads itself): an empty deque is some 600 bytes
+        self._requests: _Requests = _NO_REQUESTS
         self._idle_workers: list[Waiter] = []
         self._waking = 0
         self._workers = 0  # counted per worker task, not per call
@@ -197,8 +239,7 @@ class Connection:
         self._others = 0
         self._reader_wanted = False  # the next worker to wake takes over the reading
         self._running_calls = 0  # calls being served (one that never waits is never seen)
-        if max_pending_calls != DEFAULT_MAX_PENDING_CALLS:
-            self._max_pending_calls = max_pending_calls
+        self._max_pending_calls = max_pending_calls
         self._task_group: TaskGroup | None = None
         self._closed = False
         # run() finished; the event is made only if someone waits (most never do)
@@ -473,7 +514,8 @@ class Connection:
             self._idle_workers.clear()
         for pending in self.session.close():
             pending.fail(error)
-        self._requests.clear()
+        if isinstance(self._requests, deque):
+            self._requests.clear()
         awaitable, self._ordered_awaitable = self._ordered_awaitable, None
         if awaitable is not None and hasattr(awaitable, "close"):
             awaitable.close()  # a coroutine the ordered task never started
@@ -539,7 +581,10 @@ class Connection:
         method call goes to the worker pool."""
         call = self._receive(text)
         if call is not None:
-            self._requests.append((call.method, call.arguments))
+            requests = self._requests
+            if not isinstance(requests, deque):
+                requests = self._requests = deque()
+            requests.append((call.method, call.arguments))
             if not self._waking:
                 self._wake_worker()
 
@@ -708,7 +753,6 @@ class Connection:
             tg.cancel_scope.cancel()
 
     async def _worker(self) -> None:
-        requests = self._requests
         self._workers += 1  # until it returns (a cancelled worker's connection is gone)
         while True:
             self._waking -= 1  # awake: this worker takes from the queue now
@@ -719,7 +763,9 @@ class Connection:
                     if self._task_group is not None:
                         await self._end_tasks(self._task_group)
                     return
+            requests = self._requests  # (made by the first call pushed: look each time)
             while requests:
+                assert isinstance(requests, deque)
                 method, arguments = requests.popleft()
                 if requests and not self._waking:
                     # if this call blocks, another worker takes the ones behind it

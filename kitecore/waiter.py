@@ -184,12 +184,27 @@ class _EventWaiter:
         return self._value
 
 
+#: The asyncio maker last made, and its loop: every connection on a loop shares one maker
+#: (and one timer for the coarse timeouts), instead of a maker and a timer table of its own,
+#: some 400 bytes per connection. The last loop is kept until another one asks.
+_last_factory: tuple[Any, Callable[[], Waiter]] | None = None
+
+
 def waiter_factory() -> Callable[[], Waiter]:
     """A maker of waiters for the running event loop (call it inside the loop)."""
+    global _last_factory
     if sniffio.current_async_library() == "asyncio":
         import asyncio
 
         loop = asyncio.get_running_loop()
+        last = _last_factory
+        if last is not None and last[0] is loop:
+            return last[1]
         deadlines = _Deadlines(loop)
-        return lambda: _FutureWaiter(loop, deadlines)
+
+        def new_waiter() -> Waiter:
+            return _FutureWaiter(loop, deadlines)
+
+        _last_factory = (loop, new_waiter)
+        return new_waiter
     return _EventWaiter

@@ -145,9 +145,9 @@ class HTTPRequest:
 HTTPHandler = Callable[[HTTPRequest, "HTTPResponse"], Awaitable[None]]
 #: ``async def handler(ws, request) -> None`` for WebSocket routes.
 WebSocketHandler = Callable[[WebSocketConnection, HTTPRequest], Awaitable[None]]
-#: What an accepted upgrade leaves for the WebSocket phase: the request, its handler, the
-#: ``101`` answer to send and the bytes that came after the request.
-_Upgrade = tuple[HTTPRequest, Callable[..., Awaitable[None]], bytes, bytes]
+#: What an accepted upgrade leaves for the WebSocket phase: the request, its handler, its
+#: ``Sec-WebSocket-Key`` (checked) and the bytes that came after the request.
+_Upgrade = tuple[HTTPRequest, Callable[..., Awaitable[None]], str, bytes]
 
 
 class HTTPResponse:
@@ -485,7 +485,9 @@ class HTTPServer:
                 logger.debug("connection from %s failed before HTTP: %r", host, exc)
                 sock.close()
                 return
-            await self.handle_connection(stream, _format_address(remote))
+            address = _format_address(remote)
+            del remote, sock  # not kept for the connection's life
+            await self.handle_connection(stream, address)
         finally:
             self._released(host)
 
@@ -654,8 +656,8 @@ class HTTPServer:
                     if request.http_version != "1.1":  # RFC 6455 section 4.1
                         raise _BadRequest(400, "a websocket upgrade needs HTTP/1.1")
                     route, request.match = candidates[0]
-                    accept = _accept_head(_upgrade_key(request))
-                    return request, route.handler, accept, conn.trailing_data[0]
+                    key = _upgrade_key(request)
+                    return request, route.handler, key, conn.trailing_data[0]
             if not await self._run_http(conn, stream, request):
                 return None
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -757,11 +759,12 @@ class HTTPServer:
         stream: ByteStream,
         request: HTTPRequest,
         handler: Callable[..., Awaitable[None]],
-        accept: bytes,
+        key: str,
         trailing: bytes,
     ) -> None:
-        """Send the ``101`` answer ``accept`` and run ``handler`` on the upgraded stream."""
-        await stream.send(accept)
+        """Send the ``101`` answer to the upgrade with ``key`` and run ``handler`` on the
+        upgraded stream (the answer is not kept for the connection's life)."""
+        await stream.send(_accept_head(key))
         ws = open_websocket(
             stream,
             client=False,

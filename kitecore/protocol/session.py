@@ -57,6 +57,9 @@ __all__ = [
 
 #: Functions one connection holds for its peer by default (``Config.max_callbacks``).
 DEFAULT_MAX_CALLBACKS = 10_000
+#: Ordered events waiting for the one being handled: (callback id, arguments, error).
+_Ordered = deque[tuple[int, list[Any] | None, KiteError | None]]
+_NONE: frozenset[int] = frozenset()
 
 
 def _no_proxy(callback_id: int) -> Any:
@@ -161,9 +164,11 @@ class Session:
         self._next_id = 0
         self._functions: dict[int, Callable[..., Any]] = {}
         self._pending: dict[int, Any] = {}
-        self._unordered: set[int] = set()
+        # both made when first needed (most sessions never need them): an empty set is some
+        # 200 bytes, an empty deque 600
+        self._unordered: set[int] | frozenset[int] = _NONE
         # ordered events waiting for the one being handled: (callback id, arguments, error)
-        self._ordered: deque[tuple[int, list[Any] | None, KiteError | None]] = deque()
+        self._ordered: _Ordered | tuple[()] = ()
         self._busy = False
 
     # ------------------------------------------------------------------ state
@@ -265,13 +270,16 @@ class Session:
             raise SendError("can't send, client is closed")
         self._pending[callback_id] = pending
         if not ordered:
+            if not isinstance(self._unordered, set):
+                self._unordered = set()
             self._unordered.add(callback_id)
 
     def forget(self, callback_id: int) -> None:
         """Stop expecting a reply at ``callback_id`` (the caller gave up), or drop a function."""
         if self._pending.pop(callback_id, None) is None:
             self._functions.pop(callback_id, None)
-        elif self._unordered:
+        elif self._unordered:  # (a set once a reply was made unordered)
+            assert isinstance(self._unordered, set)
             self._unordered.discard(callback_id)
 
     # ------------------------------------------------------------------ receiving
@@ -317,6 +325,7 @@ class Session:
         """
         ordered = self._ordered
         while ordered:
+            assert isinstance(ordered, deque)
             callback_id, arguments, error = ordered.popleft()
             event = self._deliver(callback_id, arguments, error)
             if event is not None:
@@ -332,9 +341,11 @@ class Session:
         self.closed = True
         pending = list(self._pending.values())
         self._pending = {}
-        self._unordered = set()
+        self._unordered = _NONE
         self._functions = {}
-        self._ordered.clear()
+        if isinstance(self._ordered, deque):
+            self._ordered.clear()
+            self._ordered = ()
         self._busy = False
         # the maker is usually a bound method of the driver, which holds this session: let go
         # of it, so a closed connection is freed at once instead of by the cycle collector
@@ -355,7 +366,10 @@ class Session:
         elif callback_id in self._pending or callback_id in self._functions:
             if callback_id in self._unordered:  # a reply the running callback waits for
                 return self._deliver(callback_id, arguments, error)
-            self._ordered.append((callback_id, arguments, error))
+            ordered = self._ordered
+            if not isinstance(ordered, deque):
+                ordered = self._ordered = deque()
+            ordered.append((callback_id, arguments, error))
             return None
         return MessageDropped(
             f"ignored a call of unknown callback {callback_id} (answered, timed out or never sent)",
@@ -367,7 +381,8 @@ class Session:
     ) -> CallbackInvoked | ResponseReceived | None:
         pending = self._pending.pop(callback_id, None)
         if pending is not None:
-            if self._unordered:
+            if self._unordered:  # (a set once a reply was made unordered)
+                assert isinstance(self._unordered, set)
                 self._unordered.discard(callback_id)
             result = None
             if error is None:

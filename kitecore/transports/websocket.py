@@ -9,7 +9,7 @@ reached by falling back to this transport (:mod:`kitecore.transports.choice`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from kitecore.hookspecs import hookimpl
@@ -74,10 +74,12 @@ class WebSocketTransport:
     def mount(self, server: HTTPServer, prefix: str, on_accept: AcceptHandler) -> None:
         """Accept upgrades on ``prefix`` (``/kite``) and ``prefix + "/websocket"``."""
 
-        async def handle(ws: WebSocketConnection, request: HTTPRequest) -> None:
+        def handle(ws: WebSocketConnection, request: HTTPRequest) -> Awaitable[None]:
+            # not a coroutine of its own: the server awaits the accept handler's directly
+            # (a frame less kept for each connection's life)
             peer = PeerInfo("websocket", request.remote_address, request.headers.items())
             logger.debug("websocket connection from %s on %s", peer.remote_address, request.path)
-            await on_accept(ws, peer)
+            return on_accept(ws, peer)
 
         base = prefix.rstrip("/")
         server.add_websocket_route(base or "/", handle)

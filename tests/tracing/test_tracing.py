@@ -10,7 +10,7 @@ import anyio
 import pytest
 from kite_tracing_otel import KiteTracing
 from kite_tracing_otel import plugin as tracing_plugin
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult
@@ -30,13 +30,26 @@ def exporter() -> InMemorySpanExporter:
     return InMemorySpanExporter()
 
 
-@pytest.fixture(params=["w3c", "propagator"])
+class StartsSpans(SpanProcessor):
+    """A processor with an ``on_start`` of its own: the plugin leaves its spans to the SDK."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started += 1
+
+
+@pytest.fixture(params=["w3c", "propagator", "w3c+sdk"])
 def tracing(
     exporter: InMemorySpanExporter, request: pytest.FixtureRequest
 ) -> Iterator[KiteTracing]:
-    """Tracing with the built-in W3C reader/writer, or with OpenTelemetry's propagator."""
+    """Tracing with the built-in W3C reader/writer, or with OpenTelemetry's propagator; spans
+    made by the plugin's SpanMaker, or (``+sdk``) by the SDK's start_span."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if request.param.endswith("+sdk"):
+        provider.add_span_processor(StartsSpans())
     propagator = TraceContextTextMapPropagator() if request.param == "propagator" else None
     yield KiteTracing(tracer_provider=provider, propagator=propagator)
     provider.shutdown()

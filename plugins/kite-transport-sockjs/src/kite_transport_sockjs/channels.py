@@ -149,7 +149,7 @@ class WebSocketChannel(ObjectStream[str]):
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
         self._messages: deque[str] = deque()
-        self._writer = FrameWriter(ws, message_frame, self._messages.__len__)
+        self._writer = FrameWriter(ws, message_frame, self._waiting)
         self._closed = False
         #: set on every write; the heartbeat task sends ``h`` only after a quiet period
         self.wrote = True
@@ -158,6 +158,11 @@ class WebSocketChannel(ObjectStream[str]):
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         """The websocket's attributes (remote address, socket)."""
         return self.ws.extra_attributes
+
+    def _waiting(self) -> int:
+        """Messages received and not taken yet: the rest of the SockJS frame being handled,
+        and the websocket frames read in this loop pass and not yet received."""
+        return len(self._messages) + len(self.ws.core.messages)
 
     async def open(self) -> None:
         """Send the ``o`` frame."""

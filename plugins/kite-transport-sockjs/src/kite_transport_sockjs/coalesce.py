@@ -5,12 +5,11 @@ array from the client), so answers written back to back can share one frame and 
 system call, which is most of the per-message cost under load. On a websocket with the
 :class:`~kitecore.transport.CoalescingWrite` ability (the core's asyncio driver) the writer
 holds a message back only while more received messages wait to be taken (``waiting``: the
-rest of the client frame being handled); the answer to the last of them writes the frame,
-or at the latest a ``call_soon`` callback at the end of the loop pass does. A message written
-when nothing else waits goes out at once, so a lone call costs no extra loop pass. Frames from
-several client frames read in one pass are joined in one system call by the driver itself,
-which holds writes back the same way. Any other websocket (the portable driver, on trio) is
-written at once, one frame per write.
+rest of the client frame being handled, and the client frames read in this loop pass and not
+yet received); the answer to the last of them writes the frame, or at the latest a
+``call_soon`` callback at the end of the loop pass does. A message written when nothing else
+waits goes out at once, so a lone call costs no extra loop pass. Any other websocket (the
+portable driver, on trio) is written at once, one frame per write.
 
 Used by the server channel only: when both ends coalesce, request and reply batches alternate
 in lock step and the two processes stop overlapping, which measured slower than either end
