@@ -157,6 +157,7 @@ class Connection:
         "_ordered_full",
         "_ordered_started",
         "_ordered_waiter",
+        "_others",
         "_outbound",
         "_outbox",
         "_reader_wanted",
