@@ -376,12 +376,7 @@ class CallSpan(Span):
         limits = self._maker._limits
         if not isinstance(self._events, BoundedList):
             self._events = BoundedList(limits.max_events)
-        bounded = BoundedAttributes(
-            limits.max_event_attributes,
-            attributes,
-            max_value_len=limits.max_attribute_length,
-            immutable=True,
-        )
+        bounded = self._bounded(limits.max_event_attributes, attributes)
         self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
@@ -390,13 +385,17 @@ class CallSpan(Span):
         limits = self._maker._limits
         if not isinstance(self._links, BoundedList):
             self._links = BoundedList(limits.max_links)
-        bounded = BoundedAttributes(
-            limits.max_link_attributes,
+        bounded = self._bounded(limits.max_link_attributes, attributes)
+        self._links.append(Link(context=context, attributes=bounded))
+
+    def _bounded(self, max_attributes: int | None, attributes: Attributes) -> BoundedAttributes:
+        """An event's or a link's attributes, cut to the tracer's limits as the SDK does."""
+        return BoundedAttributes(
+            max_attributes,
             attributes,
-            max_value_len=limits.max_attribute_length,
+            max_value_len=self._maker._limits.max_attribute_length,
             immutable=True,
         )
-        self._links.append(Link(context=context, attributes=bounded))
 
     def update_name(self, name: str) -> None:
         if not self._ended("update_name"):
