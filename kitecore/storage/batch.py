@@ -69,10 +69,10 @@ class Batcher(Generic[Item, Outcome]):
             try:
                 await slot.event.wait()
             except BaseException:
+                if not slot.done:  # never sent: nobody is to send it or promote it now
+                    slot.abandoned = True
                 if slot.lead:  # promoted as it was cancelled: pass the role on
                     self._hand_over()
-                elif not slot.done:
-                    slot.abandoned = True
                 raise
         else:
             self._sending = True

@@ -123,3 +123,38 @@ async def test_cancelled_callers_block_nobody():
     sent = [item for batch in server.batches for item in batch]
     assert ("leader", 0) in sent and ("gone", 0) not in sent
     assert await batcher.submit(("later", 0)) == "later:0"
+
+
+async def test_a_caller_cancelled_as_it_is_promoted_hands_the_role_on():
+    """The leader finishes and promotes the first waiting caller, which is cancelled before it
+    runs: the role goes to the next one (the cancelled caller must not promote itself)."""
+    server = Server()
+    batcher = make_batcher(server)
+    server.gate = anyio.Event()
+    promoted_scope = anyio.CancelScope()
+    done: dict[str, str] = {}
+
+    async def write(key: str) -> None:
+        done[key] = await batcher.submit((key, 0))
+
+    async def promoted() -> None:
+        with promoted_scope:
+            await write("promoted")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, "leader")
+        await anyio.wait_all_tasks_blocked()  # "leader" is in flight alone
+        tg.start_soon(promoted)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(write, "next")
+        await anyio.wait_all_tasks_blocked()
+        # only "leader" was sent; the others wait. Let it finish, and cancel the first waiter
+        # in the same step, so it wakes up promoted and cancelled at once
+        server.gate.set()
+        promoted_scope.cancel()
+        with anyio.fail_after(5):
+            while "next" not in done:
+                await anyio.sleep(0.01)
+    assert done["leader"] == "leader:0" and done["next"] == "next:0"
+    assert "promoted" not in done
+    assert await batcher.submit(("later", 0)) == "later:0"
