@@ -133,9 +133,12 @@ async def test_a_caller_cancelled_as_it_is_promoted_hands_the_role_on():
     server.gate = anyio.Event()
     promoted_scope = anyio.CancelScope()
     done: dict[str, str] = {}
+    next_done = anyio.Event()
 
     async def write(key: str) -> None:
         done[key] = await batcher.submit((key, 0))
+        if key == "next":
+            next_done.set()
 
     async def promoted() -> None:
         with promoted_scope:
@@ -153,8 +156,7 @@ async def test_a_caller_cancelled_as_it_is_promoted_hands_the_role_on():
         server.gate.set()
         promoted_scope.cancel()
         with anyio.fail_after(5):
-            while "next" not in done:
-                await anyio.sleep(0.01)
+            await next_done.wait()
     assert done["leader"] == "leader:0" and done["next"] == "next:0"
     assert "promoted" not in done
     assert await batcher.submit(("later", 0)) == "later:0"
