@@ -581,7 +581,7 @@ class Kite:
                 websocket_idle_timeout=config.idle_timeout or None,
                 max_outbound_bytes=config.max_outbound_bytes or None,
             )
-            self._mount_routes(server, "/kite")
+            self._mount_routes(server, "/kite")  # health checks on /kite/health
             self._server = server
             host = self.config.ip or "0.0.0.0"
             try:
@@ -747,9 +747,6 @@ class Kite:
 
 #: The fewest clients at a peak for the client set to be rebuilt once an eighth remain.
 _SHRINK_PEAK = 64
-
-#: Where every kite answers health checks (load balancers, Kubernetes probes).
-HEALTH_PATH = "/kite/health"
 
 
 async def wait_for_signal_then(shutdown: Callable[[], Any]) -> None:
