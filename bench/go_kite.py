@@ -37,41 +37,12 @@ import sys
 import time
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/ is not a package
+from kontrol import tree_path
+from rpc import cpu_seconds, serve_kite
+
 CONCURRENCY = 64
 WORKLOADS = ("seq", "conc64")
-
-
-def use_tree(tree: str) -> None:
-    """Import ``kitecore`` and the plugins from the checkout at ``tree``."""
-    import glob
-
-    sys.path[:0] = [tree, *sorted(glob.glob(os.path.join(tree, "plugins", "*", "src")))]
-
-
-def serve_kite(uvloop: bool) -> None:
-    """Child: our kite serving ``square`` over raw WebSocket and SockJS; prints its port."""
-    import anyio
-
-    from kitecore import Config, Kite
-    from kitecore.plugins import load_plugins
-
-    config = Config(ip="127.0.0.1", port=0, disable_authentication=True)
-    kite = Kite(
-        "square", "1.0.0", config=config, plugins=load_plugins(names=["websocket", "sockjs"])
-    )
-
-    async def square(r: Any) -> Any:
-        a = r.args.one()
-        return a * a
-
-    kite.handle("square", square)
-
-    async def main() -> None:
-        async with kite:
-            print(kite.port, flush=True)
-            await anyio.sleep_forever()
-
-    anyio.run(main, backend_options={"use_uvloop": uvloop})
 
 
 def client_main(url: str, workload: str, calls: int) -> None:
@@ -108,13 +79,6 @@ def client_main(url: str, workload: str, calls: int) -> None:
     anyio.run(main)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def pinned(core: int) -> dict[str, Any]:
     """``Popen`` options running the child on CPU ``core`` when the machine has two or more."""
     if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
@@ -125,9 +89,14 @@ def pinned(core: int) -> dict[str, Any]:
 class Server:
     """One server process (ours or Go's) and its figures."""
 
-    def __init__(self, label: str, command: list[str]) -> None:
+    def __init__(self, label: str, command: list[str], tree: str | None = None) -> None:
         self.label = label
         self.command = command
+        self.env = dict(os.environ)
+        if tree:  # its kitecore and plugins first
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [tree_path(tree), self.env.get("PYTHONPATH")])
+            )
         self.rates: dict[str, list[float]] = {w: [] for w in WORKLOADS}
         self.cpu_per_call: dict[str, list[float]] = {w: [] for w in WORKLOADS}
         self.process: subprocess.Popen[str] | None = None
@@ -135,7 +104,7 @@ class Server:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, text=True, **pinned(0)
+            self.command, stdout=subprocess.PIPE, text=True, env=self.env, **pinned(0)
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
@@ -179,9 +148,7 @@ def main() -> None:
     parser.add_argument("url", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        if args.tree:
-            use_tree(args.tree)
-        serve_kite(args.uvloop)
+        serve_kite(args.uvloop, ("websocket", "sockjs"))
         return
     if args.client:
         client_main(args.url, args.client, args.calls)
@@ -193,7 +160,7 @@ def main() -> None:
     else:
         print("no --go-server given: our server only (see the docstring for the Go one)")
     if args.tree:
-        servers.append(Server("kite-tree", [*ours, "--tree", args.tree]))
+        servers.append(Server("kite-tree", ours, args.tree))
     for server in servers:
         server.start()
     try:

@@ -48,14 +48,15 @@ BASELINES = ("websockets", "aiohttp")
 # --------------------------------------------------------------------------- servers
 
 
-def serve_kite(uvloop: bool) -> None:
+def serve_kite(uvloop: bool, transports: tuple[str, ...] = ("websocket",)) -> None:
+    """Child: a kite serving ``square`` over ``transports`` (plugin names); prints its port."""
     import anyio
 
     from kitecore import Config, Kite
     from kitecore.plugins import load_plugins
 
     config = Config(ip="127.0.0.1", port=0, disable_authentication=True)
-    kite = Kite("square", "1.0.0", config=config, plugins=load_plugins(names=["websocket"]))
+    kite = Kite("square", "1.0.0", config=config, plugins=load_plugins(names=list(transports)))
 
     async def square(r: Any) -> Any:
         a = r.args.one()
