@@ -371,7 +371,7 @@ class Client:
         options = DialOptions(
             handshake_timeout=handshake,
             max_message_size=kite.config.max_message_size,
-            ssl_context=kite.client_ssl_context if is_secure_url(url) else None,
+            ssl_context=kite.ssl_context_for(url),
         )
         transport = transports[0]
         try:

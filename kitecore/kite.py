@@ -44,7 +44,7 @@ from kitecore.protocol.errors import (
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.request import Arguments, Request
 from kitecore.taskgroups import OwnedTaskGroup
-from kitecore.tls import client_context, server_context
+from kitecore.tls import client_context, is_secure_url, server_context
 from kitecore.transport import PeerInfo, Transport
 from kitecore.transports.choice import AUTO, DialMemory, candidates
 
@@ -370,6 +370,11 @@ class Kite:
             cached = (key, client_context(c))
             self._client_ssl = cached
         return cached[1]
+
+    def ssl_context_for(self, url: str) -> ssl.SSLContext | None:
+        """What dialing ``url`` uses: :attr:`client_ssl_context` for ``https://``/``wss://``,
+        None for a plain URL."""
+        return self.client_ssl_context if is_secure_url(url) else None
 
     def transport_for(self, url: str, name: str | None = None) -> Transport:
         """The transport that dials ``url`` first: by name, or the best that accepts the URL."""

@@ -33,7 +33,6 @@ from kitecore import Authentication, Client, GenericError, Kite, Request
 from kitecore.backoff import Backoff
 from kitecore.discovery import unverified_claims
 from kitecore.http import HandshakeError, connect_websocket
-from kitecore.tls import is_secure_url
 from kitecore.transport import PeerInfo
 
 __all__ = [
@@ -95,7 +94,7 @@ async def _serve_tunnel(kite: Kite, url: str) -> None:
             url,
             handshake_timeout=kite.config.handshake_timeout,
             max_message_size=kite.config.max_message_size,
-            ssl_context=kite.client_ssl_context if is_secure_url(url) else None,
+            ssl_context=kite.ssl_context_for(url),
         )
     except (OSError, TimeoutError, HandshakeError) as exc:
         logger.warning("could not open the tunnel the proxy asked for: %r", exc)

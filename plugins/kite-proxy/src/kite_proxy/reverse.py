@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +27,6 @@ from kitecore.http import (
     connect_websocket,
 )
 from kitecore.plugins import PluginRegistry
-from kitecore.tls import is_secure_url
 
 from .forwarding import (
     forwarded_request_headers,
@@ -151,10 +149,6 @@ class ReverseProxy:
             return None
         return kite_id, join_target(mapping.target, "/" + tail if tail else "", query)
 
-    def _ssl_context(self, url: str) -> ssl.SSLContext | None:
-        """The kite's client context for a TLS target, None for a plain one."""
-        return self.kite.client_ssl_context if is_secure_url(url) else None
-
     async def _forward_http(self, request: HTTPRequest, response: HTTPResponse) -> None:
         found = self._target(request)
         if found is None:
@@ -164,7 +158,7 @@ class ReverseProxy:
         headers = forwarded_request_headers(request, self.scheme)
         # no cookie jar is shared; an https:// kite is verified as the kite verifies its peers
         async with HTTPClient(
-            timeout=self.poll_timeout, ssl_context=self._ssl_context(url)
+            timeout=self.poll_timeout, ssl_context=self.kite.ssl_context_for(url)
         ) as http:
             try:
                 async with http.stream(
@@ -191,7 +185,7 @@ class ReverseProxy:
                 websocket_url(url),
                 headers=forwarded_websocket_headers(request, self.scheme),
                 max_message_size=self.kite.config.max_message_size,
-                ssl_context=self._ssl_context(url),
+                ssl_context=self.kite.ssl_context_for(url),
             )
         except (OSError, TimeoutError, HandshakeError) as exc:
             logger.info("forwarding a websocket to %s failed: %r", url, exc)
