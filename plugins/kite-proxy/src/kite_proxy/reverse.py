@@ -36,7 +36,7 @@ from .forwarding import (
     websocket_url,
 )
 from .mappings import MappingTable, caller_kite_id
-from .netloc import public_netloc
+from .netloc import proxy_netloc, proxy_scheme
 from .pipe import pipe
 
 __all__ = ["ReverseProxy"]
@@ -76,7 +76,7 @@ class ReverseProxy:
         self.kite = Kite(self.NAME, self.VERSION, config=config, plugins=plugins)
         self.public_host = public_host
         self.public_port = public_port
-        self.scheme = scheme or ("https" if self.kite.config.tls_cert_file else "http")
+        self.scheme = proxy_scheme(self.kite, scheme)
         self.poll_timeout = poll_timeout
         self.mappings = MappingTable()
         self.kite.handle("register", self._register)
@@ -89,11 +89,7 @@ class ReverseProxy:
     @property
     def netloc(self) -> str:
         """``host:port`` callers use."""
-        host = self.public_host or self.kite.config.ip or "127.0.0.1"
-        if host == "0.0.0.0":
-            host = "127.0.0.1"
-        port = self.public_port or self.kite.port
-        return public_netloc(host, port, 443 if self.scheme == "https" else 80)
+        return proxy_netloc(self.kite, self.public_host, self.public_port, self.scheme)
 
     @property
     def url(self) -> str:

@@ -32,7 +32,7 @@ from kitecore.plugins import PluginRegistry
 from kitecore.transport import PeerInfo
 
 from .mappings import MappingTable, caller_kite_id
-from .netloc import public_netloc
+from .netloc import proxy_netloc, proxy_scheme
 from .pipe import pipe
 from .tokens import TunnelTokenError, TunnelTokens
 
@@ -87,7 +87,7 @@ class TunnelProxy:
         self.kite = Kite(self.NAME, self.VERSION, config=config, plugins=plugins)
         self.public_host = public_host
         self.public_port = public_port
-        self.scheme = scheme or ("https" if self.kite.config.tls_cert_file else "http")
+        self.scheme = proxy_scheme(self.kite, scheme)
         self.tokens = TunnelTokens(private_key)
         self.sockjs = sockjs or SockJSConfig()
         self.tunnel_call_timeout = tunnel_call_timeout
@@ -107,11 +107,7 @@ class TunnelProxy:
     @property
     def netloc(self) -> str:
         """``host:port`` callers and kites use."""
-        host = self.public_host or self.kite.config.ip or "127.0.0.1"
-        if host == "0.0.0.0":
-            host = "127.0.0.1"
-        port = self.public_port or self.kite.port
-        return public_netloc(host, port, 443 if self.scheme == "https" else 80)
+        return proxy_netloc(self.kite, self.public_host, self.public_port, self.scheme)
 
     @property
     def _websocket_scheme(self) -> str:
