@@ -94,6 +94,12 @@ class Batcher(Generic[Item, Outcome]):
                     except Exception as exc:
                         for slot in batch:
                             slot.error = exc
+                    except BaseException as exc:
+                        # Not an error of the batch (an interrupt, a generator closing): it
+                        # is the sender's to raise; the others learn their write's fate is
+                        # unknown instead of waiting for ever.
+                        self._abort(batch, mine, exc)
+                        raise
                     else:
                         for slot, outcome in zip(batch, outcomes, strict=True):
                             slot.outcome = outcome
@@ -103,6 +109,21 @@ class Batcher(Generic[Item, Outcome]):
                             slot.event.set()
         finally:
             self._hand_over()
+
+    @staticmethod
+    def _abort(
+        batch: list[_Slot[Item, Outcome]], mine: _Slot[Item, Outcome], exc: BaseException
+    ) -> None:
+        """Wake the batch's other writers with an error: the call was interrupted by ``exc``."""
+        for slot in batch:
+            slot.done = True
+            if slot is not mine:
+                slot.error = RuntimeError(
+                    f"the storage write was interrupted ({type(exc).__name__}); "
+                    "it may or may not have been applied"
+                )
+                slot.error.__cause__ = exc
+                slot.event.set()
 
     def _take(self) -> list[_Slot[Item, Outcome]]:
         """The next call's items, taken from the queue."""

@@ -160,3 +160,44 @@ async def test_a_caller_cancelled_as_it_is_promoted_hands_the_role_on():
     assert done["leader"] == "leader:0" and done["next"] == "next:0"
     assert "promoted" not in done
     assert await batcher.submit(("later", 0)) == "later:0"
+
+
+class Interrupt(BaseException):
+    """Not an ``Exception``: what a KeyboardInterrupt or a closing generator looks like."""
+
+
+async def test_an_interrupted_batch_wakes_its_other_writers_with_an_error():
+    server = Server()
+    batcher = make_batcher(server)
+    server.gate = anyio.Event()
+    interrupted = False
+
+    async def interrupting_send(items: list[tuple[str, int]]) -> list[str]:
+        if len(items) > 1:
+            raise Interrupt
+        return await Server.send(server, items)
+
+    batcher._send = interrupting_send
+    errors: dict[str, BaseException] = {}
+
+    async def write(key: str) -> None:
+        nonlocal interrupted
+        try:
+            await batcher.submit((key, 0))
+        except Interrupt:
+            interrupted = True
+        except RuntimeError as exc:
+            errors[key] = exc
+
+    with anyio.fail_after(5):  # a guard against the hang this is about, not a timing
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write, "first")
+            await anyio.wait_all_tasks_blocked()
+            for key in ("a", "b", "c"):
+                tg.start_soon(write, key)
+            await anyio.wait_all_tasks_blocked()
+            server.gate.set()
+    assert interrupted  # the sender of the interrupted batch sees the interrupt itself
+    assert len(errors) == 2 and all("interrupted" in str(exc) for exc in errors.values())
+    assert all(isinstance(exc.__cause__, Interrupt) for exc in errors.values())
+    assert await batcher.submit(("after", 0)) == "after:0"  # and the batcher still works
