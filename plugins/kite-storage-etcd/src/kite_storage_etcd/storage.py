@@ -352,6 +352,7 @@ class EtcdStorage(Storage):
             return
         if time.monotonic() < self._start_after:
             return
+        require_asyncio()
         self._starter = asyncio.get_running_loop().create_task(self._start_in_background())
 
     async def _start_in_background(self) -> None:
@@ -484,6 +485,10 @@ class EtcdStorage(Storage):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        if self._starter is not None:
+            # let a cache read in flight finish (milliseconds) rather than cancel a gRPC call:
+            # grpc.aio may complete a cancelled call after its event loop has closed
+            await asyncio.wait([self._starter], timeout=1.0)
         for task in (self._starter, self._stream_task):
             if task is not None:
                 await _cancelled(task)
