@@ -56,6 +56,7 @@ from kitecore.storage import (
 )
 from kitecore.storage.batch import Batcher
 
+from . import txn
 from .cache import KiteCache
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
@@ -157,32 +158,30 @@ class EtcdStorage(Storage):
         self, batch: list[StoredKite], client: aetcd.Client, lease: int
     ) -> list[Claim]:
         """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
-        transaction: (owned, the id index's previous value, owner) for each."""
-        t = client.transactions
+        transaction: (owned, the id index's previous value, owner, revision) for each. The
+        protobuf requests are built once (:mod:`.txn`)."""
+        layout = self.layout
         claims = []
         for stored in batch:
             kite = stored.record.kite
-            owner = self.layout.owner_key(kite.id)
-            puts = self._puts(client, stored, lease)
-            claims.append(
-                t.txn(
-                    compare=[t.value(owner) == kite.username.encode()],
-                    success=puts,
-                    failure=[
-                        t.txn(
-                            compare=[t.create(owner) == 0],
-                            success=puts,
-                            failure=[t.get(owner)],
-                        )
-                    ],
-                )
-            )
-        _, responses = await client.transaction(compare=[], success=claims, failure=[])
-        return [_claim_outcome(response.response_txn) for response in responses]
+            data = stored.encode()
+            owner_key = layout.owner_key(kite.id)
+            username = kite.username.encode()
+            kite_key, id_key, name_key = layout.record_keys(kite)
+            puts = [
+                txn.put_op(owner_key, username, lease),
+                txn.put_op(kite_key, data, lease),
+                txn.put_op(id_key, data, lease, prev_kv=True),
+                txn.put_op(name_key, data, lease),
+            ]
+            claims.append(txn.claim_request(owner_key, username, puts))
+        response = await txn.send(client, claims)
+        return [_claim_outcome(op.response_txn) for op in response.responses]
 
     def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
         """The owner key, then the three record keys (the id index's with its previous value,
-        to find an older identity's keys), all on ``lease``."""
+        to find an older identity's keys), all on ``lease`` (the order :meth:`_claim_txn`
+        uses too)."""
         t = client.transactions
         kite = stored.record.kite
         data = stored.encode()
