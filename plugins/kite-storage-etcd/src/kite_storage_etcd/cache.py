@@ -77,6 +77,17 @@ class KiteCache:
     def apply_watched(self, kite_id: str, revision: int, record: KiteRecord | None) -> None:
         """A watch event at ``revision`` (``None``: deleted); the watch has reached it."""
         self._apply(kite_id, revision, record)
+        self.reached(revision)
+
+    def seen(self, kite_id: str, revision: int) -> bool:
+        """True when ``kite_id`` already shows ``revision`` or a later change (a write of this
+        storage that the watch now delivers: no need to decode it)."""
+        entry = self._entries.get(kite_id)
+        seen = entry.revision if entry is not None else self._tombstones.get(kite_id, 0)
+        return revision <= seen
+
+    def reached(self, revision: int) -> None:
+        """The watch has delivered everything up to ``revision``."""
         if revision > self.revision:
             self.revision = revision
             if self._tombstones:

@@ -226,6 +226,11 @@ class EtcdFeed:
     def _push(self, event: Any, revision: int) -> None:
         cache = self.cache
         kv = event.kv
+        if cache is not None and not self._subscriptions:
+            kite_id = kv.key[self._id_prefix_length :].decode(errors="replace")
+            if cache.seen(kite_id, revision):  # this storage's own write, applied already
+                cache.reached(revision)
+                return
         current: KiteRecord | None = None
         if event.kind != "DELETE":
             try:
