@@ -17,7 +17,14 @@ from kite_storage_etcd.testing import EtcdCluster
 
 from kitecore.contracts.storage import LONG_TTL, make_identity
 from kitecore.protocol.identity import Query
-from kitecore.storage import RESYNC, InvalidInputError, KiteRecord, RegisterValue, StorageEvent
+from kitecore.storage import (
+    RESYNC,
+    InvalidInputError,
+    KiteRecord,
+    RegisterValue,
+    StorageError,
+    StorageEvent,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -229,3 +236,29 @@ async def test_feed_subscribed_after_the_stream_started_gets_only_later_events(
         with anyio.fail_after(10):
             event: StorageEvent = await feed.__anext__()
         assert event.record is not None and event.record.kite == late
+
+
+async def test_a_broken_watch_ends_its_feeds_and_the_next_query_starts_a_new_one(
+    etcd_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with EtcdStorage(etcd_url) as a, EtcdStorage(etcd_url) as b:
+        await live_cache(a)
+        broken = a._stream
+        assert broken is not None
+
+        def bug(event: object, revision: int) -> None:
+            raise RuntimeError("a bug in the watch")
+
+        async with a.watch() as feed:
+            broken._push = bug  # type: ignore[method-assign]
+            await b.upsert(make_identity(), VALUE, ttl=LONG_TTL)
+            with anyio.fail_after(10), pytest.raises(StorageError, match="watch broke"):
+                await feed.__anext__()
+        assert "etcd watch broke" in caplog.text
+        assert a.cache is not None and not a.cache.live
+        kite = make_identity()
+        await b.upsert(kite, VALUE, ttl=LONG_TTL)
+        assert ids(await a.get(Query(id=kite.id))) == [kite.id]  # from etcd meanwhile
+        await until(lambda: a._stream is not None and a._stream is not broken)
+        await until(lambda: a.cache is not None and a.cache.live)
+        assert ids(await a.get(ALICE)) == ids(await a._read(ALICE))

@@ -360,6 +360,9 @@ class EtcdStorage(Storage):
         except StorageError as exc:
             logger.info("etcd cache: not started (queries read etcd): %s", exc)
             self._start_after = time.monotonic() + _CACHE_RETRY
+        except Exception:  # a bug must not go unseen; queries keep reading etcd
+            logger.exception("etcd cache: starting it failed (queries read etcd)")
+            self._start_after = time.monotonic() + _CACHE_RETRY
         finally:
             self._starter = None
 
@@ -376,8 +379,19 @@ class EtcdStorage(Storage):
                     raise StorageError("the etcd storage is closed")
                 self._stream = stream
                 # a plain asyncio task: it outlives the caller, until aclose()
-                self._stream_task = asyncio.get_running_loop().create_task(stream.run())
+                self._stream_task = asyncio.get_running_loop().create_task(self._run(stream))
             return self._stream
+
+    async def _run(self, stream: EtcdFeed) -> None:
+        """Run the watch; if it breaks on something unexpected (a bug), say so, end its change
+        feeds (their readers reconnect) and let the next query or watch start a new one."""
+        try:
+            await stream.run()
+        except Exception as exc:
+            logger.exception("etcd watch broke; queries read etcd until it is started again")
+            stream.fail(StorageError(f"the etcd watch broke: {exc!r}"))
+            if self._stream is stream:
+                self._stream = None
 
     # --- leases --------------------------------------------------------------------------------
 
