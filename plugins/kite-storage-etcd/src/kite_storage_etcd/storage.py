@@ -56,12 +56,12 @@ from kitecore.storage import (
 )
 from kitecore.storage.batch import Batcher
 
-from . import txn
 from .cache import KiteCache
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
 from .leases import WindowLeases
+from .txn import claim_request, put_op, send_txn
 from .url import EtcdURL, parse_etcd_url
 
 __all__ = ["EtcdStorage", "lease_ttl"]
@@ -159,7 +159,7 @@ class EtcdStorage(Storage):
     ) -> list[Claim]:
         """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
         transaction: (owned, the id index's previous value, owner, revision) for each. The
-        protobuf requests are built once (:mod:`.txn`)."""
+        protobuf requests are built once (:mod:`kite_storage_etcd.txn`)."""
         layout = self.layout
         claims = []
         for stored in batch:
@@ -169,13 +169,13 @@ class EtcdStorage(Storage):
             username = kite.username.encode()
             kite_key, id_key, name_key = layout.record_keys(kite)
             puts = [
-                txn.put_op(owner_key, username, lease),
-                txn.put_op(kite_key, data, lease),
-                txn.put_op(id_key, data, lease, prev_kv=True),
-                txn.put_op(name_key, data, lease),
+                put_op(owner_key, username, lease),
+                put_op(kite_key, data, lease),
+                put_op(id_key, data, lease, prev_kv=True),
+                put_op(name_key, data, lease),
             ]
-            claims.append(txn.claim_request(owner_key, username, puts))
-        response = await txn.send(client, claims)
+            claims.append(claim_request(owner_key, username, puts))
+        response = await send_txn(client, claims)
         return [_claim_outcome(op.response_txn) for op in response.responses]
 
     def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:

@@ -19,7 +19,7 @@ import aetcd
 import aetcd.client
 from aetcd import rpc
 
-__all__ = ["claim_request", "put_op", "send"]
+__all__ = ["claim_request", "put_op", "send_txn"]
 
 _EQUAL = rpc.Compare.EQUAL
 _VALUE = rpc.Compare.VALUE
@@ -60,7 +60,7 @@ _txn: Callable[[aetcd.Client, Any], Awaitable[Any]] = aetcd.client._handle_error
 )
 
 
-async def send(client: aetcd.Client, operations: list[Any]) -> Any:
+async def send_txn(client: aetcd.Client, operations: list[Any]) -> Any:
     """Run ``operations`` (``RequestOp`` messages) in one unconditional transaction; the
     ``TxnResponse``."""
     return await _txn(client, rpc.TxnRequest(success=operations))
