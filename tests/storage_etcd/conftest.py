@@ -28,6 +28,13 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluste
         yield cluster
 
 
+@pytest.fixture(params=["on", "off"], ids=["cache-on", "cache-off"])
+def etcd_cache(request: pytest.FixtureRequest) -> str:
+    """The storage URL's ``cache`` option: the contract suite and the Kontrol tests run with the
+    read cache and without it (every query an etcd read), which must answer alike."""
+    return str(request.param)
+
+
 @pytest.fixture
 def etcd_url(etcd_server: EtcdCluster) -> str:
     """A storage URL with a fresh key prefix: every test starts with an empty storage."""

@@ -18,6 +18,7 @@ class TestEtcdStorageContract(StorageContract):
     concurrent_writers = 200
 
     @pytest.fixture
-    async def storage(self, etcd_url: str) -> AsyncIterator[EtcdStorage]:
-        async with EtcdStorage(etcd_url) as storage:
+    async def storage(self, etcd_url: str, etcd_cache: str) -> AsyncIterator[EtcdStorage]:
+        async with EtcdStorage(f"{etcd_url}?cache={etcd_cache}") as storage:
+            assert (storage.cache is not None) == (etcd_cache == "on")
             yield storage

@@ -70,14 +70,18 @@ class Registry:
 
 
 @pytest.fixture
-async def registry(tmp_path: Path, etcd_cluster: EtcdCluster) -> AsyncIterator[Registry]:
+async def registry(
+    tmp_path: Path, etcd_cluster: EtcdCluster, etcd_cache: str
+) -> AsyncIterator[Registry]:
     """Kontrol ``i`` lists etcd member ``i`` first, so each prefers another member."""
     endpoints = etcd_cluster.endpoints.split(",")
     kontrols = [
         etcd_kontrol(
             tmp_path / f"kontrol{i}",
             port=free_port(),
-            storage_url=f"etcd://{','.join(rotated(endpoints, i))}/kite?timeout=2",
+            storage_url=(
+                f"etcd://{','.join(rotated(endpoints, i))}/kite?timeout=2&cache={etcd_cache}"
+            ),
             data_dir=tmp_path / "kontrol-data",  # one key pair for all three
         )
         for i in range(3)

@@ -52,7 +52,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 
 async def test_kontrol_starts_without_etcd_reports_unhealthy_and_recovers(
-    tmp_path: Path, config: Config, request: pytest.FixtureRequest
+    tmp_path: Path, config: Config, request: pytest.FixtureRequest, etcd_cache: str
 ) -> None:
     cluster = EtcdCluster(tmp_path / "etcd", size=1)  # ports reserved, not started yet
     request.addfinalizer(cluster.stop)
@@ -62,7 +62,7 @@ async def test_kontrol_starts_without_etcd_reports_unhealthy_and_recovers(
         self_register_interval=0.5,
     )  # fmt: skip
     kontrol = Kontrol(
-        storage=cluster.storage_url("/kontrol-test", timeout=1),
+        storage=cluster.storage_url("/kontrol-test", timeout=1, cache=etcd_cache),
         config=config,
         plugins=plugins,
         settings=settings,

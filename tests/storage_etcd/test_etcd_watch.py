@@ -46,12 +46,14 @@ def base_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 
 @pytest.fixture
-async def two_kontrols(tmp_path: Path, etcd_url: str) -> AsyncIterator[list[KontrolProcess]]:
+async def two_kontrols(
+    tmp_path: Path, etcd_url: str, etcd_cache: str
+) -> AsyncIterator[list[KontrolProcess]]:
     processes = [
         etcd_kontrol(
             tmp_path / f"kontrol{i}",
             port=free_port(),
-            storage_url=etcd_url,
+            storage_url=f"{etcd_url}?cache={etcd_cache}",
             data_dir=tmp_path / "kontrol-data",
         )
         for i in range(2)
@@ -114,6 +116,48 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
                 "token": "",
             }
         assert len(events.messages) == 4
+
+
+async def test_getkites_on_a_follows_b_and_a_silent_kite_disappears(
+    two_kontrols, etcd_url: str, base_config: Config, plugins: PluginRegistry
+) -> None:
+    """getKites on Kontrol A (answered from A's etcd cache) shows a kite registered through B,
+    and stops showing a kite that went silent once its lease ran out."""
+    a, b = two_kontrols
+    async with contextlib.AsyncExitStack() as stack:
+        observer = await stack.enter_async_context(
+            Kite("observer", "1.0.0", config=base_config.copy(), plugins=plugins)
+        )
+        client = await stack.enter_async_context(
+            observer.new_client(
+                a.url, auth=Authentication("kiteKey", await machine_key(observer, a.url, "eve"))
+            )
+        )
+
+        async def kites_on_a(query: dict[str, str]) -> list[str]:
+            answer = await client.tell("getKites", {"query": query})
+            return [entry["kite"]["id"] for entry in answer["kites"]]
+
+        async def until_on_a(query: dict[str, str], wanted: list[str]) -> None:
+            with anyio.fail_after(30):
+                while await kites_on_a(query) != wanted:  # noqa: ASYNC110 - another process
+                    await anyio.sleep(0.05)
+
+        config = base_config.copy()
+        config.apply_kite_key(await machine_key(observer, a.url, "bob"))
+        config.kontrol_url = b.url
+        async with Kite("svc", "1.0.0", config=config, plugins=plugins) as kite:
+            await kite.register()
+            await until_on_a({"id": kite.id}, [kite.id])
+        await until_on_a({"id": kite.id}, [])
+
+        async with EtcdStorage(etcd_url) as storage:  # a kite that never sends a heartbeat
+            silent = make_identity(environment=ENVIRONMENT)
+            await storage.upsert(silent, VALUE, ttl=1)
+            await until_on_a({"id": silent.id}, [silent.id])
+            await until_on_a({"environment": ENVIRONMENT, "name": silent.name}, [silent.id])
+            await until_on_a({"id": silent.id}, [])  # etcd expired it; A's cache dropped it
+            assert await kites_on_a({"environment": ENVIRONMENT, "name": silent.name}) == []
 
 
 async def anext_within(feed: ChangeFeed, timeout: float = 30.0):

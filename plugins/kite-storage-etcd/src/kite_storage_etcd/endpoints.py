@@ -60,6 +60,9 @@ else:  # pragma: no cover - Python 3.10
             yield
 
 
+#: Seconds :meth:`Endpoints.aclose` lets gRPC deliver the completions of the calls it cancelled.
+_SETTLE = 0.05
+
 #: Errors that mean "this endpoint can't serve now", worth trying another one.
 _TRANSIENT = (
     aetcd.exceptions.ConnectionFailedError,  # UNAVAILABLE: refused, no leader, leader changed
@@ -192,3 +195,11 @@ class Endpoints:
                         await client.close()
                     except Exception as exc:  # closing must not fail the caller
                         logger.debug("closing an etcd channel: %s", exc)
+        if any(client is not None for client in clients):
+            # Closing a channel cancels its calls (the storage's watch stream among them), and
+            # grpc.aio hands the cancelled calls' completions to this event loop from its
+            # poller thread a moment later. Let them arrive while the loop runs: one arriving
+            # after the loop closed raises "Event loop is closed" inside the next loop to use
+            # gRPC in this process.
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(_SETTLE)

@@ -14,6 +14,11 @@ round trip and one raft proposal per registration):
   heartbeat racing its own expiry re-registers instead of being lost).
 * :meth:`EtcdStorage.delete` deletes the four keys, guarded by the id key's revision.
 
+Queries are answered from a :class:`~.cache.KiteCache` of every registration, built from one
+range read and kept up by the storage's etcd watch (:mod:`.feed`), while that watch is open;
+otherwise (and with ``cache=off``) each query reads etcd. Writes through this storage update the
+cache as soon as etcd confirms them.
+
 A shared lease is never kept alive or revoked for one kite, so a kite that stops refreshing
 disappears when the lease of its window runs out. etcd leases count whole seconds and etcd
 raises short ones to its minimum (1.5 election timeouts, 2 s by default): an entry lives at
@@ -51,10 +56,12 @@ from kitecore.storage import (
 )
 from kitecore.storage.batch import Batcher
 
+from .cache import KiteCache
 from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
 from .leases import WindowLeases
+from .txn import claim_request, put_op, send_txn
 from .url import EtcdURL, parse_etcd_url
 
 __all__ = ["EtcdStorage", "lease_ttl"]
@@ -62,13 +69,16 @@ __all__ = ["EtcdStorage", "lease_ttl"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: What claiming an id says: (owned, the id index's previous value, the owner if not owned).
-Claim = tuple[bool, bytes | None, str]
+#: What claiming an id says: (owned, the id index's previous value, the owner if not owned,
+#: the revision of the write).
+Claim = tuple[bool, bytes | None, str, int]
 
 #: How often a conditional write is retried when another writer changed the key in between.
 _RETRIES = 8
 #: Where the id index's put is in :meth:`EtcdStorage._puts`.
 _ID_PUT = 2
+#: Seconds between attempts to start the cache while etcd does not answer.
+_CACHE_RETRY = 1.0
 
 
 def lease_ttl(ttl: float) -> int:
@@ -91,6 +101,14 @@ class EtcdStorage(Storage):
         self._claims: Batcher[StoredKite, Claim] = Batcher(
             self._claim_batch, group=_ttl_of, key=_id_of
         )
+        #: The read cache (``None`` with ``cache=off``); see :mod:`.cache`.
+        self.cache = KiteCache() if self.url.cache else None
+        #: The etcd watch feeding the cache and the change feeds, once started.
+        self._stream: EtcdFeed | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._stream_lock: asyncio.Lock | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self._start_after = 0.0
 
     @classmethod
     def from_url(cls, url: str) -> EtcdStorage:
@@ -106,9 +124,10 @@ class EtcdStorage(Storage):
     async def upsert(self, kite: KiteIdentity, value: RegisterValue, *, ttl: float) -> None:
         validate_write(kite, value, ttl)
         stored = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
-        owned, previous, owner = await self._claims.submit(stored)
+        owned, previous, owner, revision = await self._claims.submit(stored)
         if not owned:
             raise IdConflictError(f"kite id {kite.id} is registered by another user ({owner})")
+        self._cached(kite.id, revision, stored.record)
         if previous is not None:
             await self._delete_stale(previous, stored)
 
@@ -139,32 +158,30 @@ class EtcdStorage(Storage):
         self, batch: list[StoredKite], client: aetcd.Client, lease: int
     ) -> list[Claim]:
         """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
-        transaction: (owned, the id index's previous value, owner) for each."""
-        t = client.transactions
+        transaction: (owned, the id index's previous value, owner, revision) for each. The
+        protobuf requests are built once (:mod:`kite_storage_etcd.txn`)."""
+        layout = self.layout
         claims = []
         for stored in batch:
             kite = stored.record.kite
-            owner = self.layout.owner_key(kite.id)
-            puts = self._puts(client, stored, lease)
-            claims.append(
-                t.txn(
-                    compare=[t.value(owner) == kite.username.encode()],
-                    success=puts,
-                    failure=[
-                        t.txn(
-                            compare=[t.create(owner) == 0],
-                            success=puts,
-                            failure=[t.get(owner)],
-                        )
-                    ],
-                )
-            )
-        _, responses = await client.transaction(compare=[], success=claims, failure=[])
-        return [_claim_outcome(response.response_txn) for response in responses]
+            data = stored.encode()
+            owner_key = layout.owner_key(kite.id)
+            username = kite.username.encode()
+            kite_key, id_key, name_key = layout.record_keys(kite)
+            puts = [
+                put_op(owner_key, username, lease),
+                put_op(kite_key, data, lease),
+                put_op(id_key, data, lease, prev_kv=True),
+                put_op(name_key, data, lease),
+            ]
+            claims.append(claim_request(owner_key, username, puts))
+        response = await send_txn(client, claims)
+        return [_claim_outcome(op.response_txn) for op in response.responses]
 
     def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
         """The owner key, then the three record keys (the id index's with its previous value,
-        to find an older identity's keys), all on ``lease``."""
+        to find an older identity's keys), all on ``lease`` (the order :meth:`_claim_txn`
+        uses too)."""
         t = client.transactions
         kite = stored.record.kite
         data = stored.encode()
@@ -216,25 +233,28 @@ class EtcdStorage(Storage):
             current = StoredKite.decode(kv.value)
             if current.record.kite.username != kite.username:
                 return False
-            if await self._replace(current, wanted, id_key, kv.mod_revision):
+            revision = await self._replace(current, wanted, id_key, kv.mod_revision)
+            if revision:
+                self._cached(kite.id, revision, wanted.record)
                 return True
         raise StorageError(f"update of {kite} kept racing other writers; try again")
 
     async def _replace(
         self, current: StoredKite, wanted: StoredKite, id_key: bytes, revision: int
-    ) -> bool:
+    ) -> int:
         """Write ``wanted`` (over ``current``) on the current window's lease if the id key is
-        still at ``revision``; an older identity's keys go in the same transaction."""
+        still at ``revision``; an older identity's keys go in the same transaction. The
+        revision of the write, 0 if the id key had changed."""
         stale = self._stale_keys(current, wanted)
 
-        async def txn(client: aetcd.Client, lease: int) -> bool:
+        async def txn(client: aetcd.Client, lease: int) -> int:
             t = client.transactions
-            succeeded, _ = await client.transaction(
+            succeeded, responses = await client.transaction(
                 compare=[t.mod(id_key) == revision],
                 success=[*self._puts(client, wanted, lease), *(t.delete(k) for k in stale)],
                 failure=[],
             )
-            return bool(succeeded)
+            return int(responses[_ID_PUT].response_put.header.revision) if succeeded else 0
 
         return await self._on_window_lease(wanted.ttl, "update", txn)
 
@@ -253,21 +273,32 @@ class EtcdStorage(Storage):
 
             async def txn(
                 client: aetcd.Client, revision: int = kv.mod_revision, keys: list[bytes] = keys
-            ) -> bool:
+            ) -> int:
                 t = client.transactions
-                succeeded, _ = await client.transaction(
+                succeeded, responses = await client.transaction(
                     compare=[t.mod(id_key) == revision],
                     success=[t.delete(key) for key in keys],
                     failure=[],
                 )
-                return bool(succeeded)
+                return int(responses[0].response_delete_range.header.revision) if succeeded else 0
 
-            if await self._etcd.call("delete", txn):
+            deleted = await self._etcd.call("delete", txn)
+            if deleted:
+                self._cached(kite.id, deleted, None)
                 return
         raise StorageError(f"delete of {kite} kept racing other writers; try again")
 
     async def get(self, query: Query) -> list[KiteRecord]:
         validate_query(query)
+        cache = self.cache
+        if cache is not None:
+            if cache.live:
+                return cache.get(query)
+            self._start_cache()
+        return await self._read(query)
+
+    async def _read(self, query: Query) -> list[KiteRecord]:
+        """``get`` from etcd itself (a linearizable read)."""
         plan = self.layout.plan(query)
         if plan.prefix:
             found = await self._etcd.call("get", lambda c: c.get_prefix(plan.key))
@@ -293,20 +324,74 @@ class EtcdStorage(Storage):
 
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[ChangeFeed]:
-        """The change feed: an etcd watch on the id index (:mod:`kite_storage_etcd.feed`)."""
+        """The change feed: events of the storage's etcd watch on the id index (the one that
+        feeds the cache, :mod:`kite_storage_etcd.feed`) after the revision etcd has now."""
+        stream = await self._started_stream()
         feed = ChangeFeed()
-        pump = EtcdFeed(self._etcd, self.layout, feed)
-        await pump.start()
-        # a plain asyncio task, not a task group: the reader's own exceptions must leave this
-        # block as they are, not wrapped in an exception group
-        task = asyncio.get_running_loop().create_task(pump.run())
+        subscription = stream.subscribe(feed)
         try:
+            stream.open_from(subscription, await stream.current_revision() + 1)
             yield feed
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stream.unsubscribe(subscription)
             feed.close()
+
+    # --- the cache and its watch ---------------------------------------------------------------
+
+    def _cached(self, kite_id: str, revision: int, record: KiteRecord | None) -> None:
+        """Apply a write etcd confirmed at ``revision`` to the cache (once it was asked for:
+        before that nothing would ever trim its tombstones)."""
+        cache = self.cache
+        if cache is not None and revision and (self._stream or self._starter):
+            cache.apply_local(kite_id, revision, record)
+
+    def _start_cache(self) -> None:
+        """Build the cache and start its watch in the background (queries read etcd meanwhile)."""
+        if self._stream is not None or self._starter is not None or self._etcd.closed:
+            return
+        if time.monotonic() < self._start_after:
+            return
+        require_asyncio()
+        self._starter = asyncio.get_running_loop().create_task(self._start_in_background())
+
+    async def _start_in_background(self) -> None:
+        try:
+            await self._started_stream()
+        except StorageError as exc:
+            logger.info("etcd cache: not started (queries read etcd): %s", exc)
+            self._start_after = time.monotonic() + _CACHE_RETRY
+        except Exception:  # a bug must not go unseen; queries keep reading etcd
+            logger.exception("etcd cache: starting it failed (queries read etcd)")
+            self._start_after = time.monotonic() + _CACHE_RETRY
+        finally:
+            self._starter = None
+
+    async def _started_stream(self) -> EtcdFeed:
+        """The storage's watch, started (cache built) by the first caller."""
+        if self._stream_lock is None:
+            self._stream_lock = asyncio.Lock()
+        async with self._stream_lock:
+            if self._stream is None:
+                require_asyncio()
+                stream = EtcdFeed(self._etcd, self.layout, cache=self.cache)
+                await stream.start()
+                if self._etcd.closed:
+                    raise StorageError("the etcd storage is closed")
+                self._stream = stream
+                # a plain asyncio task: it outlives the caller, until aclose()
+                self._stream_task = asyncio.get_running_loop().create_task(self._run(stream))
+            return self._stream
+
+    async def _run(self, stream: EtcdFeed) -> None:
+        """Run the watch; if it breaks on something unexpected (a bug), say so, end its change
+        feeds (their readers reconnect) and let the next query or watch start a new one."""
+        try:
+            await stream.run()
+        except Exception as exc:
+            logger.exception("etcd watch broke; queries read etcd until it is started again")
+            stream.fail(StorageError(f"the etcd watch broke: {exc!r}"))
+            if self._stream is stream:
+                self._stream = None
 
     # --- leases --------------------------------------------------------------------------------
 
@@ -413,7 +498,29 @@ class EtcdStorage(Storage):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        if self._starter is not None:
+            # let a cache read in flight finish (milliseconds) rather than cancel a gRPC call:
+            # grpc.aio may complete a cancelled call after its event loop has closed
+            await asyncio.wait([self._starter], timeout=1.0)
+        for task in (self._starter, self._stream_task):
+            if task is not None:
+                await _cancelled(task)
+        self._starter = self._stream_task = None
+        if self._stream is not None:
+            self._stream.fail(StorageError("the etcd storage is closed"))
+        if self.cache is not None:
+            self.cache.live = False
         await self._etcd.aclose()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it ended. Cancelled again until it does: on Python 3.11,
+    ``asyncio.wait_for`` (inside aetcd's watch set-up) can swallow a cancellation."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("etcd storage task ended with %r", task.exception())
 
 
 def _ttl_of(stored: StoredKite) -> int:
@@ -430,9 +537,10 @@ def _claim_outcome(response: Any) -> Claim:
         response = response.responses[0].response_txn
         if not response.succeeded:
             kvs = response.responses[0].response_range.kvs
-            return False, None, kvs[0].value.decode(errors="replace") if kvs else "?"
-    previous = response.responses[_ID_PUT].response_put
-    return True, previous.prev_kv.value if previous.HasField("prev_kv") else None, ""
+            return False, None, kvs[0].value.decode(errors="replace") if kvs else "?", 0
+    put = response.responses[_ID_PUT].response_put
+    previous = put.prev_kv.value if put.HasField("prev_kv") else None
+    return True, previous, "", int(put.header.revision)
 
 
 def _with_lease(

@@ -5,6 +5,9 @@
 * Prefix: the URL path (default ``/kite``); every key the storage writes lives under it, so
   several registries can share one etcd cluster.
 * ``timeout``: seconds one storage operation may take in all, failovers included (default 5).
+* ``cache``: ``on`` (the default) serves queries from a local cache kept up by an etcd watch,
+  ``off`` reads etcd for every query (:mod:`kite_storage_etcd.cache`). Without the option,
+  ``$KITE_ETCD_CACHE`` (``on``/``off``) decides.
 * ``etcds://``: TLS. The server's certificate is verified against the system's CAs, or the
   CA certificates (PEM) in ``ca=FILE``; ``cert=FILE`` and ``key=FILE`` are a client certificate
   and its key (for etcd's ``--client-cert-auth``).
@@ -23,6 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from kitecore.storage import InvalidInputError
 
 __all__ = [
+    "CACHE_ENV",
     "DEFAULT_PORT",
     "DEFAULT_PREFIX",
     "DEFAULT_TIMEOUT",
@@ -36,6 +40,10 @@ DEFAULT_PREFIX = "/kite"
 DEFAULT_TIMEOUT = 5.0
 #: The etcd password when the URL names a user but no password.
 PASSWORD_ENV = "KITE_ETCD_PASSWORD"
+#: ``on``/``off``: the read cache, when the URL has no ``cache=`` option.
+CACHE_ENV = "KITE_ETCD_CACHE"
+_SWITCH = {"on": True, "true": True, "1": True, "yes": True}
+_SWITCH.update({"off": False, "false": False, "0": False, "no": False})
 _TLS_OPTIONS = ("ca", "cert", "key")
 
 
@@ -55,6 +63,8 @@ class EtcdURL:
     key_file: str = ""
     username: str = ""
     password: str = field(default="", repr=False)
+    #: Serve queries from the watch-fed cache (``cache=off``: every query reads etcd).
+    cache: bool = True
 
     def __str__(self) -> str:
         """The URL again, the password left out."""
@@ -65,6 +75,8 @@ class EtcdURL:
         for name, value in (("ca", self.ca_file), ("cert", self.cert_file), ("key", self.key_file)):
             if value:
                 query += f"&{name}={quote(value)}"
+        if not self.cache:
+            query += "&cache=off"
         return f"{scheme}://{user}{hosts}{self.prefix}?{query}"
 
 
@@ -120,7 +132,7 @@ def parse_etcd_url(url: str, environ: Mapping[str, str] | None = None) -> EtcdUR
     if "//" in prefix:
         raise InvalidInputError(f"empty segment in etcd key prefix {prefix!r}")
     options = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(options) - {"timeout", *_TLS_OPTIONS}
+    unknown = set(options) - {"timeout", "cache", *_TLS_OPTIONS}
     if unknown:
         raise InvalidInputError(f"unknown etcd URL option(s): {', '.join(sorted(unknown))}")
     timeout = DEFAULT_TIMEOUT
@@ -131,6 +143,11 @@ def parse_etcd_url(url: str, environ: Mapping[str, str] | None = None) -> EtcdUR
             timeout = -1.0
         if not timeout > 0:
             raise InvalidInputError(f"etcd timeout must be a positive number: {url!r}")
+    env = os.environ if environ is None else environ
+    if "cache" in options:
+        cache = _switch(options["cache"][-1], f"the etcd option cache in {url!r}")
+    else:
+        cache = _switch(env.get(CACHE_ENV, "on"), f"${CACHE_ENV}")
     tls = parts.scheme == "etcds"
     files = {name: options[name][-1] for name in _TLS_OPTIONS if name in options}
     if files and not tls:
@@ -149,7 +166,15 @@ def parse_etcd_url(url: str, environ: Mapping[str, str] | None = None) -> EtcdUR
         key_file=files.get("key", ""),
         username=username,
         password=password,
+        cache=cache,
     )
+
+
+def _switch(text: str, where: str) -> bool:
+    try:
+        return _SWITCH[text.strip().lower()]
+    except KeyError:
+        raise InvalidInputError(f"{where} must be on or off, not {text!r}") from None
 
 
 def _without_password(url: str) -> str:
