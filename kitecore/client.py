@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.interceptors import METADATA_FIELD, ClientCall
+from kitecore.interceptors import METADATA_FIELD, ClientCall, end_observers, start_observers
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
@@ -483,12 +483,19 @@ class Client:
         """
         # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
         # interceptors pays no extra frame for the seam.
-        interceptors = self.kite._client_interceptors
+        kite = self.kite
+        interceptors = kite._client_interceptors
         if interceptors:
             call = ClientCall(self, method, args)
+            observed = call if kite._client_observers else None
             return run_interceptors(
-                interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
+                interceptors,
+                call,
+                lambda: self._tell(method, call.args, timeout, call.metadata, observed),
             )
+        if kite._client_observers:
+            call = ClientCall(self, method, args)
+            return self._tell(method, args, timeout, call.metadata, call)
         return self._tell(method, args, timeout, None)
 
     async def _tell(
@@ -497,39 +504,65 @@ class Client:
         args: tuple[Any, ...],
         timeout: Any,
         metadata: dict[str, str] | None,
+        observed: ClientCall | None = None,
     ) -> Any:
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.kite.config.timeout
-        connection = self.connection
-        if connection is None or connection.closed:
-            connection = await self._wait_connected(timeout)
-        with_args = list(args)
-        callbacks: dict[str, Path] = {}
-        for arg in with_args:  # scrubbed only when a function may be among them
-            if type(arg) not in SCALAR_TYPES:
-                with_args, user_callbacks = connection.scrub(with_args)
-                callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
-                break
-        # the identity and authentication are encoded once, not for every call
-        auth = self.auth
-        identity = self.kite.identity_wire
-        encoder = self._request_encoder
-        if encoder is None or encoder.kite is not identity or self._encoder_auth is not auth:
-            encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
-            self._request_encoder, self._encoder_auth = encoder, auth
-        pending, callback_id = connection.call(
-            method, encoder, with_args, callbacks, {METADATA_FIELD: metadata} if metadata else None
-        )
+        """Send the call and wait for its answer; ``observed``: the call the kite's client
+        observers watch (started here, around the request itself)."""
+        states: list[Any] | None = None
+        if observed is not None:
+            observers = self.kite._client_observers
+            states = start_observers(observers, observed)
+            args, metadata = observed.args, observed.metadata
         try:
-            return await connection.wait_response(pending, callback_id, timeout)
-        except AuthenticationError as exc:
-            if (
-                not self._token_expire_hooks
-                or "token is expired" not in exc.message
-                or _RETRYING_AFTER_RENEWAL.get()
-            ):
-                raise
-        return await self._retry_with_new_token(method, args, timeout, metadata)
+            if timeout is DEFAULT_TIMEOUT:
+                timeout = self.kite.config.timeout
+            connection = self.connection
+            if connection is None or connection.closed:
+                connection = await self._wait_connected(timeout)
+            with_args = list(args)
+            callbacks: dict[str, Path] = {}
+            for arg in with_args:  # scrubbed only when a function may be among them
+                if type(arg) not in SCALAR_TYPES:
+                    with_args, user_callbacks = connection.scrub(with_args)
+                    callbacks = {
+                        key: [0, "withArgs", *path] for key, path in user_callbacks.items()
+                    }
+                    break
+            # the identity and authentication are encoded once, not for every call
+            auth = self.auth
+            identity = self.kite.identity_wire
+            encoder = self._request_encoder
+            if encoder is None or encoder.kite is not identity or self._encoder_auth is not auth:
+                encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
+                self._request_encoder, self._encoder_auth = encoder, auth
+            pending, callback_id = connection.call(
+                method,
+                encoder,
+                with_args,
+                callbacks,
+                {METADATA_FIELD: metadata} if metadata else None,
+            )
+            try:
+                result = await connection.wait_response(pending, callback_id, timeout)
+            except AuthenticationError as exc:
+                if (
+                    not self._token_expire_hooks
+                    or "token is expired" not in exc.message
+                    or _RETRYING_AFTER_RENEWAL.get()
+                ):
+                    raise
+                renew = True
+            else:
+                renew = False
+            if renew:
+                result = await self._retry_with_new_token(method, args, timeout, metadata)
+        except BaseException as exc:
+            if states is not None:
+                end_observers(observers, observed, states, exc)
+            raise
+        if states is not None:
+            end_observers(observers, observed, states, None)
+        return result
 
     async def _retry_with_new_token(
         self,

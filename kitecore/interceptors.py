@@ -37,6 +37,31 @@ object of string values, beside ``kite``, ``authentication``, ``withArgs`` and
 ignore fields they do not know, so a call with metadata still works against them; this is
 where W3C ``traceparent``/``tracestate`` travel between Python kites. On the server, a missing
 or malformed ``metadata`` field reads as an empty mapping.
+
+Observers
+---------
+Code that only watches calls (metrics, tracing) can register an **observer** instead: a pair
+of plain functions, ``start(call) -> state`` run as the call starts and ``end(call, state,
+error)`` run as it ends (``error`` is ``None`` on success, else what the call raised)::
+
+    def started(call: ServerCall) -> float:
+        return time.perf_counter()
+
+    def ended(call: ServerCall, started: float, error: BaseException | None) -> None:
+        print(call.method, error_type(error), time.perf_counter() - started)
+
+    kite.add_observer(server=(started, ended))
+
+An observer adds no coroutine to the call's await chain (an interceptor adds its own frame,
+resumed each time the call waits): about a tenth of an interceptor's cost per call. Observers
+are the code closest to the wire: on the server they run outside every interceptor (``start``
+first when the request arrives, ``end`` last), on the client inside them (``start`` once the
+interceptors have called ``proceed()``, so it sees the arguments and metadata as they will be
+sent). Starts run in registration order, ends in the reverse order, in the task of the call,
+so a context variable set by ``start`` and reset by ``end`` is seen by the handler (server)
+or the request being sent (client). An observer should not raise: an exception from ``start``
+or ``end`` fails the call as an interceptor's would, after the ends of the observers already
+started have run.
 """
 
 from __future__ import annotations
@@ -58,12 +83,16 @@ __all__ = [
     "METADATA_FIELD",
     "ClientCall",
     "ClientInterceptor",
+    "ClientObserver",
     "Proceed",
     "ServerCall",
     "ServerInterceptor",
+    "ServerObserver",
+    "end_observers",
     "error_type",
     "incoming_metadata",
     "run_chain",
+    "start_observers",
 ]
 
 #: The call options field that carries :attr:`ClientCall.metadata`.
@@ -132,6 +161,18 @@ ServerInterceptor: TypeAlias = Callable[[ServerCall, Proceed], Awaitable[Any]]
 ClientInterceptor: TypeAlias = Callable[[ClientCall, Proceed], Awaitable[Any]]
 
 
+#: ``(start, end)``: ``start(call) -> state`` before a served call, ``end(call, state, error)``
+#: after it.
+ServerObserver: TypeAlias = tuple[
+    Callable[[ServerCall], Any], Callable[[ServerCall, Any, "BaseException | None"], None]
+]
+#: ``(start, end)``: ``start(call) -> state`` before a call is sent, ``end(call, state,
+#: error)`` once it is answered (or failed).
+ClientObserver: TypeAlias = tuple[
+    Callable[[ClientCall], Any], Callable[[ClientCall, Any, "BaseException | None"], None]
+]
+
+
 def incoming_metadata(options: Mapping[str, Any]) -> Mapping[str, str]:
     """The ``metadata`` field of call options: only its string entries; empty if absent."""
     raw = options.get(METADATA_FIELD)
@@ -171,3 +212,44 @@ def run_chain(
     for index in range(len(interceptors) - 1, 0, -1):
         proceed = partial(interceptors[index], call, proceed)
     return interceptors[0](call, proceed)
+
+
+#: An observer of either side, as :func:`start_observers` and :func:`end_observers` take it.
+_Observer: TypeAlias = tuple[
+    Callable[[Any], Any], Callable[[Any, Any, "BaseException | None"], None]
+]
+
+
+def start_observers(
+    observers: Sequence[_Observer],
+    call: Any,
+) -> list[Any]:
+    """Run the observers' ``start`` for ``call``, in order; their states. If one raises, the
+    ends of those already started run with its exception, which then propagates."""
+    states: list[Any] = []
+    try:
+        for start, _ in observers:
+            states.append(start(call))
+    except BaseException as exc:
+        end_observers(observers, call, states, exc)
+        raise
+    return states
+
+
+def end_observers(
+    observers: Sequence[_Observer],
+    call: Any,
+    states: list[Any],
+    error: BaseException | None,
+) -> None:
+    """Run the ``end`` of each started observer (one state each), the last one first. They
+    all run; the first exception one of them raised then propagates."""
+    failure: BaseException | None = None
+    for index in range(len(states) - 1, -1, -1):
+        try:
+            observers[index][1](call, states[index], error)
+        except Exception as exc:
+            if failure is None:
+                failure = exc
+    if failure is not None:
+        raise failure

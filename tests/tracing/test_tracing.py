@@ -188,13 +188,13 @@ async def test_the_plugin_traces_kites_that_opt_in(
     plugins = load_plugins(names=CORE_PLUGINS, extra_plugins=[tracing_plugin])
     monkeypatch.delenv(tracing_plugin.ENV, raising=False)
     off = Kite("off", "1.0.0", config=kite_config.copy(), plugins=plugins)
-    assert not off._server_interceptors and not off._client_interceptors
+    assert not off._server_observers and not off._client_observers
     monkeypatch.setenv(tracing_plugin.ENV, "1")
     on = Kite("on", "1.0.0", config=kite_config.copy(), plugins=plugins)
-    assert len(on._server_interceptors) == len(on._client_interceptors) == 1
+    assert len(on._server_observers) == len(on._client_observers) == 1
     config = kite_config.copy()
     config.extra["tracing"] = "0"  # the config wins over the environment
-    assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_interceptors
+    assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_observers
 
 
 class _OwnParentBased(ParentBased):

@@ -1,10 +1,10 @@
 """The kite metrics (:class:`KiteMetrics`) and how they attach to a kite.
 
-Per call, through the core's interceptors: server and client call counters by kite, method,
-outcome and error type, latency histograms and calls in flight. Per connection, through the
-kite's connect/disconnect hooks: open connections by transport. Messages and their sizes are
-counted by the core's connections; they are read when the registry is collected (a scrape),
-so they cost nothing per message here.
+Per call, through the core's observers (the cheap form of interceptors): server and client
+call counters by kite, method, outcome and error type, latency histograms and calls in flight.
+Per connection, through the kite's connect/disconnect hooks: open connections by transport.
+Messages and their sizes are counted by the core's connections; they are read when the
+registry is collected (a scrape), so they cost nothing per message here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kitecore import Client, Kite
-from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
+from kitecore.interceptors import (
+    ClientCall,
+    ClientObserver,
+    ServerCall,
+    ServerObserver,
+    error_type,
+)
 
 from .kontrol import KontrolMetrics
 
@@ -99,7 +105,7 @@ class KiteMetrics:
 
     def install(self, kite: Kite) -> None:
         """Count ``kite``'s calls (both sides) and connections on these metrics."""
-        kite.add_interceptor(server=self.server_interceptor, client=self.client_interceptor)
+        kite.add_observer(server=self.server_observer, client=self.client_observer)
         kite.on_connect(self._connected)
         kite.on_disconnect(self._disconnected)
         if kite.name == "kontrol":
@@ -114,36 +120,30 @@ class KiteMetrics:
 
         kite.handle_http(path, metrics_handler(self.registry), methods=["GET", "HEAD"])
 
-    # ------------------------------------------------------------ interceptors
+    # ------------------------------------------------------------ observers
 
-    async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
-        """Count and time one served call."""
+    @property
+    def server_observer(self) -> ServerObserver:
+        """The observer (:mod:`kitecore.interceptors`) that counts and times served calls."""
+        return (self._server_started, _ended)
+
+    @property
+    def client_observer(self) -> ClientObserver:
+        """The observer that counts and times the calls made with ``tell``."""
+        return (self._client_started, _ended)
+
+    def _server_started(self, call: ServerCall) -> tuple[_CallStats, float]:
         key = (call.kite.name, call.method)
         stats = self._server.stats.get(key) or self._server.add(key)
         stats.in_flight += 1
-        started = perf_counter()
-        try:
-            result = await proceed()
-        except BaseException as exc:
-            stats.finish(perf_counter() - started, error_type(exc))
-            raise
-        stats.finish(perf_counter() - started, "")
-        return result
+        return stats, perf_counter()
 
-    async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
-        """Count and time one call made with ``tell``."""
+    def _client_started(self, call: ClientCall) -> tuple[_CallStats, float]:
         remote = call.client.remote_kite
         key = (call.kite.name, remote.name if remote is not None else "", call.method)
         stats = self._client.stats.get(key) or self._client.add(key)
         stats.in_flight += 1
-        started = perf_counter()
-        try:
-            result = await proceed()
-        except BaseException as exc:
-            stats.finish(perf_counter() - started, error_type(exc))
-            raise
-        stats.finish(perf_counter() - started, "")
-        return result
+        return stats, perf_counter()
 
     # ------------------------------------------------------------ connections
 
@@ -178,12 +178,17 @@ class _CallStats:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.total = 0.0
 
-    def finish(self, elapsed: float, kind: str) -> None:
-        self.in_flight -= 1
-        self.total += elapsed
-        self.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-        outcomes = self.outcomes
-        outcomes[kind] = outcomes.get(kind, 0) + 1
+
+def _ended(call: object, state: tuple[_CallStats, float], error: BaseException | None) -> None:
+    """The end of a call of either side: count it in its stats (``state``: from the start)."""
+    stats, started = state
+    elapsed = perf_counter() - started
+    stats.in_flight -= 1
+    stats.total += elapsed
+    stats.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+    kind = "" if error is None else error_type(error)
+    outcomes = stats.outcomes
+    outcomes[kind] = outcomes.get(kind, 0) + 1
 
 
 class _CallCollector(Collector):

@@ -1,4 +1,4 @@
-"""Spans for kite calls (:class:`KiteTracing`), on the core's interceptors.
+"""Spans for kite calls (:class:`KiteTracing`), on the core's call observers.
 
 Every call a kite serves gets a ``SERVER`` span and every ``tell`` a ``CLIENT`` span, named
 ``<service>/<method>`` with the RPC semantic conventions:
@@ -37,6 +37,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
     NonRecordingSpan,
+    Span,
     SpanContext,
     SpanKind,
     Status,
@@ -47,7 +48,13 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from kitecore import Kite
-from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
+from kitecore.interceptors import (
+    ClientCall,
+    ClientObserver,
+    ServerCall,
+    ServerObserver,
+    error_type,
+)
 
 from . import w3c
 
@@ -93,10 +100,21 @@ class KiteTracing:
 
     def install(self, kite: Kite) -> None:
         """Trace every call ``kite`` serves and makes."""
-        kite.add_interceptor(server=self.server_interceptor, client=self.client_interceptor)
+        kite.add_observer(server=self.server_observer, client=self.client_observer)
 
-    async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
-        """A ``SERVER`` span around one served call, child of the caller's span if it sent one."""
+    @property
+    def server_observer(self) -> ServerObserver:
+        """The observer (:mod:`kitecore.interceptors`) that makes the ``SERVER`` spans."""
+        return (self._server_started, _server_ended)
+
+    @property
+    def client_observer(self) -> ClientObserver:
+        """The observer that makes the ``CLIENT`` spans and sends their context."""
+        return (self._client_started, _client_ended)
+
+    def _server_started(self, call: ServerCall) -> tuple[Span, object]:
+        """A ``SERVER`` span for one served call, child of the caller's span if it sent one,
+        made the current span (with the token that resets it)."""
         key = (call.kite.name, call.method, call.peer.remote_address)
         static = self._server_static.get(key)
         if static is None:
@@ -124,18 +142,10 @@ class KiteTracing:
                 kind=SpanKind.SERVER,
                 attributes={**attributes, "kite.request_id": call.request.id},
             )
-        token = otel_context.attach(trace.set_span_in_context(span, context or _ROOT))
-        try:
-            return await proceed()
-        except BaseException as exc:
-            _failed(span, exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return span, otel_context.attach(trace.set_span_in_context(span, context or _ROOT))
 
-    async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
-        """A ``CLIENT`` span around one ``tell``; its context goes out in the metadata."""
+    def _client_started(self, call: ClientCall) -> Span:
+        """A ``CLIENT`` span for one ``tell``; its context goes out in the metadata."""
         client = call.client
         remote = client.remote_kite
         key = (remote.name if remote is not None else "", call.method, client.url or "")
@@ -158,13 +168,21 @@ class KiteTracing:
                 span_context = trace.set_span_in_context(span)
                 call.args = tuple(_in_context(arg, span_context) for arg in call.args)
                 break
-        try:
-            return await proceed()
-        except BaseException as exc:
-            _failed(span, exc)
-            raise
-        finally:
-            span.end()
+        return span
+
+
+def _server_ended(call: ServerCall, state: tuple[Span, Any], error: BaseException | None) -> None:
+    span, token = state
+    otel_context.detach(token)
+    if error is not None:
+        _failed(span, error)
+    span.end()
+
+
+def _client_ended(call: ClientCall, span: Span, error: BaseException | None) -> None:
+    if error is not None:
+        _failed(span, error)
+    span.end()
 
 
 def _span_maker(tracer: Tracer) -> SpanMaker | None:
