@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.interceptors import METADATA_FIELD, ClientCall, end_observers, start_observers
+from kitecore.interceptors import METADATA_FIELD, ClientCall, ClientObserver
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
@@ -49,6 +49,18 @@ Hook = Callable[["Client"], Any]
 
 #: True while a call is being retried after a token renewal (so it is retried only once).
 _RETRYING_AFTER_RENEWAL = contextvars.ContextVar("kite_retrying_after_renewal", default=False)
+
+
+def _unobserved_start(call: ClientCall) -> None:
+    return None
+
+
+def _unobserved_end(call: ClientCall, state: object, error: BaseException | None) -> None:
+    return None
+
+
+#: The observer of a kite whose client observers went away (``Kite._client_observe``).
+_UNOBSERVED: ClientObserver = (_unobserved_start, _unobserved_end)
 
 
 def split_urls(url: str | Sequence[str] | None) -> list[str]:
@@ -487,13 +499,13 @@ class Client:
         interceptors = kite._client_interceptors
         if interceptors:
             call = ClientCall(self, method, args)
-            observed = call if kite._client_observers else None
+            observed = call if kite._client_observe is not None else None
             return run_interceptors(
                 interceptors,
                 call,
                 lambda: self._tell(method, call.args, timeout, call.metadata, observed),
             )
-        if kite._client_observers:
+        if kite._client_observe is not None:
             call = ClientCall(self, method, args)
             return self._tell(method, args, timeout, call.metadata, call)
         return self._tell(method, args, timeout, None)
@@ -508,10 +520,9 @@ class Client:
     ) -> Any:
         """Send the call and wait for its answer; ``observed``: the call the kite's client
         observers watch (started here, around the request itself)."""
-        states: list[Any] | None = None
         if observed is not None:
-            observers = self.kite._client_observers
-            states = start_observers(observers, observed)
+            start, end = self.kite._client_observe or _UNOBSERVED
+            state = start(observed)
             args, metadata = observed.args, observed.metadata
         try:
             if timeout is DEFAULT_TIMEOUT:
@@ -557,11 +568,11 @@ class Client:
             if renew:
                 result = await self._retry_with_new_token(method, args, timeout, metadata)
         except BaseException as exc:
-            if states is not None:
-                end_observers(observers, observed, states, exc)
+            if observed is not None:
+                end(observed, state, exc)
             raise
-        if states is not None:
-            end_observers(observers, observed, states, None)
+        if observed is not None:
+            end(observed, state, None)
         return result
 
     async def _retry_with_new_token(

@@ -88,11 +88,10 @@ __all__ = [
     "ServerCall",
     "ServerInterceptor",
     "ServerObserver",
-    "end_observers",
+    "combine_observers",
     "error_type",
     "incoming_metadata",
     "run_chain",
-    "start_observers",
 ]
 
 #: The call options field that carries :attr:`ClientCall.metadata`.
@@ -214,42 +213,44 @@ def run_chain(
     return interceptors[0](call, proceed)
 
 
-#: An observer of either side, as :func:`start_observers` and :func:`end_observers` take it.
+#: An observer of either side (what :func:`combine_observers` takes and gives).
 _Observer: TypeAlias = tuple[
     Callable[[Any], Any], Callable[[Any, Any, "BaseException | None"], None]
 ]
 
 
-def start_observers(
-    observers: Sequence[_Observer],
-    call: Any,
-) -> list[Any]:
-    """Run the observers' ``start`` for ``call``, in order; their states. If one raises, the
-    ends of those already started run with its exception, which then propagates."""
-    states: list[Any] = []
-    try:
-        for start, _ in observers:
-            states.append(start(call))
-    except BaseException as exc:
-        end_observers(observers, call, states, exc)
-        raise
-    return states
+def combine_observers(observers: Sequence[_Observer]) -> _Observer:
+    """One observer doing what ``observers`` do: starts in order, ends in reverse order.
+
+    If a ``start`` raises, the ends of the observers already started run with its
+    exception, which then propagates; every started observer's ``end`` runs even if another
+    one's raises (its exception then propagates). Made once per kite and side when an
+    observer is added (nested pairs of plain functions: no loop, no list per call).
+    """
+    if not observers:
+        raise ValueError("no observers to combine")
+    combined = observers[0]
+    for observer in observers[1:]:
+        combined = _pair(combined, observer)
+    return combined
 
 
-def end_observers(
-    observers: Sequence[_Observer],
-    call: Any,
-    states: list[Any],
-    error: BaseException | None,
-) -> None:
-    """Run the ``end`` of each started observer (one state each), the last one first. They
-    all run; the first exception one of them raised then propagates."""
-    failure: BaseException | None = None
-    for index in range(len(states) - 1, -1, -1):
+def _pair(outer: _Observer, inner: _Observer) -> _Observer:
+    start_outer, end_outer = outer
+    start_inner, end_inner = inner
+
+    def start(call: Any) -> tuple[Any, Any]:
+        state = start_outer(call)
         try:
-            observers[index][1](call, states[index], error)
-        except Exception as exc:
-            if failure is None:
-                failure = exc
-    if failure is not None:
-        raise failure
+            return state, start_inner(call)
+        except BaseException as exc:
+            end_outer(call, state, exc)
+            raise
+
+    def end(call: Any, states: tuple[Any, Any], error: BaseException | None) -> None:
+        try:
+            end_inner(call, states[1], error)
+        finally:
+            end_outer(call, states[0], error)
+
+    return start, end

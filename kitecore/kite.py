@@ -30,8 +30,7 @@ from kitecore.interceptors import (
     ServerCall,
     ServerInterceptor,
     ServerObserver,
-    end_observers,
-    start_observers,
+    combine_observers,
 )
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
@@ -152,6 +151,9 @@ class Kite:
         self._client_interceptors: tuple[ClientInterceptor, ...] = ()
         self._server_observers: tuple[ServerObserver, ...] = ()
         self._client_observers: tuple[ClientObserver, ...] = ()
+        # the observers of each side as one (start, end) pair, None when there are none
+        self._server_observe: ServerObserver | None = None
+        self._client_observe: ClientObserver | None = None
         self._client_ssl: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
         from kitecore.builtins import register_builtins
@@ -315,8 +317,10 @@ class Kite:
         either may be omitted. Starts run in the order added, ends in reverse."""
         if server is not None:
             self._server_observers = (*self._server_observers, server)
+            self._server_observe = combine_observers(self._server_observers)
         if client is not None:
             self._client_observers = (*self._client_observers, client)
+            self._client_observe = combine_observers(self._client_observers)
 
     # ------------------------------------------------------------ hooks
 
@@ -508,10 +512,11 @@ class Kite:
         # log lines about this call carry its request id, method and peer (logcontext)
         context_token = current_request.set(request)
         try:
-            if self._server_observers:
+            observe = self._server_observe
+            if observe is not None:
                 call = ServerCall(self, request, connection.peer, arguments[0])
-                observers = self._server_observers
-                states = start_observers(observers, call)
+                start, end = observe
+                state = start(call)
                 try:
                     if self._server_interceptors:
                         result = await run_interceptors(
@@ -522,9 +527,9 @@ class Kite:
                     else:
                         result = await self._run_method(method, request, connection)
                 except BaseException as exc:
-                    end_observers(observers, call, states, exc)
+                    end(call, state, exc)
                     raise
-                end_observers(observers, call, states, None)
+                end(call, state, None)
             elif self._server_interceptors:
                 call = ServerCall(self, request, connection.peer, arguments[0])
                 result = await run_interceptors(
