@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from contextvars import Token
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -56,7 +58,7 @@ from kitecore.interceptors import (
     error_type,
 )
 
-from . import w3c
+from . import current, w3c
 
 try:
     from .spans import ONLY_PARENT, SpanMaker
@@ -112,17 +114,20 @@ class KiteTracing:
         """The observer that makes the ``CLIENT`` spans and sends their context."""
         return (self._client_started, _client_ended)
 
-    def _server_started(self, call: ServerCall) -> tuple[Span, object]:
+    def _server_started(self, call: ServerCall) -> tuple[Span | None, Token[Context]]:
         """A ``SERVER`` span for one served call, child of the caller's span if it sent one,
-        made the current span (with the token that resets it)."""
-        key = (call.kite.name, call.method, call.peer.remote_address)
-        static = self._server_static.get(key)
-        if static is None:
-            static = self._server_static.remember(key, _server_static(*key))
-        name, attributes = static
+        made the current span (with the token that resets it). A span the sampler drops is
+        only its context (for the calls the handler makes): ``None`` in the state."""
         metadata = call.metadata
+        maker = self._maker
+        if metadata and maker is not None and self.propagator is None:
+            header = metadata.get("traceparent")
+            if header is not None:  # the usual case: dropped as its caller's was
+                dropped = maker.dropped_remote(header, metadata)
+                if dropped is not None:
+                    return None, current.attach(current.in_context(dropped, None))
         # without trace context from the caller the call starts a trace of its own
-        context: otel_context.Context | None = None  # the caller's, when not only its span
+        context: Context | None = None  # the caller's, when not only its span
         if not metadata:
             parent = None
         elif self.propagator is None:
@@ -131,58 +136,109 @@ class KiteTracing:
             context = self.propagator.extract(metadata)
             parent = _valid(trace.get_current_span(context).get_span_context())
         span = None
-        if self._maker is not None:
-            span = self._maker.start(
-                name, SpanKind.SERVER, attributes, parent, context or ONLY_PARENT, call.request
-            )
+        if maker is not None:
+            decided = maker.sample(parent)
+            if decided is not None:
+                if decided[1] is False:  # dropped: no name, no attributes, no span to end
+                    dropped = NonRecordingSpan(maker.unsampled(decided[0], parent))
+                    return None, current.attach(current.in_context(dropped, context))
+                name, attributes = self._server_names(call)
+                span = maker.start(
+                    name,
+                    SpanKind.SERVER,
+                    attributes,
+                    parent,
+                    context or ONLY_PARENT,
+                    call.request,
+                    decided,
+                )
         if span is None:
+            name, attributes = self._server_names(call)
             span = self.tracer.start_span(
                 name,
                 context=_context_of(parent) if context is None else context,
                 kind=SpanKind.SERVER,
                 attributes={**attributes, "kite.request_id": call.request.id},
             )
-        return span, otel_context.attach(trace.set_span_in_context(span, context or _ROOT))
+        return span, current.attach(current.in_context(span, context))
 
-    def _client_started(self, call: ClientCall) -> Span:
-        """A ``CLIENT`` span for one ``tell``; its context goes out in the metadata."""
+    def _server_names(self, call: ServerCall) -> _Static:
+        key = (call.kite.name, call.method, call.peer.remote_address)
+        static = self._server_static.get(key)
+        if static is None:
+            static = self._server_static.remember(key, _server_static(*key))
+        return static
+
+    def _client_started(self, call: ClientCall) -> Span | None:
+        """A ``CLIENT`` span for one ``tell``; its context goes out in the metadata. A span
+        the sampler drops is only its context, sent on (``None`` is the state)."""
+        span = None
+        maker = self._maker
+        if maker is not None:
+            parent = current.parent_context()
+            decided = maker.sample(parent)
+            if decided is not None:
+                if decided[1] is False and self.propagator is None:
+                    # dropped: only the context goes on (a span only for callbacks)
+                    trace_id = decided[0]
+                    span_id = maker.write_unsampled(call.metadata, trace_id, parent)
+                    if _has_callbacks(call.args):
+                        dropped = maker.unsampled(trace_id, parent, span_id)
+                        _wrap_callbacks(call, NonRecordingSpan(dropped))
+                    return None
+                name, attributes = self._client_names(call)
+                span = maker.start(name, SpanKind.CLIENT, attributes, parent, None, None, decided)
+        if span is None:
+            name, attributes = self._client_names(call)
+            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        if self.propagator is None:
+            w3c.inject(call.metadata, span.get_span_context())
+        else:
+            self.propagator.inject(call.metadata, context=trace.set_span_in_context(span))
+        if _has_callbacks(call.args):
+            _wrap_callbacks(call, span)
+        return span
+
+    def _client_names(self, call: ClientCall) -> _Static:
         client = call.client
         remote = client.remote_kite
         key = (remote.name if remote is not None else "", call.method, client.url or "")
         static = self._client_static.get(key)
         if static is None:
             static = self._client_static.remember(key, _client_static(*key))
-        name, attributes = static
-        span = None
-        if self._maker is not None:
-            parent = _valid(trace.get_current_span().get_span_context())
-            span = self._maker.start(name, SpanKind.CLIENT, attributes, parent, None)
-        if span is None:
-            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        if self.propagator is None:
-            w3c.inject(call.metadata, span.get_span_context())
-        else:
-            self.propagator.inject(call.metadata, context=trace.set_span_in_context(span))
-        for arg in call.args:  # functions among the arguments become callbacks
-            if type(arg) is dict or callable(arg):
-                span_context = trace.set_span_in_context(span)
-                call.args = tuple(_in_context(arg, span_context) for arg in call.args)
-                break
-        return span
+        return static
 
 
-def _server_ended(call: ServerCall, state: tuple[Span, Any], error: BaseException | None) -> None:
+def _server_ended(
+    call: ServerCall, state: tuple[Span | None, Token[Context]], error: BaseException | None
+) -> None:
     span, token = state
-    otel_context.detach(token)
-    if error is not None:
-        _failed(span, error)
-    span.end()
+    current.detach(token)
+    if span is not None:
+        if error is not None:
+            _failed(span, error)
+        span.end()
 
 
-def _client_ended(call: ClientCall, span: Span, error: BaseException | None) -> None:
-    if error is not None:
-        _failed(span, error)
-    span.end()
+def _client_ended(call: ClientCall, span: Span | None, error: BaseException | None) -> None:
+    if span is not None:
+        if error is not None:
+            _failed(span, error)
+        span.end()
+
+
+def _has_callbacks(args: tuple[Any, ...]) -> bool:
+    """Whether there may be functions among a call's arguments (they become callbacks)."""
+    for arg in args:
+        if type(arg) is dict or callable(arg):
+            return True
+    return False
+
+
+def _wrap_callbacks(call: ClientCall, span: Span) -> None:
+    """Make the functions among the call's arguments run inside ``span``."""
+    span_context = trace.set_span_in_context(span)
+    call.args = tuple(_in_context(arg, span_context) for arg in call.args)
 
 
 def _span_maker(tracer: Tracer) -> SpanMaker | None:
