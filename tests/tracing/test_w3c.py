@@ -79,3 +79,18 @@ def test_span_contexts_made_directly_equal_the_apis() -> None:
         assert type(ours) is SpanContext and ours == api
         assert (ours.trace_id, ours.span_id, ours.is_remote, ours.trace_flags) == fields[:4]
         assert ours.trace_state == api.trace_state and ours.is_valid
+
+
+def test_plain_version_00() -> None:
+    good = f"00-{TRACE}-{SPAN}-01"
+    assert w3c.plain_version_00(good)
+    for bad in [
+        f"00-{'0' * 32}-{SPAN}-01",
+        f"00-{TRACE}-{'0' * 16}-01",
+        f"01-{TRACE}-{SPAN}-01",
+        f"00-{TRACE.upper()}-{SPAN}-01",
+        f"00-{TRACE}-{SPAN}-01-",
+        f"00-{TRACE}-{SPAN}-1",
+        f"00-{TRACE[:-1]}g-{SPAN}-01",
+    ]:
+        assert not w3c.plain_version_00(bad), bad

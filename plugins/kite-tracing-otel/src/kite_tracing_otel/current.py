@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span, SpanContext
 
-__all__ = ["attach", "detach", "in_context", "parent_context"]
+__all__ = ["attach", "attach_span", "detach", "in_context", "parent_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ def attach(context: Context) -> Token[Context]:
     if _VARIABLE is None:
         return otel_context.attach(context)
     return _VARIABLE.set(context)
+
+
+def attach_span(span: Span) -> Token[Context]:
+    """Make a context holding only ``span`` current (``attach(in_context(span, None))``)."""
+    if _VARIABLE is None:
+        return otel_context.attach(Context({_SPAN_KEY: span}))
+    return _VARIABLE.set(Context({_SPAN_KEY: span}))
 
 
 def detach(token: Token[Context]) -> None:

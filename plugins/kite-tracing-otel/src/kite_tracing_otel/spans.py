@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ from opentelemetry.sdk.trace import (
 )
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -111,6 +113,8 @@ _RANDOM: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
 _RANDOM_BIT = _RANDOM or 0
 #: The trace flags of a span by their value (sampled: 1, random trace id: 2), made once.
 _FLAGS = [TraceFlags(value) for value in range(4)]
+#: The ``trace-flags`` text of each of those.
+_FLAGS_TEXT = [f"{value:02x}" for value in range(4)]
 #: ``on_start``/``_on_ending`` of the SDK's processors that do nothing.
 _NO_OPS = frozenset(
     function
@@ -172,7 +176,8 @@ class SpanMaker:
             return None
         bounds = self._bounds
         if parent is None:
-            trace_id = self._new_trace_id()
+            draw = self._getrandbits
+            trace_id = (draw is not None and draw(128)) or self._new_trace_id()
             if bounds is None:
                 return trace_id, None
             bound = bounds[0]
@@ -206,13 +211,13 @@ class SpanMaker:
         is ``ALWAYS_OFF``, the default, for a parent not sampled): a
         :class:`DroppedSpan`. ``None`` for anything else (then parse the header and ask
         :meth:`sample`)."""
-        if not w3c.plain_version_00(header) or not self._ready():
+        flags = w3c.FLAGS.get(header[53:])  # (a header of another form is not dropped here)
+        if flags is None or not self._ready():
             return None
         bounds = self._bounds
-        if bounds is None:
+        if bounds is None or (bounds[1] if flags & 1 else bounds[2]) != _NONE:
             return None
-        flags = w3c.FLAGS[header[53:55]]
-        if (bounds[1] if flags & 1 else bounds[2]) != _NONE:
+        if not w3c.plain_version_00(header):
             return None
         return DroppedSpan(header, carrier.get("tracestate"), self._new_span_id)
 
@@ -234,9 +239,14 @@ class SpanMaker:
         """Write the ``traceparent`` (and ``tracestate``) of a span :meth:`sample` dropped
         into ``carrier``, as :meth:`unsampled` would make its context (without making it);
         its span id."""
-        span_id = self._new_span_id()
+        draw = self._getrandbits
+        span_id = (draw is not None and draw(64)) or self._new_span_id()
         if parent is None:
-            w3c.write(carrier, trace_id, span_id, self._random_ids)
+            carrier["traceparent"] = "00-%032x-%016x-%s" % (  # noqa: UP031 (w3c.write, inline)
+                trace_id,
+                span_id,
+                _FLAGS_TEXT[self._random_ids],
+            )
         else:
             w3c.write(carrier, trace_id, span_id, parent[3] & _RANDOM_BIT, parent[4])
         return span_id
@@ -309,6 +319,8 @@ class SpanMaker:
         ids = self._ids = tracer.id_generator
         self._new_trace_id = ids.generate_trace_id
         self._new_span_id = ids.generate_span_id
+        #: The SDK's random generator: its ids are drawn here directly (the same draws).
+        self._getrandbits = getrandbits if type(ids) is RandomIdGenerator else None
         self._random_ids = _RANDOM_BIT if ids.is_trace_id_random() else 0
 
     def _check_processors(self) -> None:
@@ -364,6 +376,8 @@ class DroppedSpan(NonRecordingSpan):
     caller's trace id and trace state, a span id of its own, flags: not sampled, the caller's
     random-trace-id flag), is made when first read: most calls never read it (only a call
     the handler makes, or code asking for the current span, does)."""
+
+    __slots__ = ("_header", "_made", "_new_span_id", "_trace_state")
 
     def __init__(
         self, header: str, trace_state: str | None, new_span_id: Callable[[], int]

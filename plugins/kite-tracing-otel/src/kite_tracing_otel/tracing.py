@@ -125,7 +125,7 @@ class KiteTracing:
             if header is not None:  # the usual case: dropped as its caller's was
                 dropped = maker.dropped_remote(header, metadata)
                 if dropped is not None:
-                    return None, current.attach(current.in_context(dropped, None))
+                    return None, current.attach_span(dropped)
         # without trace context from the caller the call starts a trace of its own
         context: Context | None = None  # the caller's, when not only its span
         if not metadata:

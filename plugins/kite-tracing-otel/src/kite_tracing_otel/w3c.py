@@ -41,8 +41,8 @@ _VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").full
 FLAGS = _FLAGS = {f"{value:02x}": TraceFlags(value) for value in range(256)}
 _FLAGS_TEXT = {flags: text for text, flags in _FLAGS.items()}
 _FLAGS_BY_VALUE = list(_FLAGS)
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
+#: The same, ids not zero (the W3C text's invalid values).
+_VALID_00 = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}").fullmatch
 _ROOT = Context()
 
 
@@ -105,11 +105,7 @@ def plain_version_00(header: str) -> bool:
     """Whether ``header`` is a valid ``traceparent`` of version ``00`` as the W3C text writes
     it (lowercase hex, ids not zero): its fields are then at fixed places (trace id
     ``[3:35]``, parent id ``[36:52]``, flags ``[53:55]``)."""
-    return (
-        _VERSION_00(header) is not None
-        and header[3:35] != _ZERO_TRACE
-        and header[36:52] != _ZERO_SPAN
-    )
+    return _VALID_00(header) is not None
 
 
 def remote_parent(carrier: Mapping[str, str]) -> SpanContext | None:
