@@ -105,7 +105,7 @@ class KiteMetrics:
 
     def install(self, kite: Kite) -> None:
         """Count ``kite``'s calls (both sides) and connections on these metrics."""
-        kite.add_observer(server=self.server_observer, client=self.client_observer)
+        kite.add_observer(server=self.server_observer(kite), client=self.client_observer)
         kite.on_connect(self._connected)
         kite.on_disconnect(self._disconnected)
         if kite.name == "kontrol":
@@ -122,21 +122,15 @@ class KiteMetrics:
 
     # ------------------------------------------------------------ observers
 
-    @property
-    def server_observer(self) -> ServerObserver:
-        """The observer (:mod:`kitecore.interceptors`) that counts and times served calls."""
-        return (self._server_started, _ended)
+    def server_observer(self, kite: Kite) -> ServerObserver:
+        """The observer (:mod:`kitecore.interceptors`) that counts and times the calls
+        ``kite`` serves (its stats found by method name alone)."""
+        return (_ServedBy(kite.name, self._server).started, _ended)
 
     @property
     def client_observer(self) -> ClientObserver:
         """The observer that counts and times the calls made with ``tell``."""
         return (self._client_started, _ended)
-
-    def _server_started(self, call: ServerCall) -> tuple[_CallStats, float]:
-        key = (call.kite.name, call.method)
-        stats = self._server.stats.get(key) or self._server.add(key)
-        stats.in_flight += 1
-        return stats, perf_counter()
 
     def _client_started(self, call: ClientCall) -> tuple[_CallStats, float]:
         remote = call.client.remote_kite
@@ -177,6 +171,25 @@ class _CallStats:
         #: calls per latency bucket (not cumulative), the last one for +Inf
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.total = 0.0
+
+
+class _ServedBy:
+    """The stats of the calls one kite serves, by method name."""
+
+    __slots__ = ("_by_method", "_collector", "_kite")
+
+    def __init__(self, kite: str, collector: _CallCollector) -> None:
+        self._kite = kite
+        self._collector = collector
+        self._by_method: dict[str, _CallStats] = {}
+
+    def started(self, call: ServerCall) -> tuple[_CallStats, float]:
+        """The start of a served call: counted in flight; its stats and start time."""
+        stats = self._by_method.get(call.method)
+        if stats is None:
+            stats = self._by_method[call.method] = self._collector.add((self._kite, call.method))
+        stats.in_flight += 1
+        return stats, perf_counter()
 
 
 def _ended(call: object, state: tuple[_CallStats, float], error: BaseException | None) -> None:

@@ -114,10 +114,12 @@ class KiteTracing:
         """The observer that makes the ``CLIENT`` spans and sends their context."""
         return (self._client_started, _client_ended)
 
-    def _server_started(self, call: ServerCall) -> tuple[Span | None, Token[Context]]:
+    def _server_started(
+        self, call: ServerCall
+    ) -> tuple[Span | None, Token[Context]] | Token[Context]:
         """A ``SERVER`` span for one served call, child of the caller's span if it sent one,
         made the current span (with the token that resets it). A span the sampler drops is
-        only its context (for the calls the handler makes): ``None`` in the state."""
+        only its context (for the calls the handler makes): the state is the token alone."""
         metadata = call.metadata
         maker = self._maker
         if metadata and maker is not None and self.propagator is None:
@@ -125,7 +127,7 @@ class KiteTracing:
             if header is not None:  # the usual case: dropped as its caller's was
                 dropped = maker.dropped_remote(header, metadata)
                 if dropped is not None:
-                    return None, current.attach_span(dropped)
+                    return current.attach_span(dropped)  # (a token alone: nothing to end)
         # without trace context from the caller the call starts a trace of its own
         context: Context | None = None  # the caller's, when not only its span
         if not metadata:
@@ -141,7 +143,7 @@ class KiteTracing:
             if decided is not None:
                 if decided[1] is False:  # dropped: no name, no attributes, no span to end
                     dropped = NonRecordingSpan(maker.unsampled(decided[0], parent))
-                    return None, current.attach(current.in_context(dropped, context))
+                    return current.attach(current.in_context(dropped, context))
                 name, attributes = self._server_names(call)
                 span = maker.start(
                     name,
@@ -210,8 +212,13 @@ class KiteTracing:
 
 
 def _server_ended(
-    call: ServerCall, state: tuple[Span | None, Token[Context]], error: BaseException | None
+    call: ServerCall,
+    state: tuple[Span | None, Token[Context]] | Token[Context],
+    error: BaseException | None,
 ) -> None:
+    if not isinstance(state, tuple):  # a dropped span's: only the context to reset
+        current.detach(state)
+        return
     span, token = state
     current.detach(token)
     if span is not None:
