@@ -298,3 +298,44 @@ async def test_sampled_by_ratio_a_trace_through_three_kites_is_recorded_whole_or
         sampled += recorded == 4
     assert 0 < sampled < 24  # (each trace has a chance of one half)
     assert sum(spans_by_trace.values()) == 4 * sampled
+
+
+async def test_calls_from_a_callback_of_an_unsampled_call_keep_its_trace_unsampled(
+    make_kite: Any, exporter: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = KiteTracing(tracer_provider=provider)
+    seen: list[str] = []
+
+    async def record(call: Any, proceed: Any) -> Any:
+        seen.append(call.metadata["traceparent"])
+        return await proceed()
+
+    c = await make_kite("c", methods={"square": square})
+    tracing.install(c)
+    c.add_interceptor(server=record)
+
+    async def each(r: Any) -> int:
+        await r.args.function(1)(r.args.get(0, int))
+        return 1
+
+    b = await make_kite("b", methods={"each": each})
+    tracing.install(b)
+    b.add_interceptor(server=record)
+    a = await make_kite("a")
+    tracing.install(a)
+    results: list[float] = []
+    async with a.new_client(c.url) as a_to_c, a.new_client(b.url) as a_to_b:
+
+        async def on_item(i: int) -> None:  # A's callback calls C
+            results.append(await a_to_c.tell("square", i))
+
+        assert await a_to_b.tell("each", 3, on_item) == 1
+    provider.shutdown()
+    assert results == [9] and exporter.get_finished_spans() == ()
+    (_, trace_b, parent_b, flags_b), (_, trace_c, parent_c, flags_c) = (
+        header.split("-") for header in seen
+    )
+    assert trace_b == trace_c and parent_b != parent_c  # the callback's call: same trace
+    assert flags_b == flags_c and not int(flags_c, 16) & 1  # still not sampled

@@ -184,9 +184,11 @@ class KiteTracing:
                     # dropped: only the context goes on (a span only for callbacks)
                     trace_id = decided[0]
                     span_id = maker.write_unsampled(call.metadata, trace_id, parent)
-                    if _has_callbacks(call.args):
-                        dropped = maker.unsampled(trace_id, parent, span_id)
-                        _wrap_callbacks(call, NonRecordingSpan(dropped))
+                    for arg in call.args:  # (_has_callbacks, inline)
+                        if type(arg) is dict or callable(arg):
+                            dropped = maker.unsampled(trace_id, parent, span_id)
+                            _wrap_callbacks(call, NonRecordingSpan(dropped))
+                            break
                     return None
                 name, attributes = self._client_names(call)
                 span = maker.start(name, SpanKind.CLIENT, attributes, parent, None, None, decided)

@@ -30,6 +30,7 @@ __all__ = [
     "plain_version_00",
     "remote_parent",
     "span_context",
+    "valid_00",
     "write",
 ]
 
@@ -41,8 +42,11 @@ _VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").full
 FLAGS = _FLAGS = {f"{value:02x}": TraceFlags(value) for value in range(256)}
 _FLAGS_TEXT = {flags: text for text, flags in _FLAGS.items()}
 _FLAGS_BY_VALUE = list(_FLAGS)
-#: The same, ids not zero (the W3C text's invalid values).
-_VALID_00 = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}").fullmatch
+#: The same, ids not zero (the W3C text's invalid values): ``valid_00(header)`` is a match
+#: or ``None``.
+valid_00 = _VALID_00 = re.compile(
+    r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+).fullmatch
 _ROOT = Context()
 
 
