@@ -495,20 +495,24 @@ class Client:
         """
         # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
         # interceptors pays no extra frame for the seam.
+        if self.kite._client_hooked:
+            return self._hooked_tell(method, args, timeout)
+        return self._tell(method, args, timeout, None)
+
+    def _hooked_tell(self, method: str, args: tuple[Any, ...], timeout: Any) -> Awaitable[Any]:
+        """:meth:`tell` of a kite with client interceptors or observers (a plain function:
+        no frame of its own in the call's await chain)."""
         kite = self.kite
+        call = ClientCall(self, method, args)
+        observed = call if kite._client_observe is not None else None
         interceptors = kite._client_interceptors
         if interceptors:
-            call = ClientCall(self, method, args)
-            observed = call if kite._client_observe is not None else None
             return run_interceptors(
                 interceptors,
                 call,
                 lambda: self._tell(method, call.args, timeout, call.metadata, observed),
             )
-        if kite._client_observe is not None:
-            call = ClientCall(self, method, args)
-            return self._tell(method, args, timeout, call.metadata, call)
-        return self._tell(method, args, timeout, None)
+        return self._tell(method, args, timeout, call.metadata, observed)
 
     async def _tell(
         self,

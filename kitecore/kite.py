@@ -154,6 +154,9 @@ class Kite:
         # the observers of each side as one (start, end) pair, None when there are none
         self._server_observe: ServerObserver | None = None
         self._client_observe: ClientObserver | None = None
+        #: Whether the kite's calls (served, made with ``tell``) have interceptors or observers.
+        self._server_hooked = False
+        self._client_hooked = False
         self._client_ssl: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
         from kitecore.builtins import register_builtins
@@ -302,8 +305,10 @@ class Kite:
         run in the order added, the first one outermost."""
         if server is not None:
             self._server_interceptors = (*self._server_interceptors, server)
+            self._server_hooked = True
         if client is not None:
             self._client_interceptors = (*self._client_interceptors, client)
+            self._client_hooked = True
 
     def add_observer(
         self,
@@ -318,9 +323,11 @@ class Kite:
         if server is not None:
             self._server_observers = (*self._server_observers, server)
             self._server_observe = combine_observers(self._server_observers)
+            self._server_hooked = True
         if client is not None:
             self._client_observers = (*self._client_observers, client)
             self._client_observe = combine_observers(self._client_observers)
+            self._client_hooked = True
 
     # ------------------------------------------------------------ hooks
 
@@ -512,31 +519,31 @@ class Kite:
         # log lines about this call carry its request id, method and peer (logcontext)
         context_token = current_request.set(request)
         try:
-            observe = self._server_observe
-            if observe is not None:
+            if self._server_hooked:  # observers and/or interceptors
                 call = ServerCall(self, request, connection.peer, arguments[0])
-                start, end = observe
-                state = start(call)
-                try:
-                    if self._server_interceptors:
-                        result = await run_interceptors(
-                            self._server_interceptors,
-                            call,
-                            lambda: self._run_method(method, request, connection),
-                        )
-                    else:
-                        result = await self._run_method(method, request, connection)
-                except BaseException as exc:
-                    end(call, state, exc)
-                    raise
-                end(call, state, None)
-            elif self._server_interceptors:
-                call = ServerCall(self, request, connection.peer, arguments[0])
-                result = await run_interceptors(
-                    self._server_interceptors,
-                    call,
-                    lambda: self._run_method(method, request, connection),
-                )
+                observe = self._server_observe
+                if observe is None:
+                    result = await run_interceptors(
+                        self._server_interceptors,
+                        call,
+                        lambda: self._run_method(method, request, connection),
+                    )
+                else:
+                    start, end = observe
+                    state = start(call)
+                    try:
+                        if self._server_interceptors:
+                            result = await run_interceptors(
+                                self._server_interceptors,
+                                call,
+                                lambda: self._run_method(method, request, connection),
+                            )
+                        else:
+                            result = await self._run_method(method, request, connection)
+                    except BaseException as exc:
+                        end(call, state, exc)
+                        raise
+                    end(call, state, None)
             else:  # _run_method inline: no interceptor costs no extra frame
                 if self._needs_auth(method):
                     await self._authenticate(request, connection)

@@ -235,16 +235,28 @@ class RequestEncoder:
         ``encode(method, with_args, {str(callback_id): [0, "responseCallback"]}, extra)``
         gives, in fewer steps (the common call; ``extra``, e.g. call metadata, is encoded
         as one object whose fields are spliced in)."""
-        text = "".join(
-            (
-                self._start(method),
-                dnode.encode_value(with_args),
-                "," + dnode.encode_value(extra)[1:-1] if extra else "",
-                '}],"callbacks":{"',
-                str(int(callback_id)),
-                '":[0,"responseCallback"]}}',
+        if extra:
+            text = "".join(
+                (
+                    self._start(method),
+                    dnode.encode_value(with_args),
+                    ",",
+                    dnode.encode_value(extra)[1:-1],
+                    '}],"callbacks":{"',
+                    str(int(callback_id)),
+                    '":[0,"responseCallback"]}}',
+                )
             )
-        )
+        else:
+            text = "".join(
+                (
+                    self._start(method),
+                    dnode.encode_value(with_args),
+                    '}],"callbacks":{"',
+                    str(int(callback_id)),
+                    '":[0,"responseCallback"]}}',
+                )
+            )
         if dnode.carriable(text):
             return text
         return self.encode(method, with_args, {str(callback_id): [0, "responseCallback"]}, extra)
