@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.interceptors import METADATA_FIELD, ClientCall
+from kitecore.interceptors import METADATA_FIELD, ClientCall, ClientObserver
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
@@ -49,6 +49,18 @@ Hook = Callable[["Client"], Any]
 
 #: True while a call is being retried after a token renewal (so it is retried only once).
 _RETRYING_AFTER_RENEWAL = contextvars.ContextVar("kite_retrying_after_renewal", default=False)
+
+
+def _unobserved_start(call: ClientCall) -> None:
+    return None
+
+
+def _unobserved_end(call: ClientCall, state: object, error: BaseException | None) -> None:
+    return None
+
+
+#: The observer of a kite whose client observers went away (``Kite._client_observe``).
+_UNOBSERVED: ClientObserver = (_unobserved_start, _unobserved_end)
 
 
 def split_urls(url: str | Sequence[str] | None) -> list[str]:
@@ -483,13 +495,24 @@ class Client:
         """
         # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
         # interceptors pays no extra frame for the seam.
-        interceptors = self.kite._client_interceptors
-        if interceptors:
-            call = ClientCall(self, method, args)
-            return run_interceptors(
-                interceptors, call, lambda: self._tell(method, call.args, timeout, call.metadata)
-            )
+        if self.kite._client_hooked:
+            return self._hooked_tell(method, args, timeout)
         return self._tell(method, args, timeout, None)
+
+    def _hooked_tell(self, method: str, args: tuple[Any, ...], timeout: Any) -> Awaitable[Any]:
+        """:meth:`tell` of a kite with client interceptors or observers (a plain function:
+        no frame of its own in the call's await chain)."""
+        kite = self.kite
+        call = ClientCall(self, method, args)
+        observed = call if kite._client_observe is not None else None
+        interceptors = kite._client_interceptors
+        if interceptors:
+            return run_interceptors(
+                interceptors,
+                call,
+                lambda: self._tell(method, call.args, timeout, call.metadata, observed),
+            )
+        return self._tell(method, args, timeout, call.metadata, observed)
 
     async def _tell(
         self,
@@ -497,39 +520,64 @@ class Client:
         args: tuple[Any, ...],
         timeout: Any,
         metadata: dict[str, str] | None,
+        observed: ClientCall | None = None,
     ) -> Any:
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.kite.config.timeout
-        connection = self.connection
-        if connection is None or connection.closed:
-            connection = await self._wait_connected(timeout)
-        with_args = list(args)
-        callbacks: dict[str, Path] = {}
-        for arg in with_args:  # scrubbed only when a function may be among them
-            if type(arg) not in SCALAR_TYPES:
-                with_args, user_callbacks = connection.scrub(with_args)
-                callbacks = {key: [0, "withArgs", *path] for key, path in user_callbacks.items()}
-                break
-        # the identity and authentication are encoded once, not for every call
-        auth = self.auth
-        identity = self.kite.identity_wire
-        encoder = self._request_encoder
-        if encoder is None or encoder.kite is not identity or self._encoder_auth is not auth:
-            encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
-            self._request_encoder, self._encoder_auth = encoder, auth
-        pending, callback_id = connection.call(
-            method, encoder, with_args, callbacks, {METADATA_FIELD: metadata} if metadata else None
-        )
+        """Send the call and wait for its answer; ``observed``: the call the kite's client
+        observers watch (started here, around the request itself)."""
+        if observed is not None:
+            start, end = self.kite._client_observe or _UNOBSERVED
+            state = start(observed)
+            args, metadata = observed.args, observed.metadata
         try:
-            return await connection.wait_response(pending, callback_id, timeout)
-        except AuthenticationError as exc:
-            if (
-                not self._token_expire_hooks
-                or "token is expired" not in exc.message
-                or _RETRYING_AFTER_RENEWAL.get()
-            ):
-                raise
-        return await self._retry_with_new_token(method, args, timeout, metadata)
+            if timeout is DEFAULT_TIMEOUT:
+                timeout = self.kite.config.timeout
+            connection = self.connection
+            if connection is None or connection.closed:
+                connection = await self._wait_connected(timeout)
+            with_args = list(args)
+            callbacks: dict[str, Path] = {}
+            for arg in with_args:  # scrubbed only when a function may be among them
+                if type(arg) not in SCALAR_TYPES:
+                    with_args, user_callbacks = connection.scrub(with_args)
+                    callbacks = {
+                        key: [0, "withArgs", *path] for key, path in user_callbacks.items()
+                    }
+                    break
+            # the identity and authentication are encoded once, not for every call
+            auth = self.auth
+            identity = self.kite.identity_wire
+            encoder = self._request_encoder
+            if encoder is None or encoder.kite is not identity or self._encoder_auth is not auth:
+                encoder = RequestEncoder(identity, None if auth is None else auth.to_wire())
+                self._request_encoder, self._encoder_auth = encoder, auth
+            pending, callback_id = connection.call(
+                method,
+                encoder,
+                with_args,
+                callbacks,
+                {METADATA_FIELD: metadata} if metadata else None,
+            )
+            try:
+                result = await connection.wait_response(pending, callback_id, timeout)
+            except AuthenticationError as exc:
+                if (
+                    not self._token_expire_hooks
+                    or "token is expired" not in exc.message
+                    or _RETRYING_AFTER_RENEWAL.get()
+                ):
+                    raise
+                renew = True
+            else:
+                renew = False
+            if renew:
+                result = await self._retry_with_new_token(method, args, timeout, metadata)
+        except BaseException as exc:
+            if observed is not None:
+                end(observed, state, exc)
+            raise
+        if observed is not None:
+            end(observed, state, None)
+        return result
 
     async def _retry_with_new_token(
         self,

@@ -393,11 +393,11 @@ class Connection:
         """
         session = self.session
         callback_id = session.new_id()
-        if callbacks or extra:
+        if callbacks:
             callbacks[str(callback_id)] = [0, "responseCallback"]
             self.send_text(encoder.encode(method, with_args, callbacks, extra))
-        else:  # the common call: no function among the arguments, no call options
-            self.send_text(encoder.encode_plain(method, with_args, callback_id))
+        else:  # the common call: no function among the arguments (maybe call metadata)
+            self.send_text(encoder.encode_plain(method, with_args, callback_id, extra))
         # registered only once sent (no reply can arrive before we yield): a send that fails,
         # and shuts the connection down on the way, leaves no pending call nobody waits for
         pending = PendingCall(method, self.new_waiter())

@@ -132,7 +132,9 @@ def kite_register_interceptors(kite: Kite, register: InterceptorRegister) -> Non
 
     Called once for every Kite, when it is created (after ``kite_register_methods``); the
     core then calls the interceptors once per call served (``server``) or made with
-    ``Client.tell`` (``client``). A plugin may look at ``kite.config`` and register nothing.
+    ``Client.tell`` (``client``). A plugin that only watches calls may instead call
+    ``kite.add_observer(server=..., client=...)`` here (observers: a pair of plain functions
+    per side, cheaper per call). A plugin may look at ``kite.config`` and register nothing.
     Returns nothing.
     """
 

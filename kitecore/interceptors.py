@@ -37,6 +37,31 @@ object of string values, beside ``kite``, ``authentication``, ``withArgs`` and
 ignore fields they do not know, so a call with metadata still works against them; this is
 where W3C ``traceparent``/``tracestate`` travel between Python kites. On the server, a missing
 or malformed ``metadata`` field reads as an empty mapping.
+
+Observers
+---------
+Code that only watches calls (metrics, tracing) can register an **observer** instead: a pair
+of plain functions, ``start(call) -> state`` run as the call starts and ``end(call, state,
+error)`` run as it ends (``error`` is ``None`` on success, else what the call raised)::
+
+    def started(call: ServerCall) -> float:
+        return time.perf_counter()
+
+    def ended(call: ServerCall, started: float, error: BaseException | None) -> None:
+        print(call.method, error_type(error), time.perf_counter() - started)
+
+    kite.add_observer(server=(started, ended))
+
+An observer adds no coroutine to the call's await chain (an interceptor adds its own frame,
+resumed each time the call waits): about a tenth of an interceptor's cost per call. Observers
+are the code closest to the wire: on the server they run outside every interceptor (``start``
+first when the request arrives, ``end`` last), on the client inside them (``start`` once the
+interceptors have called ``proceed()``, so it sees the arguments and metadata as they will be
+sent). Starts run in registration order, ends in the reverse order, in the task of the call,
+so a context variable set by ``start`` and reset by ``end`` is seen by the handler (server)
+or the request being sent (client). An observer should not raise: an exception from ``start``
+or ``end`` fails the call as an interceptor's would, after the ends of the observers already
+started have run.
 """
 
 from __future__ import annotations
@@ -58,9 +83,12 @@ __all__ = [
     "METADATA_FIELD",
     "ClientCall",
     "ClientInterceptor",
+    "ClientObserver",
     "Proceed",
     "ServerCall",
     "ServerInterceptor",
+    "ServerObserver",
+    "combine_observers",
     "error_type",
     "incoming_metadata",
     "run_chain",
@@ -132,6 +160,18 @@ ServerInterceptor: TypeAlias = Callable[[ServerCall, Proceed], Awaitable[Any]]
 ClientInterceptor: TypeAlias = Callable[[ClientCall, Proceed], Awaitable[Any]]
 
 
+#: ``(start, end)``: ``start(call) -> state`` before a served call, ``end(call, state, error)``
+#: after it.
+ServerObserver: TypeAlias = tuple[
+    Callable[[ServerCall], Any], Callable[[ServerCall, Any, "BaseException | None"], None]
+]
+#: ``(start, end)``: ``start(call) -> state`` before a call is sent, ``end(call, state,
+#: error)`` once it is answered (or failed).
+ClientObserver: TypeAlias = tuple[
+    Callable[[ClientCall], Any], Callable[[ClientCall, Any, "BaseException | None"], None]
+]
+
+
 def incoming_metadata(options: Mapping[str, Any]) -> Mapping[str, str]:
     """The ``metadata`` field of call options: only its string entries; empty if absent."""
     raw = options.get(METADATA_FIELD)
@@ -171,3 +211,46 @@ def run_chain(
     for index in range(len(interceptors) - 1, 0, -1):
         proceed = partial(interceptors[index], call, proceed)
     return interceptors[0](call, proceed)
+
+
+#: An observer of either side (what :func:`combine_observers` takes and gives).
+_Observer: TypeAlias = tuple[
+    Callable[[Any], Any], Callable[[Any, Any, "BaseException | None"], None]
+]
+
+
+def combine_observers(observers: Sequence[_Observer]) -> _Observer:
+    """One observer doing what ``observers`` do: starts in order, ends in reverse order.
+
+    If a ``start`` raises, the ends of the observers already started run with its
+    exception, which then propagates; every started observer's ``end`` runs even if another
+    one's raises (its exception then propagates). Made once per kite and side when an
+    observer is added (nested pairs of plain functions: no loop, no list per call).
+    """
+    if not observers:
+        raise ValueError("no observers to combine")
+    combined = observers[0]
+    for observer in observers[1:]:
+        combined = _pair(combined, observer)
+    return combined
+
+
+def _pair(outer: _Observer, inner: _Observer) -> _Observer:
+    start_outer, end_outer = outer
+    start_inner, end_inner = inner
+
+    def start(call: Any) -> tuple[Any, Any]:
+        state = start_outer(call)
+        try:
+            return state, start_inner(call)
+        except BaseException as exc:
+            end_outer(call, state, exc)
+            raise
+
+    def end(call: Any, states: tuple[Any, Any], error: BaseException | None) -> None:
+        try:
+            end_inner(call, states[1], error)
+        finally:
+            end_outer(call, states[0], error)
+
+    return start, end

@@ -24,7 +24,14 @@ from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection, RemoteCallback
 from kitecore.idle import close_idle, close_idle_connections
-from kitecore.interceptors import ClientInterceptor, ServerCall, ServerInterceptor
+from kitecore.interceptors import (
+    ClientInterceptor,
+    ClientObserver,
+    ServerCall,
+    ServerInterceptor,
+    ServerObserver,
+    combine_observers,
+)
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
@@ -142,6 +149,14 @@ class Kite:
         # tuples, empty when none: the per-call check is one falsy test
         self._server_interceptors: tuple[ServerInterceptor, ...] = ()
         self._client_interceptors: tuple[ClientInterceptor, ...] = ()
+        self._server_observers: tuple[ServerObserver, ...] = ()
+        self._client_observers: tuple[ClientObserver, ...] = ()
+        # the observers of each side as one (start, end) pair, None when there are none
+        self._server_observe: ServerObserver | None = None
+        self._client_observe: ClientObserver | None = None
+        #: Whether the kite's calls (served, made with ``tell``) have interceptors or observers.
+        self._server_hooked = False
+        self._client_hooked = False
         self._client_ssl: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
         from kitecore.builtins import register_builtins
@@ -290,8 +305,29 @@ class Kite:
         run in the order added, the first one outermost."""
         if server is not None:
             self._server_interceptors = (*self._server_interceptors, server)
+            self._server_hooked = True
         if client is not None:
             self._client_interceptors = (*self._client_interceptors, client)
+            self._client_hooked = True
+
+    def add_observer(
+        self,
+        *,
+        server: ServerObserver | None = None,
+        client: ClientObserver | None = None,
+    ) -> None:
+        """Watch every call this kite serves with ``server`` and every call its clients make
+        with ``client``, each a ``(start, end)`` pair of plain functions (observers,
+        :mod:`kitecore.interceptors`: the cheap form of an interceptor that only watches);
+        either may be omitted. Starts run in the order added, ends in reverse."""
+        if server is not None:
+            self._server_observers = (*self._server_observers, server)
+            self._server_observe = combine_observers(self._server_observers)
+            self._server_hooked = True
+        if client is not None:
+            self._client_observers = (*self._client_observers, client)
+            self._client_observe = combine_observers(self._client_observers)
+            self._client_hooked = True
 
     # ------------------------------------------------------------ hooks
 
@@ -483,13 +519,31 @@ class Kite:
         # log lines about this call carry its request id, method and peer (logcontext)
         context_token = current_request.set(request)
         try:
-            if self._server_interceptors:
+            if self._server_hooked:  # observers and/or interceptors
                 call = ServerCall(self, request, connection.peer, arguments[0])
-                result = await run_interceptors(
-                    self._server_interceptors,
-                    call,
-                    lambda: self._run_method(method, request, connection),
-                )
+                observe = self._server_observe
+                if observe is None:
+                    result = await run_interceptors(
+                        self._server_interceptors,
+                        call,
+                        lambda: self._run_method(method, request, connection),
+                    )
+                else:
+                    start, end = observe
+                    state = start(call)
+                    try:
+                        if self._server_interceptors:
+                            result = await run_interceptors(
+                                self._server_interceptors,
+                                call,
+                                lambda: self._run_method(method, request, connection),
+                            )
+                        else:
+                            result = await self._run_method(method, request, connection)
+                    except BaseException as exc:
+                        end(call, state, exc)
+                        raise
+                    end(call, state, None)
             else:  # _run_method inline: no interceptor costs no extra frame
                 if self._needs_auth(method):
                     await self._authenticate(request, connection)
@@ -522,6 +576,11 @@ class Kite:
         if self._needs_auth(method) and not connection.dialed:
             return self._authenticate_and_run(method, request, connection)
         method.check_throttle()
+        handler = method.handler
+        if handler.is_async and method.is_simple and self.middleware.empty:
+            # the chain of one, as the plain path runs it (an async function's coroutine)
+            coroutine: Awaitable[Any] = handler.function(request)
+            return coroutine
         return run_chain(method, self.middleware, request, self.method_handling)
 
     async def _authenticate_and_run(

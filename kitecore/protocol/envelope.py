@@ -223,23 +223,43 @@ class RequestEncoder:
             options[0].update(extra)
         return dnode.encode_call(method, options, callbacks)
 
-    def encode_plain(self, method: str, with_args: list[Any], callback_id: int) -> str:
+    def encode_plain(
+        self,
+        method: str,
+        with_args: list[Any],
+        callback_id: int,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         """The request calling ``method`` with ``with_args`` (already scrubbed, no function in
-        them) and its response callback ``callback_id`` alone, no extra options: what
-        ``encode(method, with_args, {str(callback_id): [0, "responseCallback"]})`` gives, in
-        fewer steps (the common call)."""
-        text = "".join(
-            (
-                self._start(method),
-                dnode.encode_value(with_args),
-                '}],"callbacks":{"',
-                str(int(callback_id)),
-                '":[0,"responseCallback"]}}',
+        them) and its response callback ``callback_id`` alone: what
+        ``encode(method, with_args, {str(callback_id): [0, "responseCallback"]}, extra)``
+        gives, in fewer steps (the common call; ``extra``, e.g. call metadata, is encoded
+        as one object whose fields are spliced in)."""
+        if extra:
+            text = "".join(
+                (
+                    self._start(method),
+                    dnode.encode_value(with_args),
+                    ",",
+                    dnode.encode_value(extra)[1:-1],
+                    '}],"callbacks":{"',
+                    str(int(callback_id)),
+                    '":[0,"responseCallback"]}}',
+                )
             )
-        )
+        else:
+            text = "".join(
+                (
+                    self._start(method),
+                    dnode.encode_value(with_args),
+                    '}],"callbacks":{"',
+                    str(int(callback_id)),
+                    '":[0,"responseCallback"]}}',
+                )
+            )
         if dnode.carriable(text):
             return text
-        return self.encode(method, with_args, {str(callback_id): [0, "responseCallback"]})
+        return self.encode(method, with_args, {str(callback_id): [0, "responseCallback"]}, extra)
 
     def _start(self, method: str) -> str:
         """The request's text up to the value of ``withArgs`` (cached per method name)."""

@@ -188,3 +188,105 @@ async def test_a_call_retried_after_token_renewal_is_one_intercepted_call(make_k
         assert await client.tell("picky") == "ok"
     assert len(renewals) == 1
     assert seen == [("c", "in", "picky"), ("c", "out", "picky", "")]
+
+
+_CURRENT: Any = __import__("contextvars").ContextVar("observed", default=None)
+
+
+def observer(seen: list[Any], label: str, set_var: bool = False) -> Any:
+    def start(call: Any) -> Any:
+        seen.append((label, "start", call.method))
+        return _CURRENT.set(label) if set_var else label
+
+    def end(call: Any, state: Any, error: BaseException | None) -> None:
+        if set_var:
+            _CURRENT.reset(state)
+        else:
+            assert state == label
+        seen.append((label, "end", call.method, error_type(error)))
+
+    return start, end
+
+
+async def test_observers_watch_both_sides_outside_or_inside_the_interceptors(
+    make_kite: Any,
+) -> None:
+    seen: list[Any] = []
+    handler_saw: list[Any] = []
+
+    async def look(r: Any) -> int:
+        handler_saw.append(_CURRENT.get())
+        return 1
+
+    server = await make_kite("server", methods={"square": square, "fail": fail, "look": look})
+    server.add_observer(server=observer(seen, "so1", set_var=True))
+    server.add_interceptor(server=recorder(seen, "si"))
+    server.add_observer(server=observer(seen, "so2"))
+    caller = await make_kite("caller")
+    caller.add_interceptor(client=recorder(seen, "ci"))
+    caller.add_observer(client=observer(seen, "co"))
+    async with caller.new_client(server.url) as client:
+        assert await client.tell("square", 3) == 9
+        with pytest.raises(GenericError, match="boom"):
+            await client.tell("fail")
+        with pytest.raises(MethodNotFoundError):
+            await client.tell("nothing")
+        assert await client.tell("look") == 1
+    assert _CURRENT.get() is None
+    assert handler_saw == ["so1"]  # a context variable set by a server start
+    # server: observers outside the interceptors; client: inside them
+    assert seen[:8] == [
+        ("ci", "in", "square"),
+        ("co", "start", "square"),
+        ("so1", "start", "square"),
+        ("so2", "start", "square"),
+        ("si", "in", "square"),
+        ("si", "out", "square", ""),
+        ("so2", "end", "square", ""),
+        ("so1", "end", "square", ""),
+    ]
+    assert seen[8:10] == [("co", "end", "square", ""), ("ci", "out", "square", "")]
+    assert ("so1", "end", "fail", "genericError") in seen
+    assert ("co", "end", "fail", "genericError") in seen
+    assert ("co", "end", "nothing", "methodNotFound") in seen
+    assert not [s for s in seen if s[0].startswith("s") and s[2] == "nothing"]
+
+
+async def test_observers_alone_on_the_client_and_a_failing_start(make_kite: Any) -> None:
+    seen: list[Any] = []
+    server = await make_kite("server", methods={"square": square})
+    caller = await make_kite("caller")
+    caller.add_observer(client=observer(seen, "c1"))
+
+    def broken(call: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    async with caller.new_client(server.url) as client:
+        assert await client.tell("square", 4) == 16
+        caller.add_observer(client=(broken, lambda call, state, error: None))
+        with pytest.raises(RuntimeError, match="observer bug"):
+            await client.tell("square", 5)
+    assert seen == [
+        ("c1", "start", "square"),
+        ("c1", "end", "square", ""),
+        ("c1", "start", "square"),
+        ("c1", "end", "square", "genericError"),  # the started one still ends
+    ]
+
+
+async def test_a_call_retried_after_token_renewal_is_one_observed_call(make_kite: Any) -> None:
+    refusals = [AuthenticationError("token is expired")]
+
+    async def picky(r: Any) -> str:
+        if refusals:
+            raise refusals.pop()
+        return "ok"
+
+    server = await make_kite("server", methods={"picky": picky})
+    caller = await make_kite("caller")
+    seen: list[Any] = []
+    caller.add_observer(client=observer(seen, "c"))
+    async with caller.new_client(server.url) as client:
+        client.on_token_expire(lambda *a: None)
+        assert await client.tell("picky") == "ok"
+    assert seen == [("c", "start", "picky"), ("c", "end", "picky", "")]

@@ -149,7 +149,7 @@ async def test_metrics_are_off_unless_asked_for(
     plugins = load_plugins(names=CORE_PLUGINS, extra_plugins=[metrics_plugin])
     monkeypatch.delenv(metrics_plugin.ENV, raising=False)
     off = Kite("off", "1.0.0", config=kite_config.copy(), plugins=plugins)
-    assert not off._server_interceptors and not off._client_interceptors
+    assert not off._server_observers and not off._client_observers
 
     monkeypatch.setenv(metrics_plugin.ENV, "1")
     name = f"on-{uuid.uuid4().hex[:8]}"  # the global registry outlives the test

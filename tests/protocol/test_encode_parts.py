@@ -124,6 +124,24 @@ def test_a_plain_request_is_what_encode_writes(
     assert encoder.encode(method, args, callbacks) == expected
 
 
+@hypothesis.given(
+    args=st.lists(values, max_size=3),
+    callback_id=st.integers(min_value=0, max_value=2**40),
+    metadata=st.dictionaries(st.text(max_size=8), st.text(max_size=60), min_size=1, max_size=3),
+)
+def test_a_plain_request_with_call_metadata_is_what_encode_writes(
+    args: list[Any], callback_id: int, metadata: dict[str, str]
+) -> None:
+    encoder = RequestEncoder(IDENTITY, None)
+    callbacks: dict[str, Any] = {str(callback_id): [0, "responseCallback"]}
+    options = request_arguments(IDENTITY, None, args, "[Function]")
+    options[0]["metadata"] = metadata
+    expected = encode_call("square", options, callbacks)
+    extra = {"metadata": metadata}
+    assert encoder.encode_plain("square", args, callback_id, extra) == expected
+    assert encoder.encode("square", args, callbacks, extra) == expected
+
+
 def test_the_cache_of_method_heads_is_bounded() -> None:
     encoder = RequestEncoder(IDENTITY, None)
     for n in range(1000):

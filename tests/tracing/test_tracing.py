@@ -13,7 +13,13 @@ from kite_tracing_otel import plugin as tracing_plugin
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -188,13 +194,13 @@ async def test_the_plugin_traces_kites_that_opt_in(
     plugins = load_plugins(names=CORE_PLUGINS, extra_plugins=[tracing_plugin])
     monkeypatch.delenv(tracing_plugin.ENV, raising=False)
     off = Kite("off", "1.0.0", config=kite_config.copy(), plugins=plugins)
-    assert not off._server_interceptors and not off._client_interceptors
+    assert not off._server_observers and not off._client_observers
     monkeypatch.setenv(tracing_plugin.ENV, "1")
     on = Kite("on", "1.0.0", config=kite_config.copy(), plugins=plugins)
-    assert len(on._server_interceptors) == len(on._client_interceptors) == 1
+    assert len(on._server_observers) == len(on._client_observers) == 1
     config = kite_config.copy()
     config.extra["tracing"] = "0"  # the config wins over the environment
-    assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_interceptors
+    assert not Kite("off", "1.0.0", config=config, plugins=plugins)._server_observers
 
 
 class _OwnParentBased(ParentBased):
@@ -244,3 +250,92 @@ async def test_an_unsampled_trace_goes_on_through_three_kites_and_records_nothin
     assert parent_b != parent_c  # through a span of B's own
     assert flags_b == flags_c  # the same flags, as the SDK sets them (random trace id: 02)
     assert not int(flags_c, 16) & 1  # not sampled
+
+
+async def test_sampled_by_ratio_a_trace_through_three_kites_is_recorded_whole_or_not_at_all(
+    make_kite: Any, exporter: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = KiteTracing(tracer_provider=provider)
+    seen: list[tuple[str, str]] = []
+
+    async def record(call: Any, proceed: Any) -> Any:
+        seen.append((call.kite.name, call.metadata["traceparent"]))
+        return await proceed()
+
+    c = await make_kite("c", methods={"square": square})
+    tracing.install(c)
+    c.add_interceptor(server=record)
+    clients: dict[str, Any] = {}
+
+    async def relay(r: Any) -> Any:
+        return await clients["c"].tell("square", r.args.one(float))
+
+    b = await make_kite("b", methods={"relay": relay})
+    tracing.install(b)
+    b.add_interceptor(server=record)
+    a = await make_kite("a")
+    tracing.install(a)
+    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
+        clients["c"] = to_c
+        for i in range(24):
+            assert await to_b.tell("relay", i) == i * i
+    provider.shutdown()
+    spans_by_trace: dict[int, int] = {}
+    for span in exporter.get_finished_spans():
+        assert span.context is not None
+        spans_by_trace[span.context.trace_id] = spans_by_trace.get(span.context.trace_id, 0) + 1
+    sampled = 0
+    for call in range(24):
+        (kite_b, header_b), (kite_c, header_c) = seen[2 * call : 2 * call + 2]
+        assert (kite_b, kite_c) == ("b", "c")
+        _, trace_b, _, flags_b = header_b.split("-")
+        _, trace_c, _, flags_c = header_c.split("-")
+        assert trace_b == trace_c and flags_b == flags_c  # B's call keeps A's trace, decision
+        recorded = spans_by_trace.get(int(trace_b, 16), 0)
+        assert recorded == (4 if int(flags_b, 16) & 1 else 0)  # whole or nothing
+        sampled += recorded == 4
+    assert 0 < sampled < 24  # (each trace has a chance of one half)
+    assert sum(spans_by_trace.values()) == 4 * sampled
+
+
+async def test_calls_from_a_callback_of_an_unsampled_call_keep_its_trace_unsampled(
+    make_kite: Any, exporter: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = KiteTracing(tracer_provider=provider)
+    seen: list[str] = []
+
+    async def record(call: Any, proceed: Any) -> Any:
+        seen.append(call.metadata["traceparent"])
+        return await proceed()
+
+    c = await make_kite("c", methods={"square": square})
+    tracing.install(c)
+    c.add_interceptor(server=record)
+
+    async def each(r: Any) -> int:
+        await r.args.function(1)(r.args.get(0, int))
+        return 1
+
+    b = await make_kite("b", methods={"each": each})
+    tracing.install(b)
+    b.add_interceptor(server=record)
+    a = await make_kite("a")
+    tracing.install(a)
+    results: list[float] = []
+    async with a.new_client(c.url) as a_to_c, a.new_client(b.url) as a_to_b:
+
+        async def on_item(i: int) -> None:  # A's callback calls C
+            results.append(await a_to_c.tell("square", i))
+
+        assert await a_to_b.tell("each", 3, on_item) == 1
+    provider.shutdown()
+    assert results == [9] and exporter.get_finished_spans() == ()
+    (_, trace_b, parent_b, flags_b), (_, trace_c, parent_c, flags_c) = (
+        header.split("-") for header in seen
+    )
+    assert trace_b == trace_c and parent_b != parent_c  # the callback's call: same trace
+    assert flags_b == flags_c and not int(flags_c, 16) & 1  # still not sampled

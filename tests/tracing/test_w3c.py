@@ -69,3 +69,28 @@ def test_an_invalid_span_context_is_not_injected() -> None:
     carrier: dict[str, str] = {}
     w3c.inject(carrier, trace.INVALID_SPAN_CONTEXT)
     assert carrier == {}
+
+
+def test_span_contexts_made_directly_equal_the_apis() -> None:
+    assert w3c.TUPLE_LAYOUT  # (the API this is tested with)
+    state = TraceState([("k", "v")])
+    for fields in [(1 << 100, 7, True, TraceFlags(1), state), (5, 1 << 60, False, TraceFlags(2))]:
+        ours, api = w3c.span_context(*fields), SpanContext(*fields)  # type: ignore[arg-type]
+        assert type(ours) is SpanContext and ours == api
+        assert (ours.trace_id, ours.span_id, ours.is_remote, ours.trace_flags) == fields[:4]
+        assert ours.trace_state == api.trace_state and ours.is_valid
+
+
+def test_plain_version_00() -> None:
+    good = f"00-{TRACE}-{SPAN}-01"
+    assert w3c.plain_version_00(good)
+    for bad in [
+        f"00-{'0' * 32}-{SPAN}-01",
+        f"00-{TRACE}-{'0' * 16}-01",
+        f"01-{TRACE}-{SPAN}-01",
+        f"00-{TRACE.upper()}-{SPAN}-01",
+        f"00-{TRACE}-{SPAN}-01-",
+        f"00-{TRACE}-{SPAN}-1",
+        f"00-{TRACE[:-1]}g-{SPAN}-01",
+    ]:
+        assert not w3c.plain_version_00(bad), bad

@@ -1,10 +1,10 @@
 """The kite metrics (:class:`KiteMetrics`) and how they attach to a kite.
 
-Per call, through the core's interceptors: server and client call counters by kite, method,
-outcome and error type, latency histograms and calls in flight. Per connection, through the
-kite's connect/disconnect hooks: open connections by transport. Messages and their sizes are
-counted by the core's connections; they are read when the registry is collected (a scrape),
-so they cost nothing per message here.
+Per call, through the core's observers (the cheap form of interceptors): server and client
+call counters by kite, method, outcome and error type, latency histograms and calls in flight.
+Per connection, through the kite's connect/disconnect hooks: open connections by transport.
+Messages and their sizes are counted by the core's connections; they are read when the
+registry is collected (a scrape), so they cost nothing per message here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kitecore import Client, Kite
-from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
+from kitecore.interceptors import (
+    ClientCall,
+    ClientObserver,
+    ServerCall,
+    ServerObserver,
+    error_type,
+)
 
 from .kontrol import KontrolMetrics
 
@@ -99,7 +105,7 @@ class KiteMetrics:
 
     def install(self, kite: Kite) -> None:
         """Count ``kite``'s calls (both sides) and connections on these metrics."""
-        kite.add_interceptor(server=self.server_interceptor, client=self.client_interceptor)
+        kite.add_observer(server=self.server_observer(kite), client=self.client_observer)
         kite.on_connect(self._connected)
         kite.on_disconnect(self._disconnected)
         if kite.name == "kontrol":
@@ -114,36 +120,24 @@ class KiteMetrics:
 
         kite.handle_http(path, metrics_handler(self.registry), methods=["GET", "HEAD"])
 
-    # ------------------------------------------------------------ interceptors
+    # ------------------------------------------------------------ observers
 
-    async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
-        """Count and time one served call."""
-        key = (call.kite.name, call.method)
-        stats = self._server.stats.get(key) or self._server.add(key)
-        stats.in_flight += 1
-        started = perf_counter()
-        try:
-            result = await proceed()
-        except BaseException as exc:
-            stats.finish(perf_counter() - started, error_type(exc))
-            raise
-        stats.finish(perf_counter() - started, "")
-        return result
+    def server_observer(self, kite: Kite) -> ServerObserver:
+        """The observer (:mod:`kitecore.interceptors`) that counts and times the calls
+        ``kite`` serves (its stats found by method name alone)."""
+        return (_ServedBy(kite.name, self._server).started, _ended)
 
-    async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
-        """Count and time one call made with ``tell``."""
+    @property
+    def client_observer(self) -> ClientObserver:
+        """The observer that counts and times the calls made with ``tell``."""
+        return (self._client_started, _ended)
+
+    def _client_started(self, call: ClientCall) -> tuple[_CallStats, float]:
         remote = call.client.remote_kite
         key = (call.kite.name, remote.name if remote is not None else "", call.method)
         stats = self._client.stats.get(key) or self._client.add(key)
         stats.in_flight += 1
-        started = perf_counter()
-        try:
-            result = await proceed()
-        except BaseException as exc:
-            stats.finish(perf_counter() - started, error_type(exc))
-            raise
-        stats.finish(perf_counter() - started, "")
-        return result
+        return stats, perf_counter()
 
     # ------------------------------------------------------------ connections
 
@@ -178,12 +172,36 @@ class _CallStats:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.total = 0.0
 
-    def finish(self, elapsed: float, kind: str) -> None:
-        self.in_flight -= 1
-        self.total += elapsed
-        self.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-        outcomes = self.outcomes
-        outcomes[kind] = outcomes.get(kind, 0) + 1
+
+class _ServedBy:
+    """The stats of the calls one kite serves, by method name."""
+
+    __slots__ = ("_by_method", "_collector", "_kite")
+
+    def __init__(self, kite: str, collector: _CallCollector) -> None:
+        self._kite = kite
+        self._collector = collector
+        self._by_method: dict[str, _CallStats] = {}
+
+    def started(self, call: ServerCall) -> tuple[_CallStats, float]:
+        """The start of a served call: counted in flight; its stats and start time."""
+        stats = self._by_method.get(call.method)
+        if stats is None:
+            stats = self._by_method[call.method] = self._collector.add((self._kite, call.method))
+        stats.in_flight += 1
+        return stats, perf_counter()
+
+
+def _ended(call: object, state: tuple[_CallStats, float], error: BaseException | None) -> None:
+    """The end of a call of either side: count it in its stats (``state``: from the start)."""
+    stats, started = state
+    elapsed = perf_counter() - started
+    stats.in_flight -= 1
+    stats.total += elapsed
+    stats.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+    kind = "" if error is None else error_type(error)
+    outcomes = stats.outcomes
+    outcomes[kind] = outcomes.get(kind, 0) + 1
 
 
 class _CallCollector(Collector):

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ from opentelemetry.sdk.trace import (
 )
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -80,14 +82,18 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.trace.propagation import set_span_in_context
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from . import w3c
+from .w3c import TUPLE_LAYOUT, span_context
+
 if TYPE_CHECKING:
     from kitecore import Request
 
-__all__ = ["ONLY_PARENT", "CallSpan", "SpanMaker"]
+__all__ = ["ONLY_PARENT", "CallSpan", "DroppedSpan", "SpanMaker"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +113,8 @@ _RANDOM: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
 _RANDOM_BIT = _RANDOM or 0
 #: The trace flags of a span by their value (sampled: 1, random trace id: 2), made once.
 _FLAGS = [TraceFlags(value) for value in range(4)]
+#: The ``trace-flags`` text of each of those.
+_FLAGS_TEXT = [f"{value:02x}" for value in range(4)]
 #: ``on_start``/``_on_ending`` of the SDK's processors that do nothing.
 _NO_OPS = frozenset(
     function
@@ -134,6 +142,7 @@ class SpanMaker:
         """A maker for ``tracer`` if it is the SDK's and its spans can be made exactly."""
         if (
             type(tracer) is not SdkTracer
+            or not TUPLE_LAYOUT
             or _RANDOM is None
             or not hasattr(tracer.id_generator, "is_trace_id_random")
         ):
@@ -157,6 +166,91 @@ class SpanMaker:
             return None
         return cls(tracer, limits, scope, multi)
 
+    def sample(self, parent: SpanContext | None) -> tuple[int, bool | None] | None:
+        """The trace id of a new span with ``parent`` (``None``: it starts a trace) and
+        whether the tracer's sampler records it: ``True``/``False`` when decided directly
+        from the trace id and the parent's flags (an integer compare), ``None`` when the
+        sampler must be asked (:meth:`start` does). ``None`` instead of the pair: the span
+        must be left to the SDK's ``start_span``."""
+        if not self._ready():
+            return None
+        bounds = self._bounds
+        if parent is None:
+            draw = self._getrandbits
+            trace_id = (draw is not None and draw(128)) or self._new_trace_id()
+            if bounds is None:
+                return trace_id, None
+            bound = bounds[0]
+        else:
+            trace_id = parent[0]  # (SpanContext is a tuple: its properties cost a call each)
+            if bounds is None:
+                return trace_id, None
+            sampled = parent[3] & 1
+            if parent[2]:  # remote
+                bound = bounds[1] if sampled else bounds[2]
+            else:
+                bound = bounds[3] if sampled else bounds[4]
+        return trace_id, trace_id & _LIMIT < bound
+
+    def _ready(self) -> bool:
+        """Whether spans can be made here now (else the SDK's ``start_span`` makes them);
+        takes a replaced sampler or id generator into account."""
+        if self._multi._span_processors is not self._processors:
+            self._check_processors()
+        if not self._plain or not self._is_enabled():
+            return False
+        tracer = self._tracer
+        if tracer.sampler is not self._sampler or tracer.id_generator is not self._ids:
+            self._follow(tracer)
+        return True
+
+    def dropped_remote(self, header: str, carrier: Mapping[str, str]) -> Span | None:
+        """The span of a served call whose caller sent ``header`` (its ``traceparent``,
+        ``carrier`` the metadata holding it) when the sampler drops every span with such a
+        remote parent whatever its trace id (``ParentBased``: ``remote_parent_not_sampled``
+        is ``ALWAYS_OFF``, the default, for a parent not sampled): a
+        :class:`DroppedSpan`. ``None`` for anything else (then parse the header and ask
+        :meth:`sample`)."""
+        flags = w3c.FLAGS.get(header[53:])  # (a header of another form is not dropped here)
+        if flags is None or not self._ready():
+            return None
+        bounds = self._bounds
+        if bounds is None or (bounds[1] if flags & 1 else bounds[2]) != _NONE:
+            return None
+        if w3c.valid_00(header) is None:  # (w3c.plain_version_00, one call less)
+            return None
+        return DroppedSpan(header, carrier.get("tracestate"), self._new_span_id)
+
+    def unsampled(
+        self, trace_id: int, parent: SpanContext | None, span_id: int | None = None
+    ) -> SpanContext:
+        """The context of a span :meth:`sample` dropped (what its ``NonRecordingSpan``
+        carries): a new span id (or ``span_id``), the parent's trace state, flags not
+        sampled."""
+        if span_id is None:
+            span_id = self._new_span_id()
+        if parent is None:
+            return span_context(trace_id, span_id, False, _FLAGS[self._random_ids])
+        return span_context(trace_id, span_id, False, _FLAGS[parent[3] & _RANDOM_BIT], parent[4])
+
+    def write_unsampled(
+        self, carrier: MutableMapping[str, str], trace_id: int, parent: SpanContext | None
+    ) -> int:
+        """Write the ``traceparent`` (and ``tracestate``) of a span :meth:`sample` dropped
+        into ``carrier``, as :meth:`unsampled` would make its context (without making it);
+        its span id."""
+        draw = self._getrandbits
+        span_id = (draw is not None and draw(64)) or self._new_span_id()
+        if parent is None:
+            carrier["traceparent"] = "00-%032x-%016x-%s" % (  # noqa: UP031 (w3c.write, inline)
+                trace_id,
+                span_id,
+                _FLAGS_TEXT[self._random_ids],
+            )
+        else:
+            w3c.write(carrier, trace_id, span_id, parent[3] & _RANDOM_BIT, parent[4])
+        return span_id
+
     def start(
         self,
         name: str,
@@ -165,6 +259,7 @@ class SpanMaker:
         parent: SpanContext | None,
         context: Context | None,
         request: Request | None = None,
+        decided: tuple[int, bool | None] | None = None,
     ) -> Span | None:
         """A started span: recorded (:class:`CallSpan`) or not (``NonRecordingSpan``), as the
         tracer's sampler decides; ``None`` when it must be left to the SDK's ``start_span``.
@@ -175,41 +270,28 @@ class SpanMaker:
         not decided directly. ``attributes`` are not copied: don't change them afterwards.
         ``request`` (a served call's): its id is added as ``kite.request_id`` (read only when
         the attributes are needed, for a recorded span or such a sampler: it is made on first
-        read).
+        read). ``decided``: what :meth:`sample` gave for ``parent``, if it was asked already
+        (the trace id it drew must be the span's).
         """
-        if self._multi._span_processors is not self._processors:
-            self._check_processors()
-        if not self._plain or not self._is_enabled():
-            return None
-        tracer = self._tracer
-        if tracer.sampler is not self._sampler or tracer.id_generator is not self._ids:
-            self._follow(tracer)
-        bounds = self._bounds
+        if decided is None:
+            decided = self.sample(parent)
+            if decided is None:
+                return None
+        trace_id, sampled = decided
         if parent is None:
-            trace_id = self._new_trace_id()
             random = self._random_ids
             trace_state = None
-            bound = 0 if bounds is None else bounds[0]
         else:
-            trace_id = parent.trace_id
-            flags = parent.trace_flags
-            random = flags & _RANDOM_BIT
+            random = parent.trace_flags & _RANDOM_BIT
             trace_state = parent.trace_state
-            if bounds is None:
-                bound = 0
-            elif parent.is_remote:
-                bound = bounds[1] if flags & 1 else bounds[2]
-            else:
-                bound = bounds[3] if flags & 1 else bounds[4]
-        if bounds is not None:
-            record = sample = trace_id & _LIMIT < bound
-            if not record:
-                return NonRecordingSpan(
-                    SpanContext(trace_id, self._new_span_id(), False, _FLAGS[random], trace_state)
-                )
+        if sampled is not None:
+            if not sampled:
+                return NonRecordingSpan(self.unsampled(trace_id, parent))
+            record = sample = True
             if request is not None:
                 attributes = {**attributes, "kite.request_id": request.id}
         else:
+            tracer = self._tracer
             if request is not None:
                 attributes = {**attributes, "kite.request_id": request.id}
             if context is ONLY_PARENT:
@@ -220,12 +302,12 @@ class SpanMaker:
             trace_state = result.trace_state
             if record:
                 attributes = result.attributes or {}
-        span_context = SpanContext(
+        context_of_span = span_context(
             trace_id, self._new_span_id(), False, _FLAGS[sample | random], trace_state
         )
         if not record:
-            return NonRecordingSpan(span_context)
-        return CallSpan(self, name, kind, span_context, parent, attributes)
+            return NonRecordingSpan(context_of_span)
+        return CallSpan(self, name, kind, context_of_span, parent, attributes)
 
     def _follow(self, tracer: SdkTracer) -> None:
         """Take the tracer's sampler and id generator (again, when one was replaced: the SDK
@@ -237,6 +319,8 @@ class SpanMaker:
         ids = self._ids = tracer.id_generator
         self._new_trace_id = ids.generate_trace_id
         self._new_span_id = ids.generate_span_id
+        #: The SDK's random generator: its ids are drawn here directly (the same draws).
+        self._getrandbits = getrandbits if type(ids) is RandomIdGenerator else None
         self._random_ids = _RANDOM_BIT if ids.is_trace_id_random() else 0
 
     def _check_processors(self) -> None:
@@ -284,6 +368,40 @@ def _bound(sampler: Any) -> int | None:
     if type(sampler) is TraceIdRatioBased:
         return sampler.bound
     return None
+
+
+class DroppedSpan(NonRecordingSpan):
+    """The span of a served call the sampler dropped, child of the caller's span (a W3C
+    ``traceparent``). Its context, what the SDK's ``NonRecordingSpan`` would carry (the
+    caller's trace id and trace state, a span id of its own, flags: not sampled, the caller's
+    random-trace-id flag), is made when first read: most calls never read it (only a call
+    the handler makes, or code asking for the current span, does)."""
+
+    __slots__ = ("_header", "_made", "_new_span_id", "_trace_state")
+
+    def __init__(
+        self, header: str, trace_state: str | None, new_span_id: Callable[[], int]
+    ) -> None:
+        self._header = header
+        self._trace_state = trace_state
+        self._new_span_id = new_span_id
+        self._made: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        made = self._made
+        if made is None:
+            header, state = self._header, self._trace_state
+            made = self._made = span_context(
+                int(header[3:35], 16),
+                self._new_span_id(),
+                False,
+                _FLAGS[w3c.FLAGS[header[53:55]] & _RANDOM_BIT],
+                TraceState.from_header([state]) if state else None,
+            )
+        return made
+
+    def __repr__(self) -> str:
+        return f"DroppedSpan({self.get_span_context()!r})"
 
 
 class CallSpan(Span):

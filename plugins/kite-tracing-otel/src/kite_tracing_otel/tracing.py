@@ -1,4 +1,4 @@
-"""Spans for kite calls (:class:`KiteTracing`), on the core's interceptors.
+"""Spans for kite calls (:class:`KiteTracing`), on the core's call observers.
 
 Every call a kite serves gets a ``SERVER`` span and every ``tell`` a ``CLIENT`` span, named
 ``<service>/<method>`` with the RPC semantic conventions:
@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from contextvars import Token
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import (
     NonRecordingSpan,
+    Span,
     SpanContext,
     SpanKind,
     Status,
@@ -47,9 +50,15 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from kitecore import Kite
-from kitecore.interceptors import ClientCall, Proceed, ServerCall, error_type
+from kitecore.interceptors import (
+    ClientCall,
+    ClientObserver,
+    ServerCall,
+    ServerObserver,
+    error_type,
+)
 
-from . import w3c
+from . import current, w3c
 
 try:
     from .spans import ONLY_PARENT, SpanMaker
@@ -93,18 +102,34 @@ class KiteTracing:
 
     def install(self, kite: Kite) -> None:
         """Trace every call ``kite`` serves and makes."""
-        kite.add_interceptor(server=self.server_interceptor, client=self.client_interceptor)
+        kite.add_observer(server=self.server_observer, client=self.client_observer)
 
-    async def server_interceptor(self, call: ServerCall, proceed: Proceed) -> Any:
-        """A ``SERVER`` span around one served call, child of the caller's span if it sent one."""
-        key = (call.kite.name, call.method, call.peer.remote_address)
-        static = self._server_static.get(key)
-        if static is None:
-            static = self._server_static.remember(key, _server_static(*key))
-        name, attributes = static
+    @property
+    def server_observer(self) -> ServerObserver:
+        """The observer (:mod:`kitecore.interceptors`) that makes the ``SERVER`` spans."""
+        return (self._server_started, _server_ended)
+
+    @property
+    def client_observer(self) -> ClientObserver:
+        """The observer that makes the ``CLIENT`` spans and sends their context."""
+        return (self._client_started, _client_ended)
+
+    def _server_started(
+        self, call: ServerCall
+    ) -> tuple[Span | None, Token[Context]] | Token[Context]:
+        """A ``SERVER`` span for one served call, child of the caller's span if it sent one,
+        made the current span (with the token that resets it). A span the sampler drops is
+        only its context (for the calls the handler makes): the state is the token alone."""
         metadata = call.metadata
+        maker = self._maker
+        if metadata and maker is not None and self.propagator is None:
+            header = metadata.get("traceparent")
+            if header is not None:  # the usual case: dropped as its caller's was
+                dropped = maker.dropped_remote(header, metadata)
+                if dropped is not None:
+                    return current.attach_span(dropped)  # (a token alone: nothing to end)
         # without trace context from the caller the call starts a trace of its own
-        context: otel_context.Context | None = None  # the caller's, when not only its span
+        context: Context | None = None  # the caller's, when not only its span
         if not metadata:
             parent = None
         elif self.propagator is None:
@@ -113,58 +138,116 @@ class KiteTracing:
             context = self.propagator.extract(metadata)
             parent = _valid(trace.get_current_span(context).get_span_context())
         span = None
-        if self._maker is not None:
-            span = self._maker.start(
-                name, SpanKind.SERVER, attributes, parent, context or ONLY_PARENT, call.request
-            )
+        if maker is not None:
+            decided = maker.sample(parent)
+            if decided is not None:
+                if decided[1] is False:  # dropped: no name, no attributes, no span to end
+                    dropped = NonRecordingSpan(maker.unsampled(decided[0], parent))
+                    return current.attach(current.in_context(dropped, context))
+                name, attributes = self._server_names(call)
+                span = maker.start(
+                    name,
+                    SpanKind.SERVER,
+                    attributes,
+                    parent,
+                    context or ONLY_PARENT,
+                    call.request,
+                    decided,
+                )
         if span is None:
+            name, attributes = self._server_names(call)
             span = self.tracer.start_span(
                 name,
                 context=_context_of(parent) if context is None else context,
                 kind=SpanKind.SERVER,
                 attributes={**attributes, "kite.request_id": call.request.id},
             )
-        token = otel_context.attach(trace.set_span_in_context(span, context or _ROOT))
-        try:
-            return await proceed()
-        except BaseException as exc:
-            _failed(span, exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return span, current.attach(current.in_context(span, context))
 
-    async def client_interceptor(self, call: ClientCall, proceed: Proceed) -> Any:
-        """A ``CLIENT`` span around one ``tell``; its context goes out in the metadata."""
+    def _server_names(self, call: ServerCall) -> _Static:
+        key = (call.kite.name, call.method, call.peer.remote_address)
+        static = self._server_static.get(key)
+        if static is None:
+            static = self._server_static.remember(key, _server_static(*key))
+        return static
+
+    def _client_started(self, call: ClientCall) -> Span | None:
+        """A ``CLIENT`` span for one ``tell``; its context goes out in the metadata. A span
+        the sampler drops is only its context, sent on (``None`` is the state)."""
+        span = None
+        maker = self._maker
+        if maker is not None:
+            parent = current.parent_context()
+            decided = maker.sample(parent)
+            if decided is not None:
+                if decided[1] is False and self.propagator is None:
+                    # dropped: only the context goes on (a span only for callbacks)
+                    trace_id = decided[0]
+                    span_id = maker.write_unsampled(call.metadata, trace_id, parent)
+                    for arg in call.args:  # (_has_callbacks, inline)
+                        if type(arg) is dict or callable(arg):
+                            dropped = maker.unsampled(trace_id, parent, span_id)
+                            _wrap_callbacks(call, NonRecordingSpan(dropped))
+                            break
+                    return None
+                name, attributes = self._client_names(call)
+                span = maker.start(name, SpanKind.CLIENT, attributes, parent, None, None, decided)
+        if span is None:
+            name, attributes = self._client_names(call)
+            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        if self.propagator is None:
+            w3c.inject(call.metadata, span.get_span_context())
+        else:
+            self.propagator.inject(call.metadata, context=trace.set_span_in_context(span))
+        if _has_callbacks(call.args):
+            _wrap_callbacks(call, span)
+        return span
+
+    def _client_names(self, call: ClientCall) -> _Static:
         client = call.client
         remote = client.remote_kite
         key = (remote.name if remote is not None else "", call.method, client.url or "")
         static = self._client_static.get(key)
         if static is None:
             static = self._client_static.remember(key, _client_static(*key))
-        name, attributes = static
-        span = None
-        if self._maker is not None:
-            parent = _valid(trace.get_current_span().get_span_context())
-            span = self._maker.start(name, SpanKind.CLIENT, attributes, parent, None)
-        if span is None:
-            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-        if self.propagator is None:
-            w3c.inject(call.metadata, span.get_span_context())
-        else:
-            self.propagator.inject(call.metadata, context=trace.set_span_in_context(span))
-        for arg in call.args:  # functions among the arguments become callbacks
-            if type(arg) is dict or callable(arg):
-                span_context = trace.set_span_in_context(span)
-                call.args = tuple(_in_context(arg, span_context) for arg in call.args)
-                break
-        try:
-            return await proceed()
-        except BaseException as exc:
-            _failed(span, exc)
-            raise
-        finally:
-            span.end()
+        return static
+
+
+def _server_ended(
+    call: ServerCall,
+    state: tuple[Span | None, Token[Context]] | Token[Context],
+    error: BaseException | None,
+) -> None:
+    if not isinstance(state, tuple):  # a dropped span's: only the context to reset
+        current.detach(state)
+        return
+    span, token = state
+    current.detach(token)
+    if span is not None:
+        if error is not None:
+            _failed(span, error)
+        span.end()
+
+
+def _client_ended(call: ClientCall, span: Span | None, error: BaseException | None) -> None:
+    if span is not None:
+        if error is not None:
+            _failed(span, error)
+        span.end()
+
+
+def _has_callbacks(args: tuple[Any, ...]) -> bool:
+    """Whether there may be functions among a call's arguments (they become callbacks)."""
+    for arg in args:
+        if type(arg) is dict or callable(arg):
+            return True
+    return False
+
+
+def _wrap_callbacks(call: ClientCall, span: Span) -> None:
+    """Make the functions among the call's arguments run inside ``span``."""
+    span_context = trace.set_span_in_context(span)
+    call.args = tuple(_in_context(arg, span_context) for arg in call.args)
 
 
 def _span_maker(tracer: Tracer) -> SpanMaker | None:
