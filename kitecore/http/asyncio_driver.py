@@ -35,6 +35,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute
 
+from kitecore.http.limits import Renewal
 from kitecore.http.websocket import WebSocketConnection
 from kitecore.http.wscore import WRITE_HIGH_WATER, WebSocketCore
 
@@ -70,10 +71,40 @@ def accepts_tls(loop: asyncio.AbstractEventLoop) -> bool:
     return not type(loop).__module__.startswith("uvloop")
 
 
-async def accept_socket(listener: socket.socket) -> socket.socket:
-    """Accept one connection from the listening ``listener`` (non-blocking)."""
-    sock, _address = await asyncio.get_running_loop().sock_accept(listener)
-    return sock
+async def accept_socket(listener: socket.socket, renewal: Renewal | None = None) -> socket.socket:
+    """Accept one connection from the listening (non-blocking) ``listener``: at once when one
+    waits in the backlog, else once the listener is readable. The wait for readiness, run
+    through ``renewal`` when given, can be cut short and made anew: the accept itself is
+    never cancelled, so no connection is lost (``loop.sock_accept`` accepts in a callback,
+    and a task cancelled after that callback loses the socket)."""
+    while True:
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            pass
+        else:
+            sock.setblocking(False)
+            return sock
+        readable = _readable(asyncio.get_running_loop(), listener)
+        if renewal is None:
+            await readable
+        else:
+            await renewal.wait(readable)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Return once ``sock`` is readable (cancellable; nothing is read)."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(sock, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_reader(sock)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # (the listener may be reported readable again before it runs)
+        waiter.set_result(None)
 
 
 async def start_accepted(
