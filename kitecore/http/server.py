@@ -595,7 +595,7 @@ class HTTPServer:
             release_free_memory()
             # What must outlive the crowd is made anew only once the crowd's garbage is gone:
             # made earlier, it could land beside that garbage and keep its arenas.
-            await self._renew()
+            await self._renew(rotate=False)
             # Again once what the closes left is gone too (transports still sending their
             # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
             await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
@@ -615,7 +615,7 @@ class HTTPServer:
         gone (to rebuild a table that kept the crowd's size, say)."""
         self._release_hooks.append(hook)
 
-    async def _renew(self) -> None:
+    async def _renew(self, *, rotate: bool = True) -> None:
         """After a crowd has gone: make anew what was made while it was there and must
         outlive it (the pending accepts, a new task group for the connections to come, the
         tables of the release hooks), so that it no longer keeps the crowd's memory arenas.
@@ -630,7 +630,7 @@ class HTTPServer:
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
         server_tg, retire = self._task_group, self._retire
-        if server_tg is not None and retire is not None:
+        if rotate and server_tg is not None and retire is not None:
             # the task sets of anyio's task group and cancel scope held every connection of
             # the crowd and stay at that size; the old group ends with its last connection
             self._connections, self._retire = await server_tg.start(self._connection_group)
