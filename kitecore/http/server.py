@@ -570,8 +570,9 @@ class HTTPServer:
     async def _release_memory(self) -> None:
         """Each time most of a crowd of connections has gone: once the burst of closes is
         over (the count of open connections steady for a moment), give free memory back to
-        the system, and once more after the close timeout; the next crowd's release no sooner
-        than :data:`_RELEASE_MIN_GAP` after that (deferred, never skipped).
+        the system and make anew what must outlive the crowd (:meth:`_renew`), and once more
+        after the close timeout; the next crowd's release no sooner than
+        :data:`_RELEASE_MIN_GAP` after that (deferred, never skipped).
 
         A task started with the server, not one per crowd: what a task started amid the
         closes allocates (its frame, its task-group bookkeeping) would still be alive at the
