@@ -45,6 +45,7 @@ __all__ = [
     "accept_socket",
     "accepts_tls",
     "connect_tcp",
+    "flush_loop_free_lists",
     "running_asyncio_loop",
     "start_accepted",
 ]
@@ -100,6 +101,41 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         await waiter
     finally:
         loop.remove_reader(sock)
+
+
+#: More objects than the free lists of CPython's ``_asyncio`` (255 future iterators) and of
+#: uvloop (250 handles, 250 timer handles) keep for reuse.
+_FREE_LIST_FLUSH = 512
+
+
+async def flush_loop_free_lists() -> None:
+    """Make the event loop's free lists let go of objects freed amid a crowd of connections.
+
+    CPython's ``_asyncio`` keeps up to 255 freed future iterators (one is made for each
+    ``await`` of a future) for reuse, uvloop up to 250 handles and timer handles each: after
+    a crowd has gone, they are the crowd's last objects and, scattered over its memory arenas,
+    keep hundreds of them from being released (the interpreter's own free lists are emptied
+    by a full garbage collection, not these). Made anew past the free lists' size and let go
+    of newest first, the fresh objects fill the free lists and the old ones are freed."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    held: list[object] = [future.__await__() for _ in range(_FREE_LIST_FLUSH)]
+    for _ in range(_FREE_LIST_FLUSH):
+        handle = loop.call_soon(_noop)
+        handle.cancel()
+        held.append(handle)
+        timer = loop.call_later(3600.0, _noop)
+        timer.cancel()
+        held.append(timer)
+    future.cancel()
+    for _ in range(2):  # the loop drops the cancelled handles (it frees none: held here)
+        await asyncio.sleep(0)
+    while held:
+        del held[-1]  # newest first
+
+
+def _noop() -> None:
+    pass
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

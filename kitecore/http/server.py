@@ -56,6 +56,7 @@ from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_driver import (
     accept_socket,
     accepts_tls,
+    flush_loop_free_lists,
     running_asyncio_loop,
     start_accepted,
 )
@@ -628,6 +629,8 @@ class HTTPServer:
         self.renewal.renew()
         for _ in range(3):  # the renewed waits start again (a loop pass or two)
             await anyio.lowlevel.checkpoint()
+        if running_asyncio_loop() is not None:
+            await flush_loop_free_lists()
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
         server_tg, retire = self._task_group, self._retire

@@ -4,6 +4,7 @@ HTTP/1.0 upgrades and oversized request heads. (tests/hardening attacks a whole 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import weakref
@@ -16,7 +17,7 @@ from anyio.abc import SocketAttribute
 from http_helpers import EVERY_LOOP, raw_websocket, serving
 
 from kitecore.http import HTTPServer, WebSocketConnection, connect_websocket
-from kitecore.http.asyncio_driver import accept_socket
+from kitecore.http.asyncio_driver import accept_socket, flush_loop_free_lists
 from kitecore.http.frames import OP_PONG, Close, Ping
 from kitecore.http.limits import Renewal
 
@@ -263,3 +264,36 @@ async def test_a_renewed_accept_loses_no_connection(anyio_backend: object) -> No
         async with client:
             with accepted[0]:
                 assert accepted[0].getpeername() == client.extra(SocketAttribute.local_address)
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_the_loops_free_lists_let_go_of_a_crowds_objects(anyio_backend: object) -> None:
+    """After a crowd, the objects the event loop keeps for reuse (future iterators; uvloop's
+    handles and timer handles) are the crowd's last ones, scattered over its memory arenas:
+    flushed, the loop keeps fresh ones instead and the crowd's are freed."""
+    loop = asyncio.get_running_loop()
+    on_uvloop = not isinstance(anyio_backend, str)
+    future = loop.create_future()
+    # fewer than the free lists hold: all of them go there (none freed: ids stay theirs)
+    crowd: list[object] = [future.__await__() for _ in range(200)]
+    if on_uvloop:  # (asyncio's own handles are plain objects, kept in no free list)
+        for _ in range(200):
+            crowd.append(loop.call_soon(lambda: None))
+            crowd.append(loop.call_later(3600, lambda: None))
+            crowd[-1].cancel()  # type: ignore[attr-defined]
+            crowd[-2].cancel()  # type: ignore[attr-defined]
+        await anyio.sleep(0)
+    crowd_ids = {id(item) for item in crowd}
+    del crowd  # now in the free lists
+    await flush_loop_free_lists()
+    reused: list[object] = [future.__await__() for _ in range(200)]
+    if on_uvloop:
+        reused += [loop.call_soon(lambda: None) for _ in range(200)]
+        reused += [loop.call_later(3600, lambda: None) for _ in range(200)]
+    try:
+        assert not crowd_ids & {id(item) for item in reused}
+    finally:
+        for item in reused:
+            if isinstance(item, asyncio.Handle):
+                item.cancel()
+        future.cancel()
