@@ -282,7 +282,7 @@ async def test_the_loops_free_lists_let_go_of_a_crowds_objects(anyio_backend: ob
             crowd.append(loop.call_later(3600, lambda: None))
             crowd[-1].cancel()  # type: ignore[attr-defined]
             crowd[-2].cancel()  # type: ignore[attr-defined]
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     crowd_ids = {id(item) for item in crowd}
     del crowd  # now in the free lists
     await flush_loop_free_lists()
