@@ -69,7 +69,11 @@ def accepts_tls(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether :func:`start_accepted` can do TLS on ``loop``: not on uvloop, whose
     ``connect_accepted_socket(ssl=...)`` never completes (uvloop 0.21); the server then
     takes anyio's TLS stream and the portable driver there."""
-    return not type(loop).__module__.startswith("uvloop")
+    return not _on_uvloop(loop)
+
+
+def _on_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
 
 
 async def accept_socket(listener: socket.socket, renewal: Renewal | None = None) -> socket.socket:
@@ -120,7 +124,8 @@ async def flush_loop_free_lists() -> None:
     loop = asyncio.get_running_loop()
     future = loop.create_future()
     held: list[object] = [future.__await__() for _ in range(_FREE_LIST_FLUSH)]
-    for _ in range(_FREE_LIST_FLUSH):
+    # uvloop's handles (asyncio's own are plain objects, kept in no free list)
+    for _ in range(_FREE_LIST_FLUSH if _on_uvloop(loop) else 0):
         handle = loop.call_soon(_noop)
         handle.cancel()
         held.append(handle)
