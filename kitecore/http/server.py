@@ -629,8 +629,10 @@ class HTTPServer:
         self.renewal.renew()
         for _ in range(3):  # the renewed waits start again (a loop pass or two)
             await anyio.lowlevel.checkpoint()
-        if running_asyncio_loop() is not None:
+        loop = running_asyncio_loop()
+        if loop is not None and not accepts_tls(loop):  # uvloop (on asyncio: no gain measured)
             await flush_loop_free_lists()
+        del loop
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
         server_tg, retire = self._task_group, self._retire
