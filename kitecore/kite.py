@@ -48,7 +48,7 @@ from kitecore.protocol.errors import (
     KiteError,
     MethodNotFoundError,
 )
-from kitecore.protocol.identity import KiteIdentity
+from kitecore.protocol.identity import KiteIdentity, forget_recent_identities
 from kitecore.request import Arguments, Request
 from kitecore.taskgroups import OwnedTaskGroup
 from kitecore.tls import client_context, is_secure_url, server_context
@@ -365,6 +365,14 @@ class Kite:
         """The open connections of this kite's clients, accepted and dialed."""
         return [client.connection for client in self._clients if client.connection is not None]
 
+    def _after_crowd(self) -> None:
+        """The server gives memory back after a crowd of connections has gone: what was made
+        amid the crowd and would outlive it goes now (the identities of callers that came
+        meanwhile) or is made anew (the client set, which keeps the table of its peak)."""
+        forget_recent_identities()
+        self._clients = set(self._clients)
+        self._clients_peak = len(self._clients)
+
     async def _client_disconnected(self, client: Client) -> None:
         clients = self._clients
         clients.discard(client)
@@ -646,6 +654,7 @@ class Kite:
                 max_outbound_bytes=config.max_outbound_bytes or None,
             )
             self._mount_routes(server, "/kite")  # health checks on /kite/health
+            server.on_release(self._after_crowd)
             self._server = server
             host = self.config.ip or "0.0.0.0"
             try:

@@ -35,6 +35,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute
 
+from kitecore.http.limits import Renewal
 from kitecore.http.websocket import WebSocketConnection
 from kitecore.http.wscore import WRITE_HIGH_WATER, WebSocketCore
 
@@ -44,6 +45,7 @@ __all__ = [
     "accept_socket",
     "accepts_tls",
     "connect_tcp",
+    "flush_loop_free_lists",
     "running_asyncio_loop",
     "start_accepted",
 ]
@@ -67,13 +69,83 @@ def accepts_tls(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether :func:`start_accepted` can do TLS on ``loop``: not on uvloop, whose
     ``connect_accepted_socket(ssl=...)`` never completes (uvloop 0.21); the server then
     takes anyio's TLS stream and the portable driver there."""
-    return not type(loop).__module__.startswith("uvloop")
+    return not _on_uvloop(loop)
 
 
-async def accept_socket(listener: socket.socket) -> socket.socket:
-    """Accept one connection from the listening ``listener`` (non-blocking)."""
-    sock, _address = await asyncio.get_running_loop().sock_accept(listener)
-    return sock
+def _on_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
+async def accept_socket(listener: socket.socket, renewal: Renewal | None = None) -> socket.socket:
+    """Accept one connection from the listening (non-blocking) ``listener``: at once when one
+    waits in the backlog, else once the listener is readable. The wait for readiness, run
+    through ``renewal`` when given, can be cut short and made anew: the accept itself is
+    never cancelled, so no connection is lost (``loop.sock_accept`` accepts in a callback,
+    and a task cancelled after that callback loses the socket)."""
+    while True:
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            pass
+        else:
+            sock.setblocking(False)
+            return sock
+        readable = _readable(asyncio.get_running_loop(), listener)
+        if renewal is None:
+            await readable
+        else:
+            await renewal.wait(readable)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Return once ``sock`` is readable (cancellable; nothing is read)."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(sock, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_reader(sock)
+
+
+#: More objects than the free lists of CPython's ``_asyncio`` (255 future iterators) and of
+#: uvloop (250 handles, 250 timer handles) keep for reuse.
+_FREE_LIST_FLUSH = 512
+
+
+async def flush_loop_free_lists() -> None:
+    """Make the event loop's free lists let go of objects freed amid a crowd of connections.
+
+    CPython's ``_asyncio`` keeps up to 255 freed future iterators (one is made for each
+    ``await`` of a future) for reuse, uvloop up to 250 handles and timer handles each: after
+    a crowd has gone, they are the crowd's last objects and, scattered over its memory arenas,
+    keep hundreds of them from being released (the interpreter's own free lists are emptied
+    by a full garbage collection, not these). Made anew past the free lists' size and let go
+    of newest first, the fresh objects fill the free lists and the old ones are freed."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    held: list[object] = [future.__await__() for _ in range(_FREE_LIST_FLUSH)]
+    # uvloop's handles (asyncio's own are plain objects, kept in no free list)
+    for _ in range(_FREE_LIST_FLUSH if _on_uvloop(loop) else 0):
+        handle = loop.call_soon(_noop)
+        handle.cancel()
+        held.append(handle)
+        timer = loop.call_later(3600.0, _noop)
+        timer.cancel()
+        held.append(timer)
+    future.cancel()
+    for _ in range(2):  # the loop drops the cancelled handles (it frees none: held here)
+        await asyncio.sleep(0)
+    while held:
+        del held[-1]  # newest first
+
+
+def _noop() -> None:
+    pass
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # (the listener may be reported readable again before it runs)
+        waiter.set_result(None)
 
 
 async def start_accepted(

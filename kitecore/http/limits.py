@@ -3,6 +3,7 @@
 :class:`ConnectionLimits` counts open connections, in all and per peer address, and says
 which new ones to turn away; :func:`accept_forever` accepts from one listener and survives
 ``EMFILE``/``ENFILE`` (descriptor exhaustion) by backing off, logging once per burst.
+:func:`release_free_memory` and :class:`Renewal` give memory back after a crowd has gone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import anyio
 
 __all__ = [
     "ConnectionLimits",
+    "Renewal",
     "accept_forever",
     "descriptor_headroom_limit",
     "release_free_memory",
@@ -65,6 +67,44 @@ def release_free_memory() -> None:
     gc.collect()
     if _malloc_trim is not None:
         _malloc_trim(0)
+
+
+class Renewal:
+    """Long waits (a listener's pending accept) that can be made anew.
+
+    CPython's small-object allocator (pymalloc) holds memory in 1 MiB arenas and gives an
+    arena back only once every object in it is gone. A wait that starts while a crowd of
+    connections is there (the listener's next accept, a timer) allocates its future, handle
+    and timer among the crowd's objects, and outlives the crowd: each such object keeps a
+    whole arena. :meth:`renew`, called once the crowd has gone, ends every wait run through
+    :meth:`wait` early; its owner starts it again (the accept is tried anew), so its objects
+    are made again, now among the long-lived ones, and the arenas the old ones kept can be
+    released. (Not for sleeps: a cancelled timer stays in asyncio's heap until its time.)
+    """
+
+    __slots__ = ("_scopes",)
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+
+    async def wait(self, waiting: Awaitable[object]) -> bool:
+        """Await ``waiting``: True when it is done, False when :meth:`renew` ended it first
+        (then the caller waits again, with fresh objects). It must lose nothing when
+        cancelled (a wait for readiness or for a time, not an accept)."""
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await waiting
+            finally:
+                self._scopes.discard(scope)
+        return not scope.cancelled_caught
+
+    def renew(self) -> int:
+        """End every wait running in :meth:`wait` (they start again); how many there were."""
+        scopes = list(self._scopes)
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
 
 
 def descriptor_headroom_limit() -> int | None:

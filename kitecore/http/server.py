@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import gc
 import logging
 import re
 import socket
@@ -44,6 +45,7 @@ from urllib.parse import parse_qs, unquote
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import h11
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, SocketStream
 from anyio.streams.stapled import MultiListener
@@ -54,12 +56,14 @@ from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_driver import (
     accept_socket,
     accepts_tls,
+    flush_loop_free_lists,
     running_asyncio_loop,
     start_accepted,
 )
 from kitecore.http.headers import Headers
 from kitecore.http.limits import (
     ConnectionLimits,
+    Renewal,
     accept_forever,
     descriptor_headroom_limit,
     release_free_memory,
@@ -308,11 +312,20 @@ class HTTPServer:
         self.port = 0
         self.limits = ConnectionLimits(0)
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: the task group accepted connections run in: one per generation (see
+        #: :meth:`_connection_group`), and the event that retires it
+        self._connections: anyio.abc.TaskGroup | None = None
+        self._retire: anyio.Event | None = None
+        #: the pending accepts, made anew after a crowd
+        self.renewal = Renewal()
         self._http_routes = _RouteTable()
         self._ws_routes = _RouteTable()
         self._websockets: set[WebSocketConnection] = set()
         #: set when most of a crowd of connections has gone (see :meth:`_release_memory`)
         self._release_wanted: anyio.Event | None = None
+        self._release_again = False  # another crowd left while the last release ran
+        #: called when memory is given back after a crowd (to rebuild long-lived tables)
+        self._release_hooks: list[Callable[[], object]] = []
         self._accept_scope: anyio.CancelScope | None = None
 
     # --- routing -----------------------------------------------------------------------------
@@ -366,21 +379,22 @@ class HTTPServer:
                 )
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
+                self._connections, self._retire = await tg.start(self._connection_group)
                 self._release_wanted = anyio.Event()
                 tg.start_soon(self._release_memory)
                 self._accept_scope = anyio.CancelScope()
-                tg.start_soon(self._accept_all, tcp_listener, tg, ssl_context, self._accept_scope)
+                tg.start_soon(self._accept_all, tcp_listener, ssl_context, self._accept_scope)
                 task_status.started(self.port)
                 await anyio.sleep_forever()
             finally:
                 self._task_group = None
+                self._connections = self._retire = None
                 self._accept_scope = None
                 self._release_wanted = None
 
     async def _accept_all(
         self,
         tcp_listener: MultiListener[SocketStream],
-        server_tg: anyio.abc.TaskGroup,
         ssl_context: ssl.SSLContext | None,
         scope: anyio.CancelScope,
     ) -> None:
@@ -400,14 +414,14 @@ class HTTPServer:
                         sock: socket.socket = listener.extra(SocketAttribute.raw_socket)
                         tg.start_soon(
                             accept_forever,
-                            functools.partial(accept_socket, sock),
-                            functools.partial(self._admit_socket, tg=server_tg, tls=ssl_context),
+                            functools.partial(accept_socket, sock, self.renewal),
+                            functools.partial(self._admit_socket, tls=ssl_context),
                         )
                     else:
                         tg.start_soon(
                             accept_forever,
                             listener.accept,
-                            functools.partial(self._admit, tg=server_tg, tls=ssl_context),
+                            functools.partial(self._admit, tls=ssl_context),
                         )
         with anyio.CancelScope(shield=True):
             await tcp_listener.aclose()
@@ -447,9 +461,7 @@ class HTTPServer:
         except Exception:
             logger.exception("server task %r failed", func)
 
-    async def _admit_socket(
-        self, sock: socket.socket, *, tg: anyio.abc.TaskGroup, tls: ssl.SSLContext | None
-    ) -> None:
+    async def _admit_socket(self, sock: socket.socket, *, tls: ssl.SSLContext | None) -> None:
         """Start serving a socket accepted on asyncio, or turn it away at once when over a
         limit."""
         try:
@@ -460,7 +472,8 @@ class HTTPServer:
         host = str(remote[0]) if isinstance(remote, tuple) and remote else str(remote or "")
         refusal = self.limits.admit(host)
         if refusal is None:
-            tg.start_soon(self._on_accept_socket, sock, remote, host, tls)
+            assert self._connections is not None  # (accepting only while serving)
+            self._connections.start_soon(self._on_accept_socket, sock, remote, host, tls)
             return
         logger.debug("refused a connection from %s: %s", host, refusal)
         if tls is None:
@@ -491,9 +504,7 @@ class HTTPServer:
         finally:
             self._released(host)
 
-    async def _admit(
-        self, stream: SocketStream, *, tg: anyio.abc.TaskGroup, tls: ssl.SSLContext | None
-    ) -> None:
+    async def _admit(self, stream: SocketStream, *, tls: ssl.SSLContext | None) -> None:
         """Start serving an accepted connection, or turn it away at once when over a limit."""
         ssl_context = tls
         # one look at the attribute table (``extra()`` builds it anew on every call)
@@ -503,7 +514,10 @@ class HTTPServer:
         host = str(remote[0]) if isinstance(remote, tuple) and remote else str(remote or "")
         refusal = self.limits.admit(host)
         if refusal is None:
-            tg.start_soon(self._on_accept, stream, attributes, remote, host, ssl_context)
+            assert self._connections is not None  # (accepting only while serving)
+            self._connections.start_soon(
+                self._on_accept, stream, attributes, remote, host, ssl_context
+            )
             return
         logger.debug("refused a connection from %s: %s", host, refusal)
         if ssl_context is None:
@@ -550,13 +564,16 @@ class HTTPServer:
     def _released(self, host: str) -> None:
         """A connection counted by the limits is over."""
         if self.limits.release(host) and self._release_wanted is not None:
+            if self._release_wanted.is_set():  # (a release is under way: once more after it)
+                self._release_again = True
             self._release_wanted.set()
 
     async def _release_memory(self) -> None:
         """Each time most of a crowd of connections has gone: once the burst of closes is
         over (the count of open connections steady for a moment), give free memory back to
-        the system, and once more after the close timeout; the next crowd's release no sooner
-        than :data:`_RELEASE_MIN_GAP` after that (deferred, never skipped).
+        the system and make anew what must outlive the crowd (:meth:`_renew`), and once more
+        after the close timeout; the next crowd's release no sooner than
+        :data:`_RELEASE_MIN_GAP` after that (deferred, never skipped).
 
         A task started with the server, not one per crowd: what a task started amid the
         closes allocates (its frame, its task-group bookkeeping) would still be alive at the
@@ -571,19 +588,71 @@ class HTTPServer:
             # meanwhile is covered by this one's release)
             if anyio.current_time() < next_allowed:
                 await anyio.sleep(next_allowed - anyio.current_time())
-            self._release_wanted = anyio.Event()  # (a crowd leaving meanwhile: once more)
+            self._release_again = False
             deadline = anyio.current_time() + _RELEASE_MAX_WAIT
             count = -1
             while self.limits.open != count and anyio.current_time() < deadline:
                 count = self.limits.open  # (still closing: wait until it stops)
                 await anyio.sleep(_RELEASE_STEADY)
-            self._websockets = set(self._websockets)  # a set never shrinks by itself
             release_free_memory()
+            # What must outlive the crowd is made anew only once the crowd's garbage is gone:
+            # made earlier, it could land beside that garbage and keep its arenas.
+            await self._renew(rotate=False)
             # Again once what the closes left is gone too (transports still sending their
             # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
             await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
             release_free_memory()
+            await self._renew()
+            self._release_wanted = wanted = anyio.Event()
+            if self._release_again:  # (a crowd left meanwhile: once more)
+                wanted.set()
+            del wanted
+            for _ in range(3):  # the retired task groups end (their tables were the crowd's)
+                await anyio.lowlevel.checkpoint()
+            release_free_memory()
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
+
+    def on_release(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` each time memory is given back after a crowd of connections has
+        gone (to rebuild a table that kept the crowd's size, say)."""
+        self._release_hooks.append(hook)
+
+    async def _renew(self, *, rotate: bool = True) -> None:
+        """After a crowd has gone: make anew what was made while it was there and must
+        outlive it (the pending accepts, a new task group for the connections to come, the
+        tables of the release hooks), so that it no longer keeps the crowd's memory arenas.
+        (Timers need nothing: a sweeper's next sleep is made when it wakes.)"""
+        # first what may have been made amid the crowd: once it is gone, so are the last
+        # objects in its arenas, and what is made next goes beside the long-lived ones
+        for hook in self._release_hooks:
+            hook()
+        self.renewal.renew()
+        for _ in range(3):  # the renewed waits start again (a loop pass or two)
+            await anyio.lowlevel.checkpoint()
+        loop = running_asyncio_loop()
+        if loop is not None and not accepts_tls(loop):  # uvloop (on asyncio: no gain measured)
+            await flush_loop_free_lists()
+        del loop
+        gc.collect()  # (what they left in reference cycles)
+        self._websockets = set(self._websockets)  # a set never shrinks by itself
+        server_tg, retire = self._task_group, self._retire
+        if rotate and server_tg is not None and retire is not None:
+            # the task sets of anyio's task group and cancel scope held every connection of
+            # the crowd and stay at that size; the old group ends with its last connection
+            self._connections, self._retire = await server_tg.start(self._connection_group)
+            retire.set()
+
+    @staticmethod
+    async def _connection_group(
+        *,
+        task_status: anyio.abc.TaskStatus[tuple[anyio.abc.TaskGroup, anyio.Event]],
+    ) -> None:
+        """Host a task group for accepted connections until the event it hands out with the
+        group is set, then until its last connection has ended (cancelled with the server)."""
+        retire = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            task_status.started((tg, retire))
+            await retire.wait()
 
     async def _close_idle_websockets(self, timeout: float) -> None:
         """Every quarter of ``timeout``: ping the upgraded connections silent for half of it,

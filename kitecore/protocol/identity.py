@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ArgumentError
 from .version import version_matches
 
-__all__ = ["FIELDS", "KiteIdentity", "Query"]
+__all__ = ["FIELDS", "KiteIdentity", "Query", "forget_recent_identities"]
 
 #: The seven identity fields in path order (also the dataclass field order).
 FIELDS = ("username", "environment", "name", "version", "region", "hostname", "id")
@@ -50,6 +50,12 @@ def _path_tuple(kite: KiteIdentity) -> tuple[str, ...]:
 
 _RECENT_IDENTITIES: dict[tuple[str, ...], KiteIdentity] = {}
 _RECENT_IDENTITIES_MAX = 1024
+
+
+def forget_recent_identities() -> None:
+    """Empty the cache of identities parsed from the wire (a server does it after a crowd
+    of connections has gone: entries made amid the crowd would keep its memory arenas)."""
+    _RECENT_IDENTITIES.clear()
 
 
 def _split_path(text: str) -> list[str]:

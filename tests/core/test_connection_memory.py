@@ -125,3 +125,46 @@ async def test_an_idle_connection_costs_the_server_little_memory(anyio_backend: 
     assert per_connection <= _IDLE_BUDGET[anyio_backend] * 1024, (
         f"{per_connection} bytes per idle connection"
     )
+
+
+async def test_callers_identities_cached_during_a_crowd_are_forgotten_after_it(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kite caches the identities its callers send (parsing each once); entries made while
+    a crowd of connections was there would outlive it and keep the memory arenas around them,
+    so the kite forgets them when the server gives the crowd's memory back."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+    from kitecore.protocol.identity import KiteIdentity
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    released: list[float] = []
+    monkeypatch.setattr(
+        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
+    )
+    kite = Kite(
+        "crowd",
+        "1.0.0",
+        config=Config(ip="127.0.0.1", disable_authentication=True),
+        plugins=load_plugins(names=["websocket"]),
+    )
+    kite.handle("square", lambda r: r.args.one() ** 2)
+    caller = Kite("caller", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
+
+    def cached() -> list[KiteIdentity]:
+        return [o for o in gc.get_objects() if isinstance(o, KiteIdentity) and o.id == caller.id]
+
+    async with kite:
+        with anyio.fail_after(10):
+            crowd = [await _open_idle(kite.port) for _ in range(3)]
+            async with caller.new_client(kite.url) as client:
+                assert await client.tell("square", 3) == 9
+            assert cached()  # (kept for the next connection of the same caller)
+            for stream in crowd:
+                await stream.aclose()
+            while len(released) < 2:  # noqa: ASYNC110 (the first phase of the release is done)
+                await anyio.sleep(0.01)
+        gc.collect()
+        assert not cached()

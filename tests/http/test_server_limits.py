@@ -4,15 +4,22 @@ HTTP/1.0 upgrades and oversized request heads. (tests/hardening attacks a whole 
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import socket
+import weakref
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
-from http_helpers import raw_websocket, serving
+from anyio.abc import SocketAttribute
+from http_helpers import EVERY_LOOP, raw_websocket, serving
 
 from kitecore.http import HTTPServer, WebSocketConnection, connect_websocket
+from kitecore.http.asyncio_driver import accept_socket, flush_loop_free_lists
 from kitecore.http.frames import OP_PONG, Close, Ping
+from kitecore.http.limits import Renewal
 
 pytestmark = pytest.mark.anyio
 
@@ -176,6 +183,117 @@ async def test_crowds_leaving_in_quick_succession_share_a_memory_release(
 
     async with serving(server) as port:
         with anyio.fail_after(10):
-            await crowd(port, 2)  # a release, and one more after the close timeout
-            await crowd(port, 4)
-    assert released[2] - released[1] >= 0.5  # the next crowd's waited for the gap
+            # a release, one after the close timeout and one once the renewals are done
+            await crowd(port, 3)
+            await crowd(port, 6)
+    assert released[3] - released[2] >= 0.5  # the next crowd's waited for the gap
+
+
+async def test_after_a_crowd_its_accept_and_connection_task_group_are_made_anew(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a crowd of connections found or made and what outlives it (the listener's pending
+    accept, the task group whose tables held every connection of the crowd) is made anew
+    once it has gone: kept, each such object would keep a 1 MiB arena of the crowd's memory
+    (bench/connections.py). Connections still open stay served, new ones are accepted."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)  # a crowd of three
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    released: list[float] = []
+    monkeypatch.setattr(
+        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
+    )
+    renewed: list[int] = []
+    renew = limits.Renewal.renew
+    monkeypatch.setattr(limits.Renewal, "renew", lambda self: renewed.append(renew(self)) or 0)
+    server = HTTPServer(close_timeout=0.01)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        first_group = weakref.ref(server._connections)  # type: ignore[arg-type]
+        with anyio.fail_after(10):
+            stays = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(23)]
+            while server.limits.open < 24:  # noqa: ASYNC110 (a counter, no event to wait on)
+                await anyio.sleep(0.01)
+            for stream in crowd:
+                await stream.aclose()
+            while len(released) < 3:  # noqa: ASYNC110 (both phases of the release are done)
+                await anyio.sleep(0.01)
+            # the one that stayed is served on, in the group it started in
+            await stays.send("still here")
+            assert await stays.receive() == "still here"
+            assert first_group() is not None
+            await stays.aclose()
+            while first_group() is not None:  # ends with its last connection
+                await anyio.sleep(0.01)
+                gc.collect()
+            ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+            await ws.send("new")
+            assert await ws.receive() == "new"
+            await ws.aclose()
+    assert len(renewed) == 2  # once in each phase of the release
+    if anyio_backend == "asyncio":  # (elsewhere anyio's listener accepts: nothing to renew)
+        assert renewed == [1, 1]  # the listener's pending accept, made anew
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_a_renewed_accept_loses_no_connection(anyio_backend: object) -> None:
+    """The asyncio accept path waits for readiness and accepts itself: cutting the wait short
+    (to make it anew) can never lose a connection the way cancelling ``loop.sock_accept``
+    after its callback accepted one would."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    renewal = Renewal()
+    accepted: list[socket.socket] = []
+
+    async def accept() -> None:
+        accepted.append(await accept_socket(listener, renewal))
+
+    with listener, anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(accept)
+            while not renewal.renew():  # the accept waits: end that wait (it waits anew)
+                await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
+            client = await anyio.connect_tcp("127.0.0.1", listener.getsockname()[1])
+        async with client:
+            with accepted[0]:
+                assert accepted[0].getpeername() == client.extra(SocketAttribute.local_address)
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_the_loops_free_lists_let_go_of_a_crowds_objects(anyio_backend: object) -> None:
+    """After a crowd, the objects the event loop keeps for reuse (future iterators; uvloop's
+    handles and timer handles) are the crowd's last ones, scattered over its memory arenas:
+    flushed, the loop keeps fresh ones instead and the crowd's are freed."""
+    loop = asyncio.get_running_loop()
+    on_uvloop = not isinstance(anyio_backend, str)
+    future = loop.create_future()
+    # fewer than the free lists hold: all of them go there (none freed: ids stay theirs)
+    crowd: list[object] = [future.__await__() for _ in range(200)]
+    if on_uvloop:  # (asyncio's own handles are plain objects, kept in no free list)
+        for _ in range(200):
+            crowd.append(loop.call_soon(lambda: None))
+            crowd.append(loop.call_later(3600, lambda: None))
+            crowd[-1].cancel()  # type: ignore[attr-defined]
+            crowd[-2].cancel()  # type: ignore[attr-defined]
+        await anyio.lowlevel.checkpoint()
+    crowd_ids = {id(item) for item in crowd}
+    del crowd  # now in the free lists
+    await flush_loop_free_lists()
+    reused: list[object] = [future.__await__() for _ in range(200)]
+    if on_uvloop:
+        reused += [loop.call_soon(lambda: None) for _ in range(200)]
+        reused += [loop.call_later(3600, lambda: None) for _ in range(200)]
+    try:
+        assert not crowd_ids & {id(item) for item in reused}
+    finally:
+        for item in reused:
+            if isinstance(item, asyncio.Handle):
+                item.cancel()
+        future.cancel()
