@@ -274,6 +274,10 @@ class Session:
                 self._unordered = set()
             self._unordered.add(callback_id)
 
+    def expects_response(self, callback_id: int) -> bool:
+        """Whether a call of ours waits for its reply at ``callback_id``."""
+        return callback_id in self._pending
+
     def forget(self, callback_id: int) -> None:
         """Stop expecting a reply at ``callback_id`` (the caller gave up), or drop a function."""
         if self._pending.pop(callback_id, None) is None:
