@@ -85,6 +85,7 @@ _NO_REQUESTS: tuple[()] = ()
 #: first): the receive hook takes a reply it can see from this prefix without parsing it first.
 _CALLBACK_PREFIX = '{"method":'
 _CALLBACK_PREFIX_LEN = len(_CALLBACK_PREFIX)
+_DIGITS = frozenset("0123456789")
 
 #: The connection whose ordered-callback task is running the current code, if any: a call made
 #: from inside a callback gets its reply on arrival (waiting for the callback would deadlock).
@@ -611,6 +612,9 @@ class Connection:
         (its caller is woken at once, with no task switch to the reader before); leave
         anything else to the reader (False, having changed nothing). Runs outside any task, so
         it never runs a handler or a callback of its own accord."""
+        # (a request is refused at its first look: its method is a string, '"' here)
+        if text[_CALLBACK_PREFIX_LEN : _CALLBACK_PREFIX_LEN + 1] not in _DIGITS:
+            return False
         if self._closed or not text.startswith(_CALLBACK_PREFIX):
             return False
         end = text.find(",", _CALLBACK_PREFIX_LEN, _CALLBACK_PREFIX_LEN + 20)

@@ -601,10 +601,9 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         else:
             self._holding = False
 
-    @property
-    def pending_bytes(self) -> int:
-        """Always 0: the transport keeps what the kernel did not take."""
-        return 0
+    #: Always 0: the transport keeps what the kernel did not take (a class attribute, not a
+    #: property: it is read after every direct write).
+    pending_bytes = 0
 
     @property
     def outbound_bytes(self) -> int:

@@ -195,10 +195,12 @@ def encode_reply(callback_id: int, result: Any) -> str:
     what ``encode_call(callback_id, [{"error": None, "result": result}], {})`` returns, without
     building the message first. ``result`` must hold no function (scrub it first).
     """
-    text = "".join(
-        ('{"method":', str(int(callback_id)), _REPLY_MIDDLE, encode_value(result), _REPLY_END)
-    )
-    if carriable(text):
+    try:
+        value = _dump(result)  # (encode_value, inlined: a reply per call served)
+    except (TypeError, ValueError, RecursionError):
+        value = encode_value(result)  # raises the SendError saying why
+    text = "".join(('{"method":', str(int(callback_id)), _REPLY_MIDDLE, value, _REPLY_END))
+    if text.isascii() or carriable(text):
         return text
     return encode_call(callback_id, [{"error": None, "result": result}], {})
 
