@@ -303,13 +303,11 @@ class Session:
                 True,
             )
         try:
-            message = dnode.decode(text)
+            method, arguments, callbacks = dnode.decode_parts(text)
         except ProtocolError as exc:
             return self._malformed(exc)
-        method = message.method
-        arguments = message.arguments
-        if message.callbacks:
-            dnode.unscrub(arguments, message.callbacks, self._make_proxy)
+        if callbacks:
+            dnode.unscrub(arguments, callbacks, self._make_proxy)
         if type(method) is str:
             return CallReceived(method, arguments)
         callback_id = cast(int, method)  # mypy narrows on `type(x) is` only when it matches
