@@ -8,7 +8,9 @@ its driver. It reads whole messages from its stream, feeds them to the session, 
   while this one finishes the call. A call that never waits (most do not) costs no task switch;
 - runs callbacks and delivers replies in arrival order: inline in the reader while they are
   synchronous (a reply costs no task switch), in one ordered-callback task while a callback
-  returned an awaitable (what arrives meanwhile waits in the session, in order).
+  returned an awaitable (what arrives meanwhile waits in the session, in order). On a stream
+  that hands messages over as they arrive (``ReceiveHook``: the asyncio WebSocket driver),
+  a reply to a call of ours is taken there and then, without waking the reader at all.
 
 The worker pool is what a task per call would be, without creating a task per call: an idle
 worker is woken to take over the reading (or for a call pushed through :meth:`handle_text`),
