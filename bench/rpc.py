@@ -12,9 +12,10 @@ The baselines make the same calls as bare JSON-RPC (``{id, method, params}`` ->
 ``{id, result}``) with one WebSocket library on both ends, compression off: ``websockets`` and
 ``aiohttp``. Every peer runs its server in its own process, and its client in another one;
 the servers share one core and the clients another when the machine has two or more. Each
-figure is the median of ``--repeat`` rounds, the peers taking turns round by round. Besides
-calls/s (connections/s for ``connect``) it prints the server's and the client's CPU time
-per call (µs, ``server/client``, read from ``/proc`` on Linux) and the ratios Kite/websockets
+figure is the median of ``--repeat`` rounds, the peers taking turns within each round, a
+different one first each round. Besides calls/s (connections/s for ``connect``) it prints
+the server's and the client's CPU time per call (µs, ``server/client``, read from ``/proc``
+on Linux) and the ratios Kite/websockets
 and Kite/aiohttp (above 1.0: Kite is faster). ``--tree PATH`` adds a fourth peer: Kite from
 another checkout (for before/after in the same run). Both event loops are measured in one run
 unless ``--loop`` says otherwise.
@@ -394,8 +395,11 @@ def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> li
         sizes = {"seq": args.calls, "conc64": args.calls * 2, "conn100": 0}
         sizes["connect"] = args.connects
         for workload in workloads:
-            for _ in range(args.repeat):
-                for peer in peers:
+            for round_ in range(args.repeat):
+                # each round starts with the next peer: whoever goes first in a round measures
+                # lower (seen with two identical checkouts: 0.85-0.9x), so no peer always does
+                start = round_ % len(peers)
+                for peer in peers[start:] + peers[:start]:
                     peer.measure(workload, sizes[workload])
     finally:
         for peer in peers:

@@ -8,7 +8,9 @@ its driver. It reads whole messages from its stream, feeds them to the session, 
   while this one finishes the call. A call that never waits (most do not) costs no task switch;
 - runs callbacks and delivers replies in arrival order: inline in the reader while they are
   synchronous (a reply costs no task switch), in one ordered-callback task while a callback
-  returned an awaitable (what arrives meanwhile waits in the session, in order).
+  returned an awaitable (what arrives meanwhile waits in the session, in order). On a stream
+  that hands messages over as they arrive (``ReceiveHook``: the asyncio WebSocket driver),
+  a reply to a call of ours is taken there and then, without waking the reader at all.
 
 The worker pool is what a task per call would be, without creating a task per call: an idle
 worker is woken to take over the reading (or for a call pushed through :meth:`handle_text`),
@@ -57,6 +59,7 @@ from kitecore.transport import (
     direct_write,
     holds_writes,
     outbound_count,
+    receive_hook,
 )
 from kitecore.waiter import Waiter, WaitTimeout, waiter_factory
 
@@ -79,6 +82,12 @@ _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
 #: Calls of the peer waiting for a worker: a deque once the first one is queued.
 _Requests = deque[tuple[str, list[Any]]] | tuple[()]
 _NO_REQUESTS: tuple[()] = ()
+
+#: How a message calling a callback id starts, as Kite, Go and kite.js encode it (the method
+#: first): the receive hook takes a reply it can see from this prefix without parsing it first.
+_CALLBACK_PREFIX = '{"method":'
+_CALLBACK_PREFIX_LEN = len(_CALLBACK_PREFIX)
+_DIGITS = frozenset("0123456789")
 
 #: The connection whose ordered-callback task is running the current code, if any: a call made
 #: from inside a callback gets its reply on arrival (waiting for the callback would deadlock).
@@ -442,6 +451,11 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the connection until the stream ends or :meth:`aclose` is called."""
+        # a stream that can hand over messages as they arrive gives replies to their callers
+        # then and there: no task switch to the reader first (kitecore.transport.ReceiveHook)
+        hooked = receive_hook(self.stream)
+        if hooked is not None:
+            hooked.set_receive_hook(self._take_reply)
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -454,6 +468,8 @@ class Connection:
                     await self._end_tasks(tg)
                 # else: a worker reads now; the task group ends when it has seen the end
         finally:
+            if hooked is not None:
+                hooked.set_receive_hook(None)  # (it refers to this connection: a cycle)
             self._task_group = None
             self._shutdown(DisconnectError("Remote kite has disconnected"))
             await self._close_stream()
@@ -582,12 +598,37 @@ class Connection:
         method call goes to the worker pool."""
         call = self._receive(text)
         if call is not None:
-            requests = self._requests
-            if not isinstance(requests, deque):
-                requests = self._requests = deque()
-            requests.append((call.method, call.arguments))
-            if not self._waking:
-                self._wake_worker()
+            self._queue_call(call)
+
+    def _queue_call(self, call: CallReceived) -> None:
+        """Hand a call to the worker pool."""
+        requests = self._requests
+        if not isinstance(requests, deque):
+            requests = self._requests = deque()
+        requests.append((call.method, call.arguments))
+        if not self._waking:
+            self._wake_worker()
+
+    def _take_reply(self, text: str) -> bool:
+        """The stream's receive hook: take ``text`` now if it is the reply to a call of ours
+        (its caller is woken at once, with no task switch to the reader before); leave
+        anything else to the reader (False, having changed nothing). Runs outside any task, so
+        it never runs a handler or a callback of its own accord."""
+        # (a request is refused at its first look: its method is a string, '"' here)
+        if text[_CALLBACK_PREFIX_LEN : _CALLBACK_PREFIX_LEN + 1] not in _DIGITS:
+            return False
+        if self._closed or not text.startswith(_CALLBACK_PREFIX):
+            return False
+        end = text.find(",", _CALLBACK_PREFIX_LEN, _CALLBACK_PREFIX_LEN + 20)
+        digits = text[_CALLBACK_PREFIX_LEN:end]
+        if not (digits.isascii() and digits.isdigit()):
+            return False
+        if not self.session.expects_response(int(digits)):
+            return False  # a callback invocation (or an unknown id): the reader's
+        call = self._receive(text)  # a reply, delivered (or dropped, when malformed)
+        if call is not None:  # a message of duplicate "method" keys: the last one counts
+            self._queue_call(call)
+        return True
 
     def _receive(self, text: str) -> CallReceived | None:
         """Process one received message; a method call to run is returned, not run."""

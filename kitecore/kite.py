@@ -49,7 +49,7 @@ from kitecore.protocol.errors import (
     MethodNotFoundError,
 )
 from kitecore.protocol.identity import KiteIdentity, forget_recent_identities
-from kitecore.request import Arguments, Request
+from kitecore.request import Request
 from kitecore.taskgroups import OwnedTaskGroup
 from kitecore.tls import client_context, is_secure_url, server_context
 from kitecore.transport import PeerInfo, Transport
@@ -553,9 +553,13 @@ class Kite:
                         raise
                     end(call, state, None)
             else:  # _run_method inline: no interceptor costs no extra frame
-                if self._needs_auth(method):
+                needs_auth = method.auth  # (self._needs_auth, inlined: it runs for every call)
+                if needs_auth is None:
+                    needs_auth = not self.config.disable_authentication
+                if needs_auth:
                     await self._authenticate(request, connection)
-                method.check_throttle()
+                if method.bucket is not None:
+                    method.check_throttle()
                 handler = method.handler
                 if handler.is_async and method.is_simple and self.middleware.empty:
                     result = await handler.function(request)  # the chain of one, inline
@@ -599,13 +603,8 @@ class Kite:
         return await run_chain(method, self.middleware, request, self.method_handling)
 
     def _new_request(self, name: str, options: CallOptions, client: Client) -> Request:
-        return Request(
-            method=name,
-            args=Arguments(options.with_args),
-            caller=options.kite,
-            auth=options.authentication,
-            client=client,
-            local_kite=self,
+        return Request.served(
+            name, options.with_args, options.kite, options.authentication, client, self
         )
 
     async def serve_stream(self, stream: Any, peer: PeerInfo) -> None:
@@ -851,7 +850,7 @@ def _reply(connection: Connection, respond: Any, result: Any, error: KiteError |
         return
     try:
         if error is None and type(respond) is RemoteCallback:
-            respond.send_result(result)  # the reply encoded without building it first
+            connection.send_reply(respond.id, result)  # encoded without building it first
         else:
             respond(*response_arguments(result, error))
     except KiteError as exc:

@@ -212,3 +212,37 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.id} from {self.username or '?'}>"
+
+    @classmethod
+    def served(
+        cls,
+        method: str,
+        with_args: list[Any],
+        caller: KiteIdentity | None,
+        auth: Authentication | None,
+        client: Client,
+        local_kite: Kite,
+    ) -> Request:
+        """The request of a call being served: what ``Request(method=method,
+        args=Arguments(with_args), caller=caller, ...)`` makes, in fewer steps (one is made
+        for every call a kite serves; a keyword call alone costs a third of it)."""
+        request = _new_object(cls)
+        request._id = None
+        request.method = method
+        request.args = _new_arguments(with_args)
+        request.kite = caller
+        request.auth = auth
+        request.client = client
+        request.local_kite = local_kite
+        request.username = caller.username if caller is not None else ""
+        request.context = {}
+        return request
+
+
+_new_object = object.__new__
+
+
+def _new_arguments(values: list[Any]) -> Arguments:
+    arguments = _new_object(Arguments)
+    arguments._values = values
+    return arguments

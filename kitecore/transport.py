@@ -18,12 +18,16 @@ when a stream has them, and does without otherwise:
 * :class:`HoldWrites` - ``hold_writes``: what is written by the tasks the event loop has ready
   now leaves in one write, after they have run (a client that has just woken several callers
   with their replies: their next requests go out together);
+* :class:`ReceiveHook` - ``set_receive_hook``: a received message is offered to a function
+  as it arrives, before it is queued for ``receive`` (a client's replies reach their callers
+  without waking the reading task first);
 * :class:`HandshakeTimeout` (on a :class:`Transport`) - ``enforces_handshake_timeout``.
 
 ``isinstance`` against a runtime-checkable protocol costs tens of microseconds, too much for
 every accepted connection: :func:`direct_write`, :func:`batch_send`, :func:`outbound_count`,
-:func:`coalescing_write`, :func:`holds_writes` and :func:`closes_shielded` answer once per
-class (so declare the abilities as class members: methods, properties or class attributes).
+:func:`coalescing_write`, :func:`holds_writes`, :func:`receive_hook` and
+:func:`closes_shielded` answer once per class (so declare the abilities as class members:
+methods, properties or class attributes).
 """
 
 from __future__ import annotations
@@ -187,6 +191,20 @@ class HoldWrites(Protocol):
 
 
 @runtime_checkable
+class ReceiveHook(Protocol):
+    """A stream that can hand a received message to a function as it arrives."""
+
+    def set_receive_hook(self, hook: Callable[[str], bool] | None) -> None:
+        """Offer the messages received from now on to ``hook`` (None: stop), in arrival order:
+        the oldest message not yet taken is offered, and while ``hook`` returns True (it has
+        taken the message) the next one is; once it returns False, that message and the
+        ones after it wait for :meth:`receive` as usual (they are offered again later, oldest
+        first, so ``hook`` must change nothing when it returns False). ``hook`` runs in the
+        stream's own context (an event-loop callback, outside any task) and must not raise."""
+        ...
+
+
+@runtime_checkable
 class HandshakeTimeout(Protocol):
     """A transport whose ``connect`` bounds its own handshake by
     :attr:`DialOptions.handshake_timeout` (``enforces_handshake_timeout`` True), so the
@@ -203,6 +221,7 @@ _MEMBERS: dict[type, tuple[str, ...]] = {
     ShieldedClose: ("aclose_shielded",),
     CoalescingWrite: ("call_soon", "write_buffered"),
     HoldWrites: ("hold_writes",),
+    ReceiveHook: ("set_receive_hook",),
     HandshakeTimeout: ("enforces_handshake_timeout",),
 }
 _judged: dict[tuple[type, type], bool] = {}
@@ -239,6 +258,11 @@ def coalescing_write(stream: object) -> CoalescingWrite | None:
 def holds_writes(stream: object) -> HoldWrites | None:
     """``stream`` as a :class:`HoldWrites`, or None when its class lacks the ability."""
     return cast(HoldWrites, stream) if _has(stream, HoldWrites) else None
+
+
+def receive_hook(stream: object) -> ReceiveHook | None:
+    """``stream`` as a :class:`ReceiveHook`, or None when its class lacks the ability."""
+    return cast(ReceiveHook, stream) if _has(stream, ReceiveHook) else None
 
 
 def closes_shielded(stream: object) -> bool:

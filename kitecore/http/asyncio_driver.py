@@ -460,6 +460,8 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         self._close_timeout = close_timeout
         self._messages = core.messages
         self._receiver: asyncio.Future[None] | None = None  # the waiting receive(), if any
+        # offered each message as it arrives, before the receiver (set_receive_hook)
+        self._hook: Callable[[str], bool] | None = None
         self._state_waiter: asyncio.Future[None] | None = None  # aclose() waiting
         self._drain_waiters: list[asyncio.Future[None]] = []
         # frames held back while more received messages wait to be taken (their answers
@@ -497,11 +499,26 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
             self._wake_receiver()
             self._wake_closer()
             return
-        if core.messages:
+        messages = core.messages
+        if messages:
+            hook = self._hook
+            if hook is not None:  # offered oldest first; what it takes needs no receiver
+                while hook(messages[0]):
+                    messages.popleft()
+                    if not messages:
+                        if self._read_paused:
+                            self._resume_reading()
+                        return
             if not self._read_paused and core.inbound_backlog():
                 self._read_paused = True
                 self._update_reading()
             self._wake_receiver()
+
+    def set_receive_hook(self, hook: Callable[[str], bool] | None) -> None:
+        """Offer each message to ``hook`` as it arrives, in :meth:`data_received`, before it
+        is queued for :meth:`receive` (see :class:`kitecore.transport.ReceiveHook`); None
+        stops it."""
+        self._hook = hook
 
     def eof_received(self) -> bool:
         """The peer closed its side: the connection is over (the transport closes itself)."""
@@ -656,10 +673,9 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
         else:
             self._holding = False
 
-    @property
-    def pending_bytes(self) -> int:
-        """Always 0: the transport keeps what the kernel did not take."""
-        return 0
+    #: Always 0: the transport keeps what the kernel did not take (a class attribute, not a
+    #: property: it is read after every direct write).
+    pending_bytes = 0
 
     @property
     def outbound_bytes(self) -> int:

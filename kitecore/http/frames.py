@@ -104,14 +104,33 @@ def valid_close_code(code: int) -> bool:
     return (1000 <= code <= 1014 and code not in _RESERVED_CLOSE_CODES) or 3000 <= code <= 4999
 
 
+#: Payloads up to this many 4-byte words get their key stream by arithmetic (below).
+_REPEAT_WORDS = 1024
+#: 1 in the low bit of each of _REPEAT_WORDS 32-bit words: key * (this >> 32 * (max - w)) is
+#: the key repeated w times, as an integer (one 4 KiB integer, made once).
+_REPEAT = ((1 << (32 * _REPEAT_WORDS)) - 1) // 0xFFFFFFFF
+_from_bytes = int.from_bytes
+
+
 def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
     """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
     n = len(payload)
     if not n:
         return b""
-    stream = (key * ((n >> 2) + 1))[:n]
-    value = int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")
-    return value.to_bytes(n, "little")
+    # The payload and the key repeated over it as two integers, XORed. Every frame a client
+    # sends and a server receives is masked: for the usual sizes the repeated key is made by
+    # a multiplication rather than from a repeated byte string (a third faster for a 300-byte
+    # request); for long payloads the byte string is cheaper.
+    words = n >> 2
+    if words <= _REPEAT_WORDS:
+        k = _from_bytes(key, "little")
+        stream = k * (_REPEAT >> (32 * (_REPEAT_WORDS - words)))
+        tail = n & 3
+        if tail:
+            stream |= (k & ((1 << (8 * tail)) - 1)) << (32 * words)
+    else:
+        stream = _from_bytes((key * (words + 1))[:n], "little")
+    return (_from_bytes(payload, "little") ^ stream).to_bytes(n, "little")
 
 
 #: Masking keys drawn from the system's random source per ``os.urandom`` call: a client masks

@@ -34,6 +34,7 @@ __all__ = [
     "Message",
     "carriable",
     "decode",
+    "decode_parts",
     "encode",
     "encode_call",
     "encode_reply",
@@ -195,10 +196,12 @@ def encode_reply(callback_id: int, result: Any) -> str:
     what ``encode_call(callback_id, [{"error": None, "result": result}], {})`` returns, without
     building the message first. ``result`` must hold no function (scrub it first).
     """
-    text = "".join(
-        ('{"method":', str(int(callback_id)), _REPLY_MIDDLE, encode_value(result), _REPLY_END)
-    )
-    if carriable(text):
+    try:
+        value = _dump(result)  # (encode_value, inlined: a reply per call served)
+    except (TypeError, ValueError, RecursionError):
+        value = encode_value(result)  # raises the SendError saying why
+    text = "".join(('{"method":', str(int(callback_id)), _REPLY_MIDDLE, value, _REPLY_END))
+    if text.isascii() or carriable(text):
         return text
     return encode_call(callback_id, [{"error": None, "result": result}], {})
 
@@ -282,6 +285,13 @@ def decode(data: str | bytes) -> Message:
     :class:`MalformedMessage` (a ProtocolError) when a well-shaped message holds an integer too
     long to convert.
     """
+    return _message(*decode_parts(data))
+
+
+def decode_parts(data: str | bytes) -> tuple[str | int, list[Any], dict[str, Path]]:
+    """:func:`decode`, returning ``(method, arguments, callbacks)`` instead of a
+    :class:`Message` (for a session, which takes the message apart at once: one object less
+    per message). Raises as :func:`decode` does."""
     if not isinstance(data, str):
         try:
             data = bytes(data).decode("utf-8")
@@ -322,13 +332,27 @@ def decode(data: str | bytes) -> Message:
     elif type(callbacks) is not dict:
         raise ProtocolError(f"callbacks is not an object: {_describe(callbacks)}")
     elif callbacks:
-        _check_callbacks(callbacks)
+        if len(callbacks) == 1:  # a request's response callback alone, mostly: checked inline
+            for cid, path in callbacks.items():
+                if not (
+                    type(path) is list
+                    and len(path) == 2
+                    and type(path[0]) is int
+                    and type(path[1]) is str
+                    and cid.isascii()
+                    and cid.isdigit()
+                ):
+                    _check_callbacks(callbacks)
+        else:
+            _check_callbacks(callbacks)
 
-    message = _message(method, arguments, callbacks)
     if oversized:
         limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
-        raise MalformedMessage(f"an integer has more than {limit} digits", partial=message)
-    return message
+        raise MalformedMessage(
+            f"an integer has more than {limit} digits",
+            partial=_message(method, arguments, callbacks),
+        )
+    return method, arguments, callbacks
 
 
 def _check_callbacks(callbacks: dict[str, Any]) -> None:

@@ -274,6 +274,10 @@ class Session:
                 self._unordered = set()
             self._unordered.add(callback_id)
 
+    def expects_response(self, callback_id: int) -> bool:
+        """Whether a call of ours waits for its reply at ``callback_id``."""
+        return callback_id in self._pending
+
     def forget(self, callback_id: int) -> None:
         """Stop expecting a reply at ``callback_id`` (the caller gave up), or drop a function."""
         if self._pending.pop(callback_id, None) is None:
@@ -299,13 +303,11 @@ class Session:
                 True,
             )
         try:
-            message = dnode.decode(text)
+            method, arguments, callbacks = dnode.decode_parts(text)
         except ProtocolError as exc:
             return self._malformed(exc)
-        method = message.method
-        arguments = message.arguments
-        if message.callbacks:
-            dnode.unscrub(arguments, message.callbacks, self._make_proxy)
+        if callbacks:
+            dnode.unscrub(arguments, callbacks, self._make_proxy)
         if type(method) is str:
             return CallReceived(method, arguments)
         callback_id = cast(int, method)  # mypy narrows on `type(x) is` only when it matches

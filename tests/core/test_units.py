@@ -100,3 +100,31 @@ def test_argument_accessors():
         Arguments([7.5]).one(int)
     with pytest.raises(ArgumentError, match="must be a number, not a boolean"):
         Arguments([True]).one(float)
+
+
+def test_request_served_is_the_request_the_constructor_makes():
+    """Request.served (the serving path's shortcut) fills every slot as __init__ does."""
+    from kitecore.protocol.envelope import Authentication
+    from kitecore.protocol.identity import KiteIdentity
+    from kitecore.request import Request
+
+    caller = KiteIdentity("alice", "prod", "calc", "1.0.0", "eu", "host", "id-1")
+    auth = Authentication("token", "secret")
+    client, kite = object(), object()
+    for who in (caller, None):
+        made = Request(
+            method="square",
+            args=Arguments([7]),
+            caller=who,
+            auth=auth,
+            client=client,  # type: ignore[arg-type]
+            local_kite=kite,  # type: ignore[arg-type]
+        )
+        served = Request.served("square", [7], who, auth, client, kite)  # type: ignore[arg-type]
+        for name in Request.__slots__:
+            if name == "args":
+                assert served.args.as_list() == made.args.as_list() == [7]
+            else:
+                assert getattr(served, name) == getattr(made, name), name
+        assert served.username == ("alice" if who else "")
+        assert served.context == {} and served.context is not made.context

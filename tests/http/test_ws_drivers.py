@@ -309,6 +309,47 @@ async def test_writes_held_for_the_tasks_just_woken_leave_together(anyio_backend
 
 
 @ASYNCIO_ONLY
+async def test_receive_hook_takes_messages_in_order_and_leaves_the_rest(
+    anyio_backend: Any,
+) -> None:
+    """set_receive_hook(): each message is offered as it arrives, oldest first; what the hook
+    takes never reaches receive(), and once it refuses one, that one and those after it are
+    received in order (and offered again, oldest first, when more arrive)."""
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    async with listener:
+        ws, peer, _ = await _asyncio_ws_and_raw_peer(listener)
+        offered: list[str] = []
+        taken: list[str] = []
+        arrived = anyio.Event()
+
+        def hook(text: str) -> bool:
+            offered.append(text)
+            if text.startswith("take"):
+                taken.append(text)
+                if text == "take 3":
+                    arrived.set()
+                return True
+            return False
+
+        ws.set_receive_hook(hook)
+        texts = (b"take 1", b"take 2", b"keep 1", b"take 3")
+        await peer.send(b"".join(encode_frame(OP_TEXT, t, mask=False) for t in texts))
+        with anyio.fail_after(5):
+            assert await ws.receive() == "keep 1"
+            assert await ws.receive() == "take 3"  # after a refused one: received, in order
+            await peer.send(encode_frame(OP_TEXT, b"take 3", mask=False))
+            await arrived.wait()
+        assert taken == ["take 1", "take 2", "take 3"]
+        assert offered == ["take 1", "take 2", "keep 1", "take 3"]
+        ws.set_receive_hook(None)
+        await peer.send(encode_frame(OP_TEXT, b"take 4", mask=False))
+        with anyio.fail_after(5):
+            assert await ws.receive() == "take 4"
+        await peer.aclose()
+        await ws.aclose()
+
+
+@ASYNCIO_ONLY
 async def test_reading_pauses_while_many_messages_wait(anyio_backend: Any) -> None:
     count = 3000
     server = HTTPServer()

@@ -174,3 +174,17 @@ def test_a_forked_child_does_not_repeat_its_parents_keys() -> None:
     os.waitpid(pid, 0)
     parent = b"".join(masking_key() for _ in range(8))
     assert len(child) == 32 and child != parent
+
+
+def test_mask_payload_is_the_bytewise_xor_at_every_length() -> None:
+    """Masking XORs byte i with key[i % 4], whatever the length: short payloads, those around
+    the word-count where the way the key stream is built changes, long ones; and twice is
+    the identity."""
+    lengths = [*range(0, 33), 125, 126, 127, 311, 312, 4092, 4095, 4096, 4097, 4100, 70001]
+    for n in lengths:
+        key, payload = os.urandom(4), os.urandom(n)
+        expected = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        masked = mask_payload(key, payload)
+        assert masked == expected, n
+        assert mask_payload(key, masked) == payload
+        assert mask_payload(bytearray(key), bytearray(payload)) == expected

@@ -16,6 +16,7 @@ from kitecore.protocol import (
     ProtocolError,
     SendError,
     decode,
+    dnode,
     encode,
     encode_call,
     scrub,
@@ -500,3 +501,35 @@ def test_lone_surrogates_go_out_escaped_and_come_back() -> None:
     text.encode("utf-8")
     assert decode(text).arguments == ["\ud800", "é", "\udcff.txt"]
     assert not encode_call(0, ["é"], {}).isascii()  # the usual case keeps non-ASCII as is
+
+
+@pytest.mark.parametrize(
+    "callbacks",
+    [
+        {"12": [0, "responseCallback"]},
+        {"12": [0, "withArgs", 1]},
+        {"12": ["0", "responseCallback"]},
+        {"12": []},
+        {"x": [0, "responseCallback"]},
+        {"\u0661": [0, "responseCallback"]},
+        {"12": [True, "responseCallback"]},
+        {"12": [0.5, "responseCallback"]},
+        {"12": [0, None]},
+        {"12": "0.responseCallback"},
+        {"1": [0, "responseCallback"], "2": [0, "withArgs", 0]},
+    ],
+)
+def test_decode_parts_is_decode_taken_apart(callbacks: dict[str, Any]) -> None:
+    """decode_parts (what a session uses, with the one-callback check inline) accepts and
+    refuses exactly what decode does, with the same error."""
+    text = json.dumps(
+        {"method": "m", "arguments": [{"responseCallback": "[Function]"}], "callbacks": callbacks}
+    )
+    try:
+        message = dnode.decode(text)
+    except ProtocolError as exc:
+        with pytest.raises(ProtocolError) as caught:
+            dnode.decode_parts(text)
+        assert str(caught.value) == str(exc)
+    else:
+        assert dnode.decode_parts(text) == (message.method, message.arguments, message.callbacks)
