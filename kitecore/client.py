@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
-from kitecore.interceptors import METADATA_FIELD, ClientCall, ClientObserver
+from kitecore.interceptors import METADATA_FIELD, ClientCall
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
@@ -49,18 +49,6 @@ Hook = Callable[["Client"], Any]
 
 #: True while a call is being retried after a token renewal (so it is retried only once).
 _RETRYING_AFTER_RENEWAL = contextvars.ContextVar("kite_retrying_after_renewal", default=False)
-
-
-def _unobserved_start(call: ClientCall) -> None:
-    return None
-
-
-def _unobserved_end(call: ClientCall, state: object, error: BaseException | None) -> None:
-    return None
-
-
-#: The observer of a kite whose client observers went away (``Kite._client_observe``).
-_UNOBSERVED: ClientObserver = (_unobserved_start, _unobserved_end)
 
 
 def split_urls(url: str | Sequence[str] | None) -> list[str]:
@@ -525,7 +513,9 @@ class Client:
         """Send the call and wait for its answer; ``observed``: the call the kite's client
         observers watch (started here, around the request itself)."""
         if observed is not None:
-            start, end = self.kite._client_observe or _UNOBSERVED
+            observer = self.kite._client_observe
+            assert observer is not None  # (a call is observed only when the kite has observers)
+            start, end = observer
             state = start(observed)
             args, metadata = observed.args, observed.metadata
         try:

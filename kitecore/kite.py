@@ -531,23 +531,12 @@ class Kite:
                 call = ServerCall(self, request, connection.peer, arguments[0])
                 observe = self._server_observe
                 if observe is None:
-                    result = await run_interceptors(
-                        self._server_interceptors,
-                        call,
-                        lambda: self._run_method(method, request, connection),
-                    )
+                    result = await self._intercepted(call, method, request, connection)
                 else:
                     start, end = observe
                     state = start(call)
                     try:
-                        if self._server_interceptors:
-                            result = await run_interceptors(
-                                self._server_interceptors,
-                                call,
-                                lambda: self._run_method(method, request, connection),
-                            )
-                        else:
-                            result = await self._run_method(method, request, connection)
+                        result = await self._intercepted(call, method, request, connection)
                     except BaseException as exc:
                         end(call, state, exc)
                         raise
@@ -577,6 +566,19 @@ class Kite:
             _reply(connection, respond, result, None)
         finally:
             current_request.reset(context_token)
+
+    def _intercepted(
+        self, call: ServerCall, method: Method, request: Request, connection: Connection
+    ) -> Awaitable[Any]:
+        """:meth:`_run_method` inside the server interceptors, if there are any (a plain
+        function: no frame of its own in the call's await chain)."""
+        if self._server_interceptors:
+            return run_interceptors(
+                self._server_interceptors,
+                call,
+                lambda: self._run_method(method, request, connection),
+            )
+        return self._run_method(method, request, connection)
 
     def _run_method(
         self, method: Method, request: Request, connection: Connection
