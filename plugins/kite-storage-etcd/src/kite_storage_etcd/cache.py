@@ -91,6 +91,11 @@ class KiteCache:
             if self._tombstones:
                 self._tombstones = {k: r for k, r in self._tombstones.items() if r >= revision}
 
+    def entry(self, kite_id: str) -> tuple[int, KiteRecord] | None:
+        """``kite_id``'s registration (the revision of its last write, the record), or None."""
+        entry = self._entries.get(kite_id)
+        return None if entry is None else (entry.revision, entry.record)
+
     def _shown(self, kite_id: str) -> int:
         """The revision of the last change ``kite_id`` shows (its entry's or its tombstone's;
         0 for neither)."""

@@ -183,9 +183,9 @@ class EtcdStorage(Storage):
             put_op(name_key, data, lease),
         ]
 
-    def _stale_keys(self, previous: StoredKite, wanted: StoredKite) -> list[bytes]:
+    def _stale_keys(self, previous: KiteRecord, wanted: StoredKite) -> list[bytes]:
         """Keys of ``previous`` that writing ``wanted`` (same id) left behind."""
-        old = self.layout.record_keys(previous.record.kite)
+        old = self.layout.record_keys(previous.kite)
         new = self.layout.record_keys(wanted.record.kite)
         return [key for key in old if key not in new]
 
@@ -196,7 +196,7 @@ class EtcdStorage(Storage):
             previous = StoredKite.decode(previous_value)
         except StorageError:
             return
-        stale = self._stale_keys(previous, stored)
+        stale = self._stale_keys(previous.record, stored)
         if not stale:
             return
         id_key = self.layout.id_key(stored.record.kite.id)
@@ -216,12 +216,20 @@ class EtcdStorage(Storage):
         validate_write(kite, value, ttl)
         wanted = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
         id_key = self.layout.id_key(kite.id)
+        known = self._known(kite.id)
+        if known is not None and known[1].kite.username == kite.username:
+            # What the cache shows, written only if etcd still holds exactly that (the id
+            # key's revision); else read etcd, as without a cache.
+            revision = await self._replace(known[1], wanted, id_key, known[0])
+            if revision:
+                self._cached(kite.id, revision, wanted.record)
+                return True
         for _ in range(_RETRIES):
             kv = await self._etcd.call("update", lambda c: c.get(id_key))
             if kv is None:
                 return False
-            current = StoredKite.decode(kv.value)
-            if current.record.kite.username != kite.username:
+            current = StoredKite.decode(kv.value).record
+            if current.kite.username != kite.username:
                 return False
             revision = await self._replace(current, wanted, id_key, kv.mod_revision)
             if revision:
@@ -229,8 +237,14 @@ class EtcdStorage(Storage):
                 return True
         raise StorageError(f"update of {kite} kept racing other writers; try again")
 
+    def _known(self, kite_id: str) -> tuple[int, KiteRecord] | None:
+        """The cache's entry for ``kite_id`` (the revision of its id key, the record) while the
+        cache is live; else None."""
+        cache = self.cache
+        return cache.entry(kite_id) if cache is not None and cache.live else None
+
     async def _replace(
-        self, current: StoredKite, wanted: StoredKite, id_key: bytes, revision: int
+        self, current: KiteRecord, wanted: StoredKite, id_key: bytes, revision: int
     ) -> int:
         """Write ``wanted`` (over ``current``) on the current window's lease if the id key is
         still at ``revision``; an older identity's keys go in the same transaction. The
