@@ -210,6 +210,15 @@ class StorageContract:
         (record,) = await storage.get(Query(id=kite.id))
         assert record.url == "http://b:2/kite"
 
+    async def test_update_with_new_fields_replaces_the_old_identity(self, storage: Storage) -> None:
+        old = make_identity(version="1.0.0")
+        new = make_identity(version="1.1.0", id=old.id)
+        await storage.upsert(old, _value("http://a:1/kite"), ttl=LONG_TTL)
+        assert await storage.update(new, _value("http://b:2/kite"), ttl=LONG_TTL) is True
+        assert await storage.get(Query(id=old.id)) == [KiteRecord(new, "http://b:2/kite", "key-1")]
+        assert await storage.get(Query(version="1.0.0")) == []
+        assert [r.kite for r in await storage.get(Query(version="1.1.0"))] == [new]
+
     async def test_update_of_unknown_kite_stores_nothing(self, storage: Storage) -> None:
         kite = make_identity()
         assert await storage.update(kite, _value(), ttl=LONG_TTL) is False

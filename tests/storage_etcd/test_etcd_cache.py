@@ -114,6 +114,47 @@ async def test_own_writes_are_visible_at_once(etcd_url: str) -> None:
         assert a.cache is not None and a.cache.live
 
 
+def etcd_calls(storage: EtcdStorage) -> list[str]:
+    """From now on, the names of the etcd calls ``storage`` makes (it still makes them)."""
+    made: list[str] = []
+    endpoints = storage._etcd
+    call = endpoints.call
+
+    def counted(what: str, operation: Callable[[aetcd.Client], object]) -> object:
+        made.append(what)
+        return call(what, operation)  # type: ignore[arg-type]
+
+    endpoints.call = counted  # type: ignore[method-assign, assignment]
+    return made
+
+
+async def test_a_refresh_writes_what_the_cache_shows_and_reads_etcd_only_when_that_is_stale(
+    etcd_url: str,
+) -> None:
+    """``update`` (a heartbeat's refresh) writes over the cached registration in one etcd call,
+    conditional on the id key's revision; when another Kontrol changed the kite meanwhile (and
+    the watch has not brought it yet) that write is refused, and the refresh reads etcd and
+    writes over what is really there, removing the other identity's keys."""
+    async with EtcdStorage(etcd_url) as a, EtcdStorage(etcd_url) as b:
+        await live_cache(a)
+        without_watch_events(a)
+        kite = make_identity(version="1.0.0")
+        await a.upsert(kite, VALUE, ttl=LONG_TTL)
+        made = etcd_calls(a)
+        assert await a.update(kite, RegisterValue("http://moved/kite", "key-2"), ttl=LONG_TTL)
+        assert made == ["update"]  # no read first
+        assert [r.url for r in await a._read(Query(id=kite.id))] == ["http://moved/kite"]
+
+        renamed = make_identity(version="2.0.0", id=kite.id)
+        await b.upsert(renamed, VALUE, ttl=LONG_TTL)  # a's cache still shows 1.0.0
+        made.clear()
+        assert await a.update(kite, RegisterValue("http://back/kite", "key-3"), ttl=LONG_TTL)
+        assert made == ["update", "update", "update"]  # refused, read, written
+        assert await a._read(Query(version="2.0.0")) == []  # the other identity's keys went
+        (record,) = await a._read(Query(id=kite.id))
+        assert (record.kite, record.url) == (kite, "http://back/kite")
+
+
 async def test_own_write_is_not_undone_by_an_older_watch_event(etcd_url: str) -> None:
     """The watch delivering a write after this storage applied a newer one changes nothing."""
     async with EtcdStorage(etcd_url) as a:

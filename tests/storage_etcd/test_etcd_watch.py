@@ -12,7 +12,7 @@ import anyio
 import pytest
 from etcd_kontrol_process import etcd_kontrol
 from kite_auth_token import plugin as token_plugin
-from kite_kontrol.testing import KontrolProcess, WatchRecorder, machine_key
+from kite_kontrol.testing import KontrolProcess, check_watch_across_kontrols, machine_key
 from kite_storage_etcd import EtcdStorage
 from kite_storage_etcd.feed import EtcdFeed
 from kite_storage_etcd.testing import EtcdCluster, free_port
@@ -20,6 +20,7 @@ from kite_storage_etcd.testing import EtcdCluster, free_port
 from kitecore import Authentication, Config, Kite
 from kitecore.contracts.storage import make_identity
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.protocol.identity import KiteIdentity
 from kitecore.storage import DEREGISTER, REGISTER, RESYNC, ChangeFeed, RegisterValue
 from kitecore.testing import CORE_PLUGINS
 
@@ -72,50 +73,12 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
     two_kontrols, etcd_url: str, base_config: Config, plugins: PluginRegistry
 ) -> None:
     a, b = two_kontrols
-    async with contextlib.AsyncExitStack() as stack:
-        observer = await stack.enter_async_context(
-            Kite("observer", "1.0.0", config=base_config.copy(), plugins=plugins)
-        )
 
-        watcher = await stack.enter_async_context(
-            observer.new_client(
-                a.url, auth=Authentication("kiteKey", await machine_key(observer, a.url, "eve"))
-            )
-        )
-        events = WatchRecorder()
-        answer = await watcher.tell(
-            "getKites", {"query": {"environment": ENVIRONMENT}, "watchHandler": events}
-        )
-        assert answer["kites"] == [] and answer["watcherID"]
-
-        config = base_config.copy()
-        config.apply_kite_key(await machine_key(observer, a.url, "bob"))
-        config.kontrol_url = b.url
-        async with Kite("svc", "1.0.0", config=config, plugins=plugins) as kite:
-            await kite.register()
-            event = await events.next_result()
-            assert (event["action"], event["kite"]["id"], event["url"]) == (
-                "REGISTER",
-                kite.id,
-                kite.url,
-            )
-            assert event["token"]
-        assert await events.next_result() == {
-            "action": "DEREGISTER",
-            "kite": kite.identity.to_wire(),
-            "token": "",
-        }
-
+    async def write_short_lived(kite: KiteIdentity) -> None:
         async with EtcdStorage(etcd_url) as storage:  # a third writer; a lease that runs out
-            short = make_identity(environment=ENVIRONMENT)
-            await storage.upsert(short, VALUE, ttl=1)
-            assert (await events.next_result())["action"] == "REGISTER"
-            assert await events.next_result() == {
-                "action": "DEREGISTER",
-                "kite": short.to_wire(),
-                "token": "",
-            }
-        assert len(events.messages) == 4
+            await storage.upsert(kite, VALUE, ttl=1)
+
+    await check_watch_across_kontrols(a.url, b.url, base_config, plugins, write_short_lived)
 
 
 async def test_getkites_on_a_follows_b_and_a_silent_kite_disappears(

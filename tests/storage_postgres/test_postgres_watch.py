@@ -4,7 +4,6 @@ recovers from a lost listening connection without losing or repeating an event."
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import anyio
 import asyncpg
 import pytest
 from kite_auth_token import plugin as token_plugin
-from kite_kontrol.testing import WatchRecorder, machine_key
+from kite_kontrol.testing import WatchRecorder, check_watch_across_kontrols
 from kite_storage_postgres import PostgresStorage
 from kite_storage_postgres.testing import TemporaryPostgres
 from postgres_helpers import PostgresKontrol
@@ -20,6 +19,7 @@ from postgres_helpers import PostgresKontrol
 from kitecore import Authentication, Config, Kite
 from kitecore.contracts.storage import make_identity
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.protocol.identity import KiteIdentity
 from kitecore.storage import DEREGISTER, REGISTER, RESYNC, RegisterValue
 from kitecore.testing import CORE_PLUGINS
 
@@ -74,52 +74,13 @@ async def test_watcher_on_a_sees_kites_of_b_and_expiry(
     two_kontrols, base_config: Config, plugins: PluginRegistry
 ) -> None:
     (a, b), url = two_kontrols
-    async with contextlib.AsyncExitStack() as stack:
-        observer = await stack.enter_async_context(
-            Kite("observer", "1.0.0", config=base_config.copy(), plugins=plugins)
-        )
 
-        watcher = await stack.enter_async_context(
-            observer.new_client(
-                a.url, auth=Authentication("kiteKey", await machine_key(observer, a.url, "eve"))
-            )
-        )
-        events = WatchRecorder()
-        answer = await watcher.tell(
-            "getKites", {"query": {"environment": ENVIRONMENT}, "watchHandler": events}
-        )
-        assert answer["kites"] == [] and answer["watcherID"]
-
-        config = base_config.copy()
-        config.apply_kite_key(await machine_key(observer, a.url, "bob"))
-        config.kontrol_url = b.url
-        async with Kite("svc", "1.0.0", config=config, plugins=plugins) as kite:
-            await kite.register()
-            event = await events.next_result()
-            assert (event["action"], event["kite"]["id"], event["url"]) == (
-                "REGISTER",
-                kite.id,
-                kite.url,
-            )
-            assert event["token"]
-        # the kite closed its connection to B: A's watcher hears it at once
-        assert await events.next_result() == {
-            "action": "DEREGISTER",
-            "kite": kite.identity.to_wire(),
-            "token": "",
-        }
-
+    async def write_short_lived(kite: KiteIdentity) -> None:
         # a kite whose TTL runs out (written by a third process's storage)
         async with PostgresStorage.from_url(url) as storage:
-            short = make_identity(environment=ENVIRONMENT)
-            await storage.upsert(short, RegisterValue("http://127.0.0.1:9/kite", "k"), ttl=0.5)
-            assert (await events.next_result())["action"] == "REGISTER"
-            assert await events.next_result() == {
-                "action": "DEREGISTER",
-                "kite": short.to_wire(),
-                "token": "",
-            }
-        assert len(events.messages) == 4  # once each, nothing repeated by the other Kontrol
+            await storage.upsert(kite, RegisterValue("http://127.0.0.1:9/kite", "k"), ttl=0.5)
+
+    await check_watch_across_kontrols(a.url, b.url, base_config, plugins, write_short_lived)
 
 
 async def terminate_listeners(postgres: TemporaryPostgres) -> int:

@@ -12,7 +12,8 @@ In-process (fixtures; they build on :mod:`kitecore.testing`'s ``kite_config``):
 
 Helpers: :func:`kite_key` and :func:`foreign_kite_key` (credentials issued by a Kontrol or by
 a stranger), :func:`machine_key` (a kite.key through ``registerMachine``), :func:`registered_ids`
-(what a Kontrol returns for an environment).
+(what a Kontrol returns for an environment), :func:`check_watch_across_kontrols` (what a storage
+shared by two Kontrols must show a watcher).
 
 As a process: :class:`KontrolProcess` runs ``python -m kite_kontrol`` on a loopback port.
 Storage plugins and fault tests drive it the way an operator would: start it, SIGKILL it,
@@ -35,7 +36,9 @@ import pytest
 from kite_auth_token import plugin as token_plugin
 
 from kitecore import Authentication, Config, Kite
+from kitecore.contracts.storage import make_identity
 from kitecore.plugins import PluginRegistry, load_plugins
+from kitecore.protocol.identity import KiteIdentity
 from kitecore.storage import KeyPairRecord
 from kitecore.testing import CORE_PLUGINS, ServerProcess
 
@@ -49,6 +52,7 @@ __all__ = [
     "KontrolProcess",
     "MakeKontrol",
     "WatchRecorder",
+    "check_watch_across_kontrols",
     "evil_pair",
     "foreign_kite_key",
     "kite_key",
@@ -239,3 +243,58 @@ class WatchRecorder:
         assert isinstance(message, dict) and message.get("error") is None, message
         result: dict[str, Any] = message["result"]
         return result
+
+
+async def check_watch_across_kontrols(
+    a_url: str,
+    b_url: str,
+    config: Config,
+    plugins: PluginRegistry,
+    write_short_lived: Callable[[KiteIdentity], Awaitable[None]],
+) -> None:
+    """The registry watch across two Kontrols sharing one storage: a watcher on Kontrol A (at
+    ``a_url``) sees, once each and in order, a kite registering through Kontrol B, that kite
+    leaving B, and a kite written by a third writer (``write_short_lived(identity)``: through
+    a storage of its own, with a TTL of a second or less) appearing and then expiring.
+
+    ``config`` is the kites' base configuration (its environment is the one watched, and must
+    hold no other kite); both Kontrols take :data:`REGISTRATION_SECRET` for ``registerMachine``
+    (as :class:`KontrolProcess` sets them up).
+    """
+    environment = config.environment
+    async with contextlib.AsyncExitStack() as stack:
+        observer = await stack.enter_async_context(
+            Kite("observer", "1.0.0", config=config.copy(), plugins=plugins)
+        )
+        key = await machine_key(observer, a_url, "eve")
+        watcher = await stack.enter_async_context(
+            observer.new_client(a_url, auth=Authentication("kiteKey", key))
+        )
+        events = WatchRecorder()
+        answer = await watcher.tell(
+            "getKites", {"query": {"environment": environment}, "watchHandler": events}
+        )
+        assert answer["kites"] == [] and answer["watcherID"], answer
+
+        kite_config = config.copy()
+        kite_config.apply_kite_key(await machine_key(observer, a_url, "bob"))
+        kite_config.kontrol_url = b_url
+        async with Kite("svc", "1.0.0", config=kite_config, plugins=plugins) as kite:
+            await kite.register()
+            event = await events.next_result()
+            assert (event["action"], event["kite"]["id"], event["url"]) == (
+                "REGISTER",
+                kite.id,
+                kite.url,
+            ), event
+            assert event["token"]
+        # the kite closed its connection to B: A's watcher hears it
+        gone = {"action": "DEREGISTER", "kite": kite.identity.to_wire(), "token": ""}
+        assert await events.next_result() == gone
+
+        short = make_identity(environment=environment)
+        await write_short_lived(short)
+        assert (await events.next_result())["action"] == "REGISTER"
+        expired = {"action": "DEREGISTER", "kite": short.to_wire(), "token": ""}
+        assert await events.next_result() == expired
+        assert len(events.messages) == 4, events.messages  # nothing repeated by the other Kontrol

@@ -82,9 +82,7 @@ class KiteCache:
     def seen(self, kite_id: str, revision: int) -> bool:
         """True when ``kite_id`` already shows ``revision`` or a later change (a write of this
         storage that the watch now delivers: no need to decode it)."""
-        entry = self._entries.get(kite_id)
-        seen = entry.revision if entry is not None else self._tombstones.get(kite_id, 0)
-        return revision <= seen
+        return revision <= self._shown(kite_id)
 
     def reached(self, revision: int) -> None:
         """The watch has delivered everything up to ``revision``."""
@@ -93,19 +91,28 @@ class KiteCache:
             if self._tombstones:
                 self._tombstones = {k: r for k, r in self._tombstones.items() if r >= revision}
 
-    def _apply(self, kite_id: str, revision: int, record: KiteRecord | None) -> None:
+    def entry(self, kite_id: str) -> tuple[int, KiteRecord] | None:
+        """``kite_id``'s registration (the revision of its last write, the record), or None."""
         entry = self._entries.get(kite_id)
-        seen = entry.revision if entry is not None else self._tombstones.get(kite_id, 0)
-        if revision <= seen:
+        return None if entry is None else (entry.revision, entry.record)
+
+    def _shown(self, kite_id: str) -> int:
+        """The revision of the last change ``kite_id`` shows (its entry's or its tombstone's;
+        0 for neither)."""
+        entry = self._entries.get(kite_id)
+        return entry.revision if entry is not None else self._tombstones.get(kite_id, 0)
+
+    def _apply(self, kite_id: str, revision: int, record: KiteRecord | None) -> None:
+        if revision <= self._shown(kite_id):
             return
-        if entry is not None:
-            self._unindex(kite_id, entry.record)
-        if record is None:
-            self._entries.pop(kite_id, None)
-            self._tombstones[kite_id] = revision
-        else:
+        if record is not None:
             self._tombstones.pop(kite_id, None)
             self._put(kite_id, _Entry(revision, record))
+            return
+        entry = self._entries.pop(kite_id, None)
+        if entry is not None:
+            self._unindex(kite_id, entry.record)
+        self._tombstones[kite_id] = revision
 
     def _put(self, kite_id: str, entry: _Entry) -> None:
         old = self._entries.get(kite_id)

@@ -61,7 +61,7 @@ from .endpoints import Endpoints, require_asyncio
 from .feed import EtcdFeed
 from .layout import KeyLayout, StoredKite, decode_key_pair, encode_key_pair
 from .leases import WindowLeases
-from .txn import claim_request, put_op, send_txn
+from .txn import claim_request, delete_op, put_op, send_txn, unchanged_since
 from .url import EtcdURL, parse_etcd_url
 
 __all__ = ["EtcdStorage", "lease_ttl"]
@@ -160,42 +160,32 @@ class EtcdStorage(Storage):
         """Put each of ``batch`` on ``lease`` if its id is free or ours, each in a nested
         transaction: (owned, the id index's previous value, owner, revision) for each. The
         protobuf requests are built once (:mod:`kite_storage_etcd.txn`)."""
-        layout = self.layout
         claims = []
         for stored in batch:
             kite = stored.record.kite
-            data = stored.encode()
-            owner_key = layout.owner_key(kite.id)
-            username = kite.username.encode()
-            kite_key, id_key, name_key = layout.record_keys(kite)
-            puts = [
-                put_op(owner_key, username, lease),
-                put_op(kite_key, data, lease),
-                put_op(id_key, data, lease, prev_kv=True),
-                put_op(name_key, data, lease),
-            ]
-            claims.append(claim_request(owner_key, username, puts))
+            owner_key = self.layout.owner_key(kite.id)
+            puts = self._puts(stored, lease)
+            claims.append(claim_request(owner_key, kite.username.encode(), puts))
         response = await send_txn(client, claims)
         return [_claim_outcome(op.response_txn) for op in response.responses]
 
-    def _puts(self, client: aetcd.Client, stored: StoredKite, lease: int) -> list[Any]:
+    def _puts(self, stored: StoredKite, lease: int) -> list[Any]:
         """The owner key, then the three record keys (the id index's with its previous value,
-        to find an older identity's keys), all on ``lease`` (the order :meth:`_claim_txn`
-        uses too)."""
-        t = client.transactions
+        to find an older identity's keys), all on ``lease``: the ``RequestOp`` messages of a
+        registration (:meth:`_claim_txn`) and of a refresh (:meth:`_replace`)."""
         kite = stored.record.kite
         data = stored.encode()
         kite_key, id_key, name_key = self.layout.record_keys(kite)
         return [
-            t.put(self.layout.owner_key(kite.id), kite.username.encode(), lease),
-            t.put(kite_key, data, lease),
-            t.put(id_key, data, lease, True),
-            t.put(name_key, data, lease),
+            put_op(self.layout.owner_key(kite.id), kite.username.encode(), lease),
+            put_op(kite_key, data, lease),
+            put_op(id_key, data, lease, prev_kv=True),
+            put_op(name_key, data, lease),
         ]
 
-    def _stale_keys(self, previous: StoredKite, wanted: StoredKite) -> list[bytes]:
+    def _stale_keys(self, previous: KiteRecord, wanted: StoredKite) -> list[bytes]:
         """Keys of ``previous`` that writing ``wanted`` (same id) left behind."""
-        old = self.layout.record_keys(previous.record.kite)
+        old = self.layout.record_keys(previous.kite)
         new = self.layout.record_keys(wanted.record.kite)
         return [key for key in old if key not in new]
 
@@ -206,7 +196,7 @@ class EtcdStorage(Storage):
             previous = StoredKite.decode(previous_value)
         except StorageError:
             return
-        stale = self._stale_keys(previous, stored)
+        stale = self._stale_keys(previous.record, stored)
         if not stale:
             return
         id_key = self.layout.id_key(stored.record.kite.id)
@@ -226,12 +216,20 @@ class EtcdStorage(Storage):
         validate_write(kite, value, ttl)
         wanted = StoredKite(KiteRecord(kite, value.url, value.key_id), lease_ttl(ttl))
         id_key = self.layout.id_key(kite.id)
+        known = self._known(kite.id)
+        if known is not None and known[1].kite.username == kite.username:
+            # What the cache shows, written only if etcd still holds exactly that (the id
+            # key's revision); else read etcd, as without a cache.
+            revision = await self._replace(known[1], wanted, id_key, known[0])
+            if revision:
+                self._cached(kite.id, revision, wanted.record)
+                return True
         for _ in range(_RETRIES):
             kv = await self._etcd.call("update", lambda c: c.get(id_key))
             if kv is None:
                 return False
-            current = StoredKite.decode(kv.value)
-            if current.record.kite.username != kite.username:
+            current = StoredKite.decode(kv.value).record
+            if current.kite.username != kite.username:
                 return False
             revision = await self._replace(current, wanted, id_key, kv.mod_revision)
             if revision:
@@ -239,8 +237,14 @@ class EtcdStorage(Storage):
                 return True
         raise StorageError(f"update of {kite} kept racing other writers; try again")
 
+    def _known(self, kite_id: str) -> tuple[int, KiteRecord] | None:
+        """The cache's entry for ``kite_id`` (the revision of its id key, the record) while the
+        cache is live; else None."""
+        cache = self.cache
+        return cache.entry(kite_id) if cache is not None and cache.live else None
+
     async def _replace(
-        self, current: StoredKite, wanted: StoredKite, id_key: bytes, revision: int
+        self, current: KiteRecord, wanted: StoredKite, id_key: bytes, revision: int
     ) -> int:
         """Write ``wanted`` (over ``current``) on the current window's lease if the id key is
         still at ``revision``; an older identity's keys go in the same transaction. The
@@ -248,13 +252,14 @@ class EtcdStorage(Storage):
         stale = self._stale_keys(current, wanted)
 
         async def txn(client: aetcd.Client, lease: int) -> int:
-            t = client.transactions
-            succeeded, responses = await client.transaction(
-                compare=[t.mod(id_key) == revision],
-                success=[*self._puts(client, wanted, lease), *(t.delete(k) for k in stale)],
-                failure=[],
+            response = await send_txn(
+                client,
+                [*self._puts(wanted, lease), *map(delete_op, stale)],
+                [unchanged_since(id_key, revision)],
             )
-            return int(responses[_ID_PUT].response_put.header.revision) if succeeded else 0
+            if not response.succeeded:
+                return 0
+            return int(response.responses[_ID_PUT].response_put.header.revision)
 
         return await self._on_window_lease(wanted.ttl, "update", txn)
 

@@ -12,18 +12,19 @@ same exceptions as for any other call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aetcd
 import aetcd.client
 from aetcd import rpc
 
-__all__ = ["claim_request", "put_op", "send_txn"]
+__all__ = ["claim_request", "delete_op", "put_op", "send_txn", "unchanged_since"]
 
 _EQUAL = rpc.Compare.EQUAL
 _VALUE = rpc.Compare.VALUE
 _CREATE = rpc.Compare.CREATE
+_MOD = rpc.Compare.MOD
 
 
 def put_op(key: bytes, value: bytes, lease: int, *, prev_kv: bool = False) -> Any:
@@ -31,6 +32,16 @@ def put_op(key: bytes, value: bytes, lease: int, *, prev_kv: bool = False) -> An
     return rpc.RequestOp(
         request_put=rpc.PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
     )
+
+
+def delete_op(key: bytes) -> Any:
+    """A ``RequestOp`` deleting ``key``."""
+    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
+
+
+def unchanged_since(key: bytes, revision: int) -> Any:
+    """A ``Compare``: ``key`` was last modified at ``revision``."""
+    return rpc.Compare(key=key, result=_EQUAL, target=_MOD, mod_revision=revision)
 
 
 def claim_request(owner_key: bytes, username: bytes, puts: list[Any]) -> Any:
@@ -60,7 +71,7 @@ _txn: Callable[[aetcd.Client, Any], Awaitable[Any]] = aetcd.client._handle_error
 )
 
 
-async def send_txn(client: aetcd.Client, operations: list[Any]) -> Any:
-    """Run ``operations`` (``RequestOp`` messages) in one unconditional transaction; the
-    ``TxnResponse``."""
-    return await _txn(client, rpc.TxnRequest(success=operations))
+async def send_txn(client: aetcd.Client, operations: list[Any], compare: Sequence[Any] = ()) -> Any:
+    """Run ``operations`` (``RequestOp`` messages) in one transaction, if every ``compare``
+    holds (unconditionally without); the ``TxnResponse``."""
+    return await _txn(client, rpc.TxnRequest(compare=compare, success=operations))
