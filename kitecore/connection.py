@@ -24,6 +24,7 @@ timeouts share one coarse loop timer (``kitecore.waiter``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -218,7 +219,10 @@ class Connection:
         self.new_waiter = waiter_factory()
         #: The dnode session state: callback table, pending calls, callback order.
         self.session = Session(
-            self._make_proxy, max_message_size=max_message_size, max_callbacks=max_callbacks
+            # (a partial, not a method: no Python frame per callback the peer sends)
+            functools.partial(RemoteCallback, self),
+            max_message_size=max_message_size,
+            max_callbacks=max_callbacks,
         )
         # sending
         # the stream's optional abilities (kitecore.transport), judged once per class:
@@ -383,7 +387,10 @@ class Connection:
         does, without building that first."""
         if self._closed:
             raise SendError("can't send, client is closed")
-        self.send_text(self.session.encode_reply(callback_id, result))
+        if type(result) in dnode.SCALAR_TYPES:  # no function to scrub: the session's step 1
+            self.send_text(dnode.encode_reply(callback_id, result))
+        else:
+            self.send_text(self.session.encode_reply(callback_id, result))
 
     def call(
         self,
@@ -860,9 +867,6 @@ class Connection:
                     self._drained.set_result(None)
         finally:
             self._others -= 1
-
-    def _make_proxy(self, callback_id: int) -> RemoteCallback:
-        return RemoteCallback(self, callback_id)
 
 
 class _Resumed:
