@@ -94,6 +94,9 @@ _RELEASE_DELAY = 1.0
 _RELEASE_STEADY = 0.5
 #: ... but no longer than this is waited for that.
 _RELEASE_MAX_WAIT = 30.0
+#: Connections more than a crowd left open that make a new crowd, whose calls a release
+#: would hold up: it waits for that crowd to go (as many as make a crowd in ConnectionLimits).
+_NEW_CROWD = 64
 #: Seconds from one crowd's last release to the next crowd's first: a full collection costs
 #: milliseconds (tens with thousands of connections), and crowds of a few hundred can come and
 #: go every second; the crowds leaving meanwhile get their memory back once this has passed.
@@ -617,11 +620,13 @@ class HTTPServer:
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _while_crowded(self, left: int) -> None:
-        """Wait while more connections are open than the ``left`` a crowd left behind: a new
-        crowd has come, and the release (a full collection, milliseconds) would hold up its
-        calls. It waits for that crowd to go (whose memory it then releases too); on a server
-        no new crowd came to, it returns at once."""
-        while self.limits.open > left:  # noqa: ASYNC110 (a counter, no event to wait on)
+        """Wait while a new crowd is served (at least :data:`_NEW_CROWD` connections more
+        than the ``left`` the last one left behind): the release (a full collection,
+        milliseconds) would hold up its calls. It waits for that crowd to go (whose memory it
+        then releases too), at most :data:`_RELEASE_MAX_WAIT`; on a server no new crowd came
+        to, it returns at once."""
+        deadline = anyio.current_time() + _RELEASE_MAX_WAIT
+        while self.limits.open >= left + _NEW_CROWD and anyio.current_time() < deadline:  # noqa: ASYNC110
             await anyio.sleep(_RELEASE_STEADY)
 
     def on_release(self, hook: Callable[[], object]) -> None:

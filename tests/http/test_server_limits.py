@@ -199,6 +199,7 @@ async def test_a_crowd_release_waits_while_a_new_crowd_is_served(
     from kitecore.http import server as server_module
 
     monkeypatch.setattr(limits, "_TRIM_PEAK", 2)  # a crowd of two
+    monkeypatch.setattr(server_module, "_NEW_CROWD", 2)
     monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
     monkeypatch.setattr(server_module, "_RELEASE_DELAY", 1.0)  # the new crowd comes meanwhile
     server = HTTPServer(close_timeout=0.01)
