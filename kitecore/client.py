@@ -24,7 +24,7 @@ from kitecore.interceptors import METADATA_FIELD, ClientCall
 from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
-from kitecore.protocol.errors import AuthenticationError, SendError
+from kitecore.protocol.errors import AuthenticationError, KiteTimeoutError, SendError
 from kitecore.protocol.identity import KiteIdentity
 from kitecore.taskgroups import OwnedTaskGroup
 from kitecore.tls import is_secure_url, tls_failure_hint
@@ -36,6 +36,7 @@ from kitecore.transport import (
     TransportMismatchError,
     enforces_handshake_timeout,
 )
+from kitecore.waiter import WaitTimeout
 
 if TYPE_CHECKING:
     from kitecore.kite import Kite
@@ -547,9 +548,15 @@ class Client:
                 callbacks,
                 {METADATA_FIELD: metadata} if metadata else None,
             )
+            # (connection.wait_response, inlined: no coroutine of its own per call)
+            wait = timeout if timeout is None or timeout > 0 else None
             try:
-                result = await connection.wait_response(pending, callback_id, timeout)
+                result = await pending.waiter.wait(wait)
+            except WaitTimeout:
+                connection.forget_callback(callback_id)
+                raise KiteTimeoutError(f'No response to "{method}" method in {wait:g}s') from None
             except AuthenticationError as exc:
+                connection.forget_callback(callback_id)  # (an error reply: gone already)
                 if (
                     not self._token_expire_hooks
                     or "token is expired" not in exc.message
@@ -557,6 +564,9 @@ class Client:
                 ):
                     raise
                 renew = True
+            except BaseException:  # cancelled, or an error reply (already gone from the table)
+                connection.forget_callback(callback_id)
+                raise
             else:
                 renew = False
             if renew:

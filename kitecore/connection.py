@@ -24,6 +24,7 @@ timeouts share one coarse loop timer (``kitecore.waiter``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -54,6 +55,7 @@ from kitecore.protocol.session import (
 from kitecore.transport import (
     MessageStream,
     PeerInfo,
+    ReceiveHook,
     batch_send,
     closes_shielded,
     direct_write,
@@ -158,6 +160,7 @@ class Connection:
         "_drained",
         "_finished",
         "_hold",
+        "_hook_wanted",
         "_idle_seen",
         "_idle_workers",
         "_max_pending_calls",
@@ -218,7 +221,10 @@ class Connection:
         self.new_waiter = waiter_factory()
         #: The dnode session state: callback table, pending calls, callback order.
         self.session = Session(
-            self._make_proxy, max_message_size=max_message_size, max_callbacks=max_callbacks
+            # (a partial, not a method: no Python frame per callback the peer sends)
+            functools.partial(RemoteCallback, self),
+            max_message_size=max_message_size,
+            max_callbacks=max_callbacks,
         )
         # sending
         # the stream's optional abilities (kitecore.transport), judged once per class:
@@ -226,6 +232,8 @@ class Connection:
         self._direct = direct_write(stream)
         self._outbound = outbound_count(stream)
         self._hold = holds_writes(stream)
+        # the stream's receive hook, on an accepted connection until its first call of ours
+        self._hook_wanted: ReceiveHook | None = None
         self._outbox: list[str] = []
         self._writer_waiter: Waiter | None = None
         # the writer and the ordered-callback runner start when first needed: most
@@ -383,7 +391,10 @@ class Connection:
         does, without building that first."""
         if self._closed:
             raise SendError("can't send, client is closed")
-        self.send_text(self.session.encode_reply(callback_id, result))
+        if type(result) in dnode.SCALAR_TYPES:  # no function to scrub: the session's step 1
+            self.send_text(dnode.encode_reply(callback_id, result))
+        else:
+            self.send_text(self.session.encode_reply(callback_id, result))
 
     def call(
         self,
@@ -413,6 +424,9 @@ class Connection:
         # a call made by a callback this connection is running is answered on arrival:
         # queued behind that callback, its reply would never come
         session.expect_response(callback_id, pending, ordered=_IN_CALLBACK_OF.get() is not self)
+        if self._hook_wanted is not None:  # our first call on an accepted connection
+            self._hook_wanted.set_receive_hook(self._take_reply)
+            self._hook_wanted = None
         return pending, callback_id
 
     async def wait_response(
@@ -455,7 +469,10 @@ class Connection:
         # then and there: no task switch to the reader first (kitecore.transport.ReceiveHook)
         hooked = receive_hook(self.stream)
         if hooked is not None:
-            hooked.set_receive_hook(self._take_reply)
+            if self.dialed or self.session.pending_count:
+                hooked.set_receive_hook(self._take_reply)
+            else:  # accepted: most never call their peer, and until then no message is a
+                self._hook_wanted = hooked  # reply (the hook comes with the first call)
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -469,6 +486,7 @@ class Connection:
                 # else: a worker reads now; the task group ends when it has seen the end
         finally:
             if hooked is not None:
+                self._hook_wanted = None
                 hooked.set_receive_hook(None)  # (it refers to this connection: a cycle)
             self._task_group = None
             self._shutdown(DisconnectError("Remote kite has disconnected"))
@@ -860,9 +878,6 @@ class Connection:
                     self._drained.set_result(None)
         finally:
             self._others -= 1
-
-    def _make_proxy(self, callback_id: int) -> RemoteCallback:
-        return RemoteCallback(self, callback_id)
 
 
 class _Resumed:

@@ -523,7 +523,9 @@ class Kite:
         if method is None:
             _reply(connection, respond, None, MethodNotFoundError(f"Method not found: {name}"))
             return
-        request = self._new_request(name, options, client)
+        request = Request.served(  # (self._new_request, inlined: it runs for every call)
+            name, options.with_args, options.kite, options.authentication, client, self
+        )
         # log lines about this call carry its request id, method and peer (logcontext)
         context_token = current_request.set(request)
         try:
@@ -563,7 +565,14 @@ class Kite:
             message = str(exc) or type(exc).__name__
             _reply(connection, respond, None, GenericError(message, id=request.id))
         else:
-            _reply(connection, respond, result, None)
+            if type(respond) is RemoteCallback and not connection.closed:
+                # the common reply, sent here (what _reply does first, without its frame)
+                try:
+                    connection.send_reply(respond.id, result)
+                except KiteError as exc:
+                    _unsent_reply(connection, respond, None, exc)
+            else:
+                _reply(connection, respond, result, None)
         finally:
             current_request.reset(context_token)
 
@@ -856,8 +865,16 @@ def _reply(connection: Connection, respond: Any, result: Any, error: KiteError |
         else:
             respond(*response_arguments(result, error))
     except KiteError as exc:
-        logger.warning("%r: could not send the reply: %s", connection, exc)
-        if error is None and not connection.closed:  # e.g. a result that is not JSON
-            if not isinstance(exc, CallbackLimitError):
-                exc = GenericError(f"cannot encode result: {exc}")
-            respond(*response_arguments(None, exc))
+        _unsent_reply(connection, respond, error, exc)
+
+
+def _unsent_reply(
+    connection: Connection, respond: Any, error: KiteError | None, exc: KiteError
+) -> None:
+    """Sending a reply failed with ``exc``: log it, and when it was a result that could not
+    be sent (not JSON, too many callbacks), tell the caller so instead."""
+    logger.warning("%r: could not send the reply: %s", connection, exc)
+    if error is None and not connection.closed:  # e.g. a result that is not JSON
+        if not isinstance(exc, CallbackLimitError):
+            exc = GenericError(f"cannot encode result: {exc}")
+        respond(*response_arguments(None, exc))

@@ -512,7 +512,9 @@ class AsyncioWebSocket(WebSocketConnection, asyncio.Protocol):
             if not self._read_paused and core.inbound_backlog():
                 self._read_paused = True
                 self._update_reading()
-            self._wake_receiver()
+            waiter = self._receiver  # (self._wake_receiver(), inlined: once per message)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def set_receive_hook(self, hook: Callable[[str], bool] | None) -> None:
         """Offer each message to ``hook`` as it arrives, in :meth:`data_received`, before it

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -112,8 +113,8 @@ _REPEAT = ((1 << (32 * _REPEAT_WORDS)) - 1) // 0xFFFFFFFF
 _from_bytes = int.from_bytes
 
 
-def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
-    """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
+def _mask_payload_py(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
+    """:func:`mask_payload` in Python (without the ``kitecore[speed]`` extra)."""
     n = len(payload)
     if not n:
         return b""
@@ -131,6 +132,23 @@ def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
     else:
         stream = _from_bytes((key * (words + 1))[:n], "little")
     return (_from_bytes(payload, "little") ^ stream).to_bytes(n, "little")
+
+
+# The ``kitecore[speed]`` extra: the C masking function of the ``websockets`` library, some
+# ten times faster than the integer arithmetic above (0.1 against 1 us for a 300-byte
+# request; every request a client sends is masked, and unmasked by the server).
+_apply_mask: Callable[[bytes | bytearray, bytes | bytearray], bytes] | None
+try:
+    from websockets.speedups import apply_mask as _apply_mask
+except ImportError:  # pragma: no cover - installed with the test and speed extras
+    _apply_mask = None
+
+
+def mask_payload(key: bytes | bytearray, payload: bytes | bytearray) -> bytes:
+    """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
+    if _apply_mask is not None:
+        return _apply_mask(payload, key)
+    return _mask_payload_py(key, payload)
 
 
 #: Masking keys drawn from the system's random source per ``os.urandom`` call: a client masks

@@ -94,6 +94,9 @@ _RELEASE_DELAY = 1.0
 _RELEASE_STEADY = 0.5
 #: ... but no longer than this is waited for that.
 _RELEASE_MAX_WAIT = 30.0
+#: Connections more than a crowd left open that make a new crowd, whose calls a release
+#: would hold up: it waits for that crowd to go (as many as make a crowd in ConnectionLimits).
+_NEW_CROWD = 64
 #: Seconds from one crowd's last release to the next crowd's first: a full collection costs
 #: milliseconds (tens with thousands of connections), and crowds of a few hundred can come and
 #: go every second; the crowds leaving meanwhile get their memory back once this has passed.
@@ -584,6 +587,8 @@ class HTTPServer:
             if wanted is None:  # pragma: no cover - set before this task starts
                 return
             await wanted.wait()
+            # what the crowd left open: more than that, and a new crowd is being served
+            left = self.limits.open
             # not sooner than _RELEASE_MIN_GAP after the last crowd's (a crowd leaving
             # meanwhile is covered by this one's release)
             if anyio.current_time() < next_allowed:
@@ -594,6 +599,7 @@ class HTTPServer:
             while self.limits.open != count and anyio.current_time() < deadline:
                 count = self.limits.open  # (still closing: wait until it stops)
                 await anyio.sleep(_RELEASE_STEADY)
+            await self._while_crowded(left)
             release_free_memory()
             # What must outlive the crowd is made anew only once the crowd's garbage is gone:
             # made earlier, it could land beside that garbage and keep its arenas.
@@ -601,6 +607,7 @@ class HTTPServer:
             # Again once what the closes left is gone too (transports still sending their
             # last bytes, aborted after the close timeout; the event loop's own bookkeeping).
             await anyio.sleep(self.close_timeout + _RELEASE_DELAY)
+            await self._while_crowded(left)
             release_free_memory()
             await self._renew()
             self._release_wanted = wanted = anyio.Event()
@@ -611,6 +618,16 @@ class HTTPServer:
                 await anyio.lowlevel.checkpoint()
             release_free_memory()
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
+
+    async def _while_crowded(self, left: int) -> None:
+        """Wait while a new crowd is served (at least :data:`_NEW_CROWD` connections more
+        than the ``left`` the last one left behind): the release (a full collection,
+        milliseconds) would hold up its calls. It waits for that crowd to go (whose memory it
+        then releases too), at most :data:`_RELEASE_MAX_WAIT`; on a server no new crowd came
+        to, it returns at once."""
+        deadline = anyio.current_time() + _RELEASE_MAX_WAIT
+        while self.limits.open >= left + _NEW_CROWD and anyio.current_time() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(_RELEASE_STEADY)
 
     def on_release(self, hook: Callable[[], object]) -> None:
         """Call ``hook()`` each time memory is given back after a crowd of connections has

@@ -242,13 +242,9 @@ class _OversizedInteger(Exception):
     """An integer literal too long for int() (only raised while re-parsing a refused message)."""
 
 
-def _parse_json(text: str) -> Any:
-    fast = _fast_loads
-    if fast is not None:
-        try:
-            return fast(text)
-        except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError: the
-            pass  # standard library says what is wrong (or parses what msgspec refuses)
+def _parse_json_std(text: str) -> Any:
+    """Parse ``text`` with the standard library's parser (what msgspec did not parse, or all
+    without it); raises :class:`ProtocolError` saying what is wrong."""
     try:
         try:
             obj, end = _raw_decode(text)
@@ -301,7 +297,15 @@ def decode_parts(data: str | bytes) -> tuple[str | int, list[Any], dict[str, Pat
             raise ProtocolError(f"message is not text: {type(data).__name__}") from None
     oversized = False
     try:
-        obj = _parse_json(data)
+        fast = _fast_loads
+        if fast is None:
+            obj = _parse_json_std(data)
+        else:
+            try:
+                obj = fast(data)
+            except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError: the
+                obj = _parse_json_std(data)  # standard library says what is wrong (or parses
+                # what msgspec refuses)
     except _OversizedInteger:
         # Rare: parse again with the long integers as None, to say which message it was.
         try:

@@ -189,6 +189,49 @@ async def test_crowds_leaving_in_quick_succession_share_a_memory_release(
     assert released[3] - released[2] >= 0.5  # the next crowd's waited for the gap
 
 
+async def test_a_crowd_release_waits_while_a_new_crowd_is_served(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection amid a crowd's calls holds them all up (milliseconds): when a new
+    crowd comes before the last one's release is done, the release waits until it has gone
+    (and then covers it too)."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 2)  # a crowd of two
+    monkeypatch.setattr(server_module, "_NEW_CROWD", 2)
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 1.0)  # the new crowd comes meanwhile
+    server = HTTPServer(close_timeout=0.01)
+    open_at_release: list[int] = []
+    monkeypatch.setattr(
+        server_module, "release_free_memory", lambda: open_at_release.append(server.limits.open)
+    )
+    server.add_websocket_route("/ws", echo)
+
+    async def crowd(port: int, size: int) -> list[anyio.abc.SocketStream]:
+        sockets = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(size)]
+        while server.limits.open < size:  # noqa: ASYNC110 (a counter, no event to wait on)
+            await anyio.sleep(0.01)
+        return sockets
+
+    async with serving(server) as port:
+        with anyio.fail_after(10):
+            for stream in await crowd(port, 2):
+                await stream.aclose()
+            while not open_at_release:  # noqa: ASYNC110 (the first step of the release)
+                await anyio.sleep(0.01)
+            second = await crowd(port, 3)
+            # the second step was due a second after the first: past that, it still waits
+            await anyio.sleep(1.5)
+            assert open_at_release == [0]
+            for stream in second:
+                await stream.aclose()
+            while len(open_at_release) < 3:  # noqa: ASYNC110 (both steps are done)
+                await anyio.sleep(0.01)
+    assert open_at_release[:3] == [0, 0, 0]
+
+
 async def test_after_a_crowd_its_accept_and_connection_task_group_are_made_anew(
     anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,7 @@ OPTIONAL_IMPORTS = {
     ("kite_kontrol/testing.py", "pytest"),
     # the kitecore[speed] extra: used when installed, the standard library otherwise
     ("kitecore/protocol/dnode.py", "msgspec"),
+    ("kitecore/http/frames.py", "websockets"),
 }
 
 

@@ -198,6 +198,20 @@ def test_identity_from_wire_repeated_calls_stay_correct() -> None:
     assert KiteIdentity.from_wire({**GO_KITE, "region": "us"}).region == "us"
 
 
+def test_identity_from_wire_the_last_object_remembered_is_a_copy() -> None:
+    """The object parsed last is remembered (an equal one is the same identity): changed
+    afterwards by whoever holds it, it changes nothing remembered."""
+    wire = {**GO_KITE, "username": "alice"}
+    alice = KiteIdentity.from_wire(wire)
+    wire["username"] = "mallory"  # the message's object, changed after it was parsed
+    assert KiteIdentity.from_wire({**GO_KITE, "username": "mallory"}).username == "mallory"
+    assert KiteIdentity.from_wire({**GO_KITE, "username": "alice"}) == alice
+    for name in ("a", "b", "a", "a", "b"):  # one after another, each its own
+        assert KiteIdentity.from_wire({**GO_KITE, "name": name}).name == name
+    with pytest.raises(ArgumentError):  # equal to no string: refused, as before
+        KiteIdentity.from_wire({**GO_KITE, "name": 1})
+
+
 def test_identity_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from kitecore.protocol import identity
 
