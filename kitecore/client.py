@@ -21,7 +21,6 @@ from anyio.abc import TaskGroup
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
 from kitecore.interceptors import METADATA_FIELD, ClientCall
-from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
 from kitecore.protocol.errors import AuthenticationError, SendError
@@ -483,24 +482,17 @@ class Client:
         """
         # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
         # interceptors pays no extra frame for the seam.
-        if self.kite._client_hooked:
-            return self._hooked_tell(method, args, timeout)
+        if self.kite._client_hooked:  # client interceptors and/or observers (inline: no frame)
+            kite = self.kite
+            call = ClientCall(self, method, args)
+            observed = call if kite._client_observe is not None else None
+            chain = kite._client_chain  # (the interceptors, called directly: no frame between)
+            if chain is not None:
+                return chain(
+                    call, lambda: self._tell(method, call.args, timeout, call.metadata, observed)
+                )
+            return self._tell(method, args, timeout, call.metadata, observed)
         return self._tell(method, args, timeout, None)
-
-    def _hooked_tell(self, method: str, args: tuple[Any, ...], timeout: Any) -> Awaitable[Any]:
-        """:meth:`tell` of a kite with client interceptors or observers (a plain function:
-        no frame of its own in the call's await chain)."""
-        kite = self.kite
-        call = ClientCall(self, method, args)
-        observed = call if kite._client_observe is not None else None
-        interceptors = kite._client_interceptors
-        if interceptors:
-            return run_interceptors(
-                interceptors,
-                call,
-                lambda: self._tell(method, call.args, timeout, call.metadata, observed),
-            )
-        return self._tell(method, args, timeout, call.metadata, observed)
 
     async def _tell(
         self,
