@@ -178,7 +178,19 @@ class KiteTracing:
         maker = self._maker
         if maker is not None:
             parent = current.parent_context()
-            decided = maker.sample(parent)
+            if parent is None and self.propagator is None:  # a new trace, W3C context
+                # dropped: its traceparent is written already (the span id is the header's)
+                decided = maker.sample_root(call.metadata)
+                if decided is not None and decided[1] is False:
+                    for arg in call.args:  # (_has_callbacks, inline)
+                        if type(arg) is dict or callable(arg):
+                            span_id = int(call.metadata["traceparent"][36:52], 16)
+                            dropped = maker.unsampled(decided[0], None, span_id)
+                            _wrap_callbacks(call, NonRecordingSpan(dropped))
+                            break
+                    return None
+            else:
+                decided = maker.sample(parent)
             if decided is not None:
                 if decided[1] is False and self.propagator is None:
                     # dropped: only the context goes on (a span only for callbacks)
