@@ -303,6 +303,19 @@ def test_a_new_traces_decision_and_dropped_header_are_the_samplers(ratio: float)
     assert ratio == 1.0 or len(seen) > 150  # (new span ids)
 
 
+def test_a_new_trace_follows_a_replaced_id_generator() -> None:
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("x")
+    maker = SpanMaker.for_tracer(tracer)
+    assert maker is not None
+    ids = tracer.id_generator = Counting()  # the SDK reads it at every span
+    carrier: dict[str, str] = {}
+    decided = maker.sample_root(carrier)
+    expected = (ids.next * 0x9E3779B97F4A7C15_F39CC0605CEDC834) % (1 << 128)
+    assert decided == (expected, False)  # the new generator's id, dropped
+    _, trace_hex, span_hex, flags = carrier["traceparent"].split("-")  # still sent on
+    assert int(trace_hex, 16) == expected and int(span_hex, 16) and flags == "02"
+
+
 def test_a_dropped_remote_parent_follows_a_replaced_sampler() -> None:
     provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
     tracer = provider.get_tracer("x")

@@ -212,22 +212,28 @@ class SpanMaker:
         span id is the header's). With the SDK's random id generator and a sampler decided
         directly, both ids come from one draw, the decision is one integer compare and the
         header is the hex text of that draw: no integer is formatted."""
-        draw = self._getrandbits
+        if not self._ready():
+            return None
+        draw = self._getrandbits  # (read after _ready: it follows a replaced generator)
         bounds = self._bounds
-        if draw is None or bounds is None or not self._ready():
-            return self.sample(None)
-        bounds = self._bounds  # (_ready may have followed a new sampler)
-        if bounds is None:
-            return self.sample(None)
+        if draw is None or bounds is None:
+            return self._sample_root(carrier)
         ids = draw(192)  # the trace id (128 bits) above the span id (64 bits)
         trace_id = ids >> 64
         if not trace_id or not ids & _SPAN_ID_MASK:  # an invalid id: drawn again, as the SDK
-            return self.sample(None)
+            return self._sample_root(carrier)
         if trace_id & _LIMIT < bounds[0]:
             return trace_id, True
         text = ids.to_bytes(24, "big").hex()
         carrier["traceparent"] = f"00-{text[:32]}-{text[32:]}-{_FLAGS_TEXT[self._random_ids]}"
         return trace_id, False
+
+    def _sample_root(self, carrier: MutableMapping[str, str]) -> tuple[int, bool | None] | None:
+        """:meth:`sample_root` the general way: :meth:`sample` and :meth:`write_unsampled`."""
+        decided = self.sample(None)
+        if decided is not None and decided[1] is False:
+            self.write_unsampled(carrier, decided[0], None)
+        return decided
 
     def dropped_remote(self, header: str, carrier: Mapping[str, str]) -> Span | None:
         """The span of a served call whose caller sent ``header`` (its ``traceparent``,
