@@ -59,6 +59,8 @@ from kitecore.interceptors import (
 )
 
 from . import current, w3c
+from .current import SPAN_KEY as _SPAN_KEY
+from .current import VARIABLE as _VARIABLE
 
 try:
     from .spans import ONLY_PARENT, SpanMaker
@@ -126,8 +128,10 @@ class KiteTracing:
             header = metadata.get("traceparent")
             if header is not None:  # the usual case: dropped as its caller's was
                 dropped = maker.dropped_remote(header, metadata)
-                if dropped is not None:
-                    return current.attach_span(dropped)  # (a token alone: nothing to end)
+                if dropped is not None:  # (a token alone: nothing to end)
+                    if _VARIABLE is not None:  # (current.attach_span, inline)
+                        return _VARIABLE.set(Context({_SPAN_KEY: dropped}))
+                    return current.attach_span(dropped)
         # without trace context from the caller the call starts a trace of its own
         context: Context | None = None  # the caller's, when not only its span
         if not metadata:
@@ -231,7 +235,13 @@ def _server_ended(
     error: BaseException | None,
 ) -> None:
     if not isinstance(state, tuple):  # a dropped span's: only the context to reset
-        current.detach(state)
+        if _VARIABLE is None:
+            current.detach(state)
+            return
+        try:  # (current.detach, inline)
+            _VARIABLE.reset(state)
+        except Exception:
+            current.logger.exception("Failed to detach context")
         return
     span, token = state
     current.detach(token)
