@@ -21,7 +21,6 @@ from anyio.abc import TaskGroup
 from kitecore.backoff import Backoff
 from kitecore.connection import Connection
 from kitecore.interceptors import METADATA_FIELD, ClientCall
-from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.protocol.dnode import SCALAR_TYPES, Path
 from kitecore.protocol.envelope import Authentication, RequestEncoder
 from kitecore.protocol.errors import AuthenticationError, KiteTimeoutError, SendError
@@ -484,24 +483,25 @@ class Client:
         """
         # Not ``async def``: it hands back the coroutine of the path taken, so a kite without
         # interceptors pays no extra frame for the seam.
-        if self.kite._client_hooked:
-            return self._hooked_tell(method, args, timeout)
+        if self.kite._client_hooked:  # client interceptors and/or observers (inline: no frame)
+            kite = self.kite
+            call = ClientCall(self, method, args)
+            observed = call if kite._client_observe is not None else None
+            chain = kite._client_chain  # (the interceptors, called directly: no frame between)
+            if chain is not None:
+                # (a partial, not a lambda: no closure cells in this function, whose plain
+                # path would pay for them too)
+                proceed = functools.partial(self._proceed, method, call, timeout, observed)
+                return chain(call, proceed)
+            return self._tell(method, args, timeout, call.metadata, observed)
         return self._tell(method, args, timeout, None)
 
-    def _hooked_tell(self, method: str, args: tuple[Any, ...], timeout: Any) -> Awaitable[Any]:
-        """:meth:`tell` of a kite with client interceptors or observers (a plain function:
-        no frame of its own in the call's await chain)."""
-        kite = self.kite
-        call = ClientCall(self, method, args)
-        observed = call if kite._client_observe is not None else None
-        interceptors = kite._client_interceptors
-        if interceptors:
-            return run_interceptors(
-                interceptors,
-                call,
-                lambda: self._tell(method, call.args, timeout, call.metadata, observed),
-            )
-        return self._tell(method, args, timeout, call.metadata, observed)
+    def _proceed(
+        self, method: str, call: ClientCall, timeout: Any, observed: ClientCall | None
+    ) -> Awaitable[Any]:
+        """The call inside the client interceptors (their ``proceed``): sent with the
+        arguments and metadata the interceptors left in ``call``."""
+        return self._tell(method, call.args, timeout, call.metadata, observed)
 
     async def _tell(
         self,

@@ -24,15 +24,16 @@ from kitecore.client import Client
 from kitecore.config import Config
 from kitecore.connection import Connection, RemoteCallback
 from kitecore.idle import close_idle, close_idle_connections
+from kitecore.interceptors import Chain as InterceptorChain
 from kitecore.interceptors import (
     ClientInterceptor,
     ClientObserver,
     ServerCall,
     ServerInterceptor,
     ServerObserver,
+    chain_of,
     combine_observers,
 )
-from kitecore.interceptors import run_chain as run_interceptors
 from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
 from kitecore.protocol.envelope import (
@@ -149,6 +150,9 @@ class Kite:
         # tuples, empty when none: the per-call check is one falsy test
         self._server_interceptors: tuple[ServerInterceptor, ...] = ()
         self._client_interceptors: tuple[ClientInterceptor, ...] = ()
+        # the interceptors of each side as one chain(call, innermost), None when there are none
+        self._server_chain: InterceptorChain | None = None
+        self._client_chain: InterceptorChain | None = None
         self._server_observers: tuple[ServerObserver, ...] = ()
         self._client_observers: tuple[ClientObserver, ...] = ()
         # the observers of each side as one (start, end) pair, None when there are none
@@ -305,9 +309,11 @@ class Kite:
         run in the order added, the first one outermost."""
         if server is not None:
             self._server_interceptors = (*self._server_interceptors, server)
+            self._server_chain = chain_of(self._server_interceptors)
             self._server_hooked = True
         if client is not None:
             self._client_interceptors = (*self._client_interceptors, client)
+            self._client_chain = chain_of(self._client_interceptors)
             self._client_hooked = True
 
     def add_observer(
@@ -531,14 +537,25 @@ class Kite:
         try:
             if self._server_hooked:  # observers and/or interceptors
                 call = ServerCall(self, request, connection.peer, arguments[0])
+                chain = self._server_chain  # (the interceptors, inline: no frame of theirs)
                 observe = self._server_observe
-                if observe is None:
-                    result = await self._intercepted(call, method, request, connection)
+                if observe is None:  # then there are interceptors
+                    assert chain is not None
+                    # (a partial, not a lambda: no closure cells in this function, whose
+                    # plain path would pay for them too, and no frame of its own)
+                    proceed = functools.partial(self._run_method, method, request, connection)
+                    result = await chain(call, proceed)
                 else:
                     start, end = observe
                     state = start(call)
                     try:
-                        result = await self._intercepted(call, method, request, connection)
+                        if chain is None:
+                            result = await self._run_method(method, request, connection)
+                        else:
+                            proceed = functools.partial(
+                                self._run_method, method, request, connection
+                            )
+                            result = await chain(call, proceed)
                     except BaseException as exc:
                         end(call, state, exc)
                         raise
@@ -576,19 +593,6 @@ class Kite:
         finally:
             current_request.reset(context_token)
 
-    def _intercepted(
-        self, call: ServerCall, method: Method, request: Request, connection: Connection
-    ) -> Awaitable[Any]:
-        """:meth:`_run_method` inside the server interceptors, if there are any (a plain
-        function: no frame of its own in the call's await chain)."""
-        if self._server_interceptors:
-            return run_interceptors(
-                self._server_interceptors,
-                call,
-                lambda: self._run_method(method, request, connection),
-            )
-        return self._run_method(method, request, connection)
-
     def _run_method(
         self, method: Method, request: Request, connection: Connection
     ) -> Awaitable[Any]:
@@ -596,9 +600,13 @@ class Kite:
 
         A plain function: with no authentication to wait for, it hands back the handler
         chain's coroutine itself, one frame less under the interceptors."""
-        if self._needs_auth(method) and not connection.dialed:
+        needs_auth = method.auth  # (self._needs_auth and check_throttle, inlined: per call)
+        if needs_auth is None:
+            needs_auth = not self.config.disable_authentication
+        if needs_auth and not connection.dialed:
             return self._authenticate_and_run(method, request, connection)
-        method.check_throttle()
+        if method.bucket is not None:
+            method.check_throttle()
         handler = method.handler
         if handler.is_async and method.is_simple and self.middleware.empty:
             # the chain of one, as the plain path runs it (an async function's coroutine)

@@ -278,6 +278,57 @@ def test_the_maker_follows_a_replaced_sampler() -> None:
     assert span is not None and not span.is_recording()
 
 
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
+def test_a_new_traces_decision_and_dropped_header_are_the_samplers(ratio: float) -> None:
+    sampler = ParentBased(TraceIdRatioBased(ratio))
+    maker = SpanMaker.for_tracer(TracerProvider(sampler=sampler).get_tracer("x"))
+    assert maker is not None
+    seen = set()
+    for _ in range(300):
+        carrier: dict[str, str] = {}
+        decided = maker.sample_root(carrier)
+        assert decided is not None
+        trace_id, sampled = decided
+        expected = sampler.should_sample(None, trace_id, "n", SpanKind.CLIENT)
+        assert sampled == expected.decision.is_sampled()
+        if sampled:
+            assert carrier == {}  # the sampled span writes its own context
+            continue
+        header = carrier["traceparent"]
+        version, trace_hex, span_hex, flags = header.split("-")
+        assert (version, int(trace_hex, 16), flags) == ("00", trace_id, "02")
+        assert len(trace_hex) == 32 and len(span_hex) == 16 and int(span_hex, 16)
+        assert header == header.lower()
+        seen.add(span_hex)
+    assert ratio == 1.0 or len(seen) > 150  # (new span ids)
+
+
+def test_a_new_trace_follows_a_replaced_id_generator() -> None:
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("x")
+    maker = SpanMaker.for_tracer(tracer)
+    assert maker is not None
+    ids = tracer.id_generator = Counting()  # the SDK reads it at every span
+    carrier: dict[str, str] = {}
+    decided = maker.sample_root(carrier)
+    expected = (ids.next * 0x9E3779B97F4A7C15_F39CC0605CEDC834) % (1 << 128)
+    assert decided == (expected, False)  # the new generator's id, dropped
+    _, trace_hex, span_hex, flags = carrier["traceparent"].split("-")  # still sent on
+    assert int(trace_hex, 16) == expected and int(span_hex, 16) and flags == "02"
+
+
+def test_a_dropped_remote_parent_follows_a_replaced_sampler() -> None:
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    tracer = provider.get_tracer("x")
+    maker = SpanMaker.for_tracer(tracer)
+    assert maker is not None
+    header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    assert maker.dropped_remote(header, {}) is not None  # not sampled: dropped
+    assert maker.dropped_remote(header[:-2] + "01", {}) is None  # sampled: recorded
+    assert maker.dropped_remote(header.upper(), {}) is None  # another form: parsed
+    tracer.sampler = ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+    assert maker.dropped_remote(header, {}) is None  # now recorded
+
+
 def test_an_ended_call_span_changes_no_more(caplog: pytest.LogCaptureFixture) -> None:
     exporter = InMemorySpanExporter()
     provider = provider_with(exporter)

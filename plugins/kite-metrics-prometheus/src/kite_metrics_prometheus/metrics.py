@@ -162,11 +162,13 @@ class _CallStats:
     """Counts of one label set, updated without locks: a kite runs on one event loop, and a
     scrape from another thread reads whole ints (the GIL makes each update atomic)."""
 
-    __slots__ = ("buckets", "in_flight", "outcomes", "total")
+    __slots__ = ("buckets", "in_flight", "ok", "outcomes", "total")
 
     def __init__(self) -> None:
         self.in_flight = 0
-        #: error type ("" for success) -> calls
+        #: calls that succeeded (an int: the usual case costs one increment)
+        self.ok = 0
+        #: error type -> calls that failed with it
         self.outcomes: dict[str, int] = {}
         #: calls per latency bucket (not cumulative), the last one for +Inf
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -199,9 +201,12 @@ def _ended(call: object, state: tuple[_CallStats, float], error: BaseException |
     stats.in_flight -= 1
     stats.total += elapsed
     stats.buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-    kind = "" if error is None else error_type(error)
-    outcomes = stats.outcomes
-    outcomes[kind] = outcomes.get(kind, 0) + 1
+    if error is None:
+        stats.ok += 1
+    else:
+        kind = error_type(error)
+        outcomes = stats.outcomes
+        outcomes[kind] = outcomes.get(kind, 0) + 1
 
 
 class _CallCollector(Collector):
@@ -238,8 +243,10 @@ class _CallCollector(Collector):
         )
         per_kite: dict[str, int] = {}
         for key, stats in sorted(self.stats.items()):
+            if stats.ok:
+                calls.add_metric([*key, "ok", ""], stats.ok)
             for kind, count in sorted(stats.outcomes.items()):
-                calls.add_metric([*key, "error" if kind else "ok", kind], count)
+                calls.add_metric([*key, "error", kind], count)
             cumulative = 0
             buckets = []
             for bound, count in zip(_BOUNDS, list(stats.buckets), strict=True):

@@ -19,7 +19,15 @@ from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span, SpanContext
 
-__all__ = ["attach", "attach_span", "detach", "in_context", "parent_context"]
+__all__ = [
+    "SPAN_KEY",
+    "VARIABLE",
+    "attach",
+    "attach_span",
+    "detach",
+    "in_context",
+    "parent_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,11 @@ def _variable() -> ContextVar[Context] | None:
 
 
 _VARIABLE = _variable()
+#: The ``ContextVar`` holding the current ``Context`` (``None``: another runtime context, go
+#: through the API) and the key of the current span in a ``Context``, for callers that
+#: inline :func:`attach_span` and :func:`detach` (once per served call).
+VARIABLE = _VARIABLE
+SPAN_KEY = _SPAN_KEY
 
 
 def parent_context() -> SpanContext | None:

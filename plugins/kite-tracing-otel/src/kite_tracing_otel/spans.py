@@ -100,6 +100,7 @@ logger = logging.getLogger(__name__)
 #: The most attributes the plugin puts on one span (server: 6 + ``error.type``).
 _OWN_ATTRIBUTES = 8
 _LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+_SPAN_ID_MASK = (1 << 64) - 1
 #: A sampling "bound" that every trace id is under (ALWAYS_ON) / none is (ALWAYS_OFF).
 _ALL = _LIMIT + 1
 _NONE = 0
@@ -204,6 +205,36 @@ class SpanMaker:
             self._follow(tracer)
         return True
 
+    def sample_root(self, carrier: MutableMapping[str, str]) -> tuple[int, bool | None] | None:
+        """:meth:`sample` for a span that starts a trace (``sample(None)``) and, when the
+        sampler drops it, its ``traceparent`` written into ``carrier`` (what
+        :meth:`write_unsampled` would write; ``(trace_id, False)`` is then the answer and the
+        span id is the header's). With the SDK's random id generator and a sampler decided
+        directly, both ids come from one draw, the decision is one integer compare and the
+        header is the hex text of that draw: no integer is formatted."""
+        if not self._ready():
+            return None
+        draw = self._getrandbits  # (read after _ready: it follows a replaced generator)
+        bounds = self._bounds
+        if draw is None or bounds is None:
+            return self._sample_root(carrier)
+        ids = draw(192)  # the trace id (128 bits) above the span id (64 bits)
+        trace_id = ids >> 64
+        if not trace_id or not ids & _SPAN_ID_MASK:  # an invalid id: drawn again, as the SDK
+            return self._sample_root(carrier)
+        if trace_id & _LIMIT < bounds[0]:
+            return trace_id, True
+        text = ids.to_bytes(24, "big").hex()
+        carrier["traceparent"] = f"00-{text[:32]}-{text[32:]}-{_FLAGS_TEXT[self._random_ids]}"
+        return trace_id, False
+
+    def _sample_root(self, carrier: MutableMapping[str, str]) -> tuple[int, bool | None] | None:
+        """:meth:`sample_root` the general way: :meth:`sample` and :meth:`write_unsampled`."""
+        decided = self.sample(None)
+        if decided is not None and decided[1] is False:
+            self.write_unsampled(carrier, decided[0], None)
+        return decided
+
     def dropped_remote(self, header: str, carrier: Mapping[str, str]) -> Span | None:
         """The span of a served call whose caller sent ``header`` (its ``traceparent``,
         ``carrier`` the metadata holding it) when the sampler drops every span with such a
@@ -211,11 +242,18 @@ class SpanMaker:
         is ``ALWAYS_OFF``, the default, for a parent not sampled): a
         :class:`DroppedSpan`. ``None`` for anything else (then parse the header and ask
         :meth:`sample`)."""
-        flags = w3c.FLAGS.get(header[53:])  # (a header of another form is not dropped here)
-        if flags is None or not self._ready():
+        tracer = self._tracer  # (_ready, its usual case inline: once per served call)
+        if (
+            self._multi._span_processors is not self._processors
+            or tracer.sampler is not self._sampler
+            or tracer.id_generator is not self._ids
+        ):
+            if not self._ready():
+                return None
+        elif not self._plain or not self._is_enabled():
             return None
-        bounds = self._bounds
-        if bounds is None or (bounds[1] if flags & 1 else bounds[2]) != _NONE:
+        # the flags the sampler drops whatever the trace id (a header of another form: no)
+        if header[53:] not in self._dropping:
             return None
         if w3c.valid_00(header) is None:  # (w3c.plain_version_00, one call less)
             return None
@@ -316,6 +354,18 @@ class SpanMaker:
         #: Sampling bounds (root, remote sampled, remote not, local sampled, local not) of a
         #: sampler decided directly; ``None``: ask the sampler.
         self._bounds: tuple[int, int, int, int, int] | None = _bounds(tracer.sampler)
+        bounds = self._bounds
+        #: The ``trace-flags`` texts of a remote parent whose children the sampler drops
+        #: whatever their trace id (:meth:`dropped_remote`).
+        self._dropping: frozenset[str] = frozenset(
+            ()
+            if bounds is None
+            else (
+                text
+                for text, flags in w3c.FLAGS.items()
+                if (bounds[1] if flags & 1 else bounds[2]) == _NONE
+            )
+        )
         ids = self._ids = tracer.id_generator
         self._new_trace_id = ids.generate_trace_id
         self._new_span_id = ids.generate_span_id

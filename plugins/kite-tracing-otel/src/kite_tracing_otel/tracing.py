@@ -59,6 +59,8 @@ from kitecore.interceptors import (
 )
 
 from . import current, w3c
+from .current import SPAN_KEY as _SPAN_KEY
+from .current import VARIABLE as _VARIABLE
 
 try:
     from .spans import ONLY_PARENT, SpanMaker
@@ -126,8 +128,10 @@ class KiteTracing:
             header = metadata.get("traceparent")
             if header is not None:  # the usual case: dropped as its caller's was
                 dropped = maker.dropped_remote(header, metadata)
-                if dropped is not None:
-                    return current.attach_span(dropped)  # (a token alone: nothing to end)
+                if dropped is not None:  # (a token alone: nothing to end)
+                    if _VARIABLE is not None:  # (current.attach_span, inline)
+                        return _VARIABLE.set(Context({_SPAN_KEY: dropped}))
+                    return current.attach_span(dropped)
         # without trace context from the caller the call starts a trace of its own
         context: Context | None = None  # the caller's, when not only its span
         if not metadata:
@@ -178,7 +182,19 @@ class KiteTracing:
         maker = self._maker
         if maker is not None:
             parent = current.parent_context()
-            decided = maker.sample(parent)
+            if parent is None and self.propagator is None:  # a new trace, W3C context
+                # dropped: its traceparent is written already (the span id is the header's)
+                decided = maker.sample_root(call.metadata)
+                if decided is not None and decided[1] is False:
+                    for arg in call.args:  # (_has_callbacks, inline)
+                        if type(arg) is dict or callable(arg):
+                            span_id = int(call.metadata["traceparent"][36:52], 16)
+                            dropped = maker.unsampled(decided[0], None, span_id)
+                            _wrap_callbacks(call, NonRecordingSpan(dropped))
+                            break
+                    return None
+            else:
+                decided = maker.sample(parent)
             if decided is not None:
                 if decided[1] is False and self.propagator is None:
                     # dropped: only the context goes on (a span only for callbacks)
@@ -219,7 +235,13 @@ def _server_ended(
     error: BaseException | None,
 ) -> None:
     if not isinstance(state, tuple):  # a dropped span's: only the context to reset
-        current.detach(state)
+        if _VARIABLE is None:
+            current.detach(state)
+            return
+        try:  # (current.detach, inline)
+            _VARIABLE.reset(state)
+        except Exception:
+            current.logger.exception("Failed to detach context")
         return
     span, token = state
     current.detach(token)
