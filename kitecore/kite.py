@@ -37,7 +37,6 @@ from kitecore.interceptors import (
 from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
 from kitecore.protocol.envelope import (
-    CallOptions,
     CallOptionsError,
     parse_call_options,
     response_arguments,
@@ -529,7 +528,7 @@ class Kite:
         if method is None:
             _reply(connection, respond, None, MethodNotFoundError(f"Method not found: {name}"))
             return
-        request = Request.served(  # (self._new_request, inlined: it runs for every call)
+        request = Request.served(
             name, options.with_args, options.kite, options.authentication, client, self
         )
         # log lines about this call carry its request id, method and peer (logcontext)
@@ -620,11 +619,6 @@ class Kite:
         await self._authenticate(request, connection)
         method.check_throttle()
         return await run_chain(method, self.middleware, request, self.method_handling)
-
-    def _new_request(self, name: str, options: CallOptions, client: Client) -> Request:
-        return Request.served(
-            name, options.with_args, options.kite, options.authentication, client, self
-        )
 
     async def serve_stream(self, stream: Any, peer: PeerInfo) -> None:
         """Serve ``stream`` (an ``ObjectStream[str]`` of messages) exactly like an accepted
