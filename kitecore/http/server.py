@@ -623,16 +623,16 @@ class HTTPServer:
         tables of the release hooks), so that it no longer keeps the crowd's memory arenas.
         (Timers need nothing: a sweeper's next sleep is made when it wakes.)"""
         # first what may have been made amid the crowd: once it is gone, so are the last
-        # objects in its arenas, and what is made next goes beside the long-lived ones
+        # objects in its arenas, and what is made next goes beside the long-lived ones; the
+        # loop's free lists first of all (the crowd's objects they keep would have what is
+        # made anew next placed beside them, in the crowd's arenas)
+        if running_asyncio_loop() is not None:
+            await flush_loop_free_lists()
         for hook in self._release_hooks:
             hook()
         self.renewal.renew()
         for _ in range(3):  # the renewed waits start again (a loop pass or two)
             await anyio.lowlevel.checkpoint()
-        loop = running_asyncio_loop()
-        if loop is not None and not accepts_tls(loop):  # uvloop (on asyncio: no gain measured)
-            await flush_loop_free_lists()
-        del loop
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
         server_tg, retire = self._task_group, self._retire

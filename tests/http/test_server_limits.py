@@ -297,3 +297,34 @@ async def test_the_loops_free_lists_let_go_of_a_crowds_objects(anyio_backend: ob
             if isinstance(item, asyncio.Handle):
                 item.cancel()
         future.cancel()
+
+
+#: pymalloc's memory pools: 16 KiB, aligned (an object's pool is its address over this).
+_POOL = 16384
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_what_the_free_lists_keep_after_a_flush_is_made_away_from_the_crowd(
+    anyio_backend: object,
+) -> None:
+    """The fresh objects the loop's free lists keep after a flush are made in memory pools of
+    their own, not in the room the crowd left beside its free-listed objects: there, they would
+    keep the crowd's arenas from being released just as the crowd's objects did."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    # a crowd of future iterators; the free list gets every eighth of them (freed first: it
+    # takes the first 255 freed), so that each of the crowd's pools keeps some, with room
+    crowd: list[object] = [future.__await__() for _ in range(2400)]
+    crowd_pools = {id(item) // _POOL for item in crowd}
+    scattered = crowd[::8][:255]
+    rest = [item for i, item in enumerate(crowd) if i % 8 or i >= 8 * 255]
+    del crowd
+    del scattered  # into the free list
+    del rest  # freed (the free list is full)
+    await flush_loop_free_lists()
+    kept = [future.__await__() for _ in range(255)]  # what the free list kept
+    try:
+        assert not {id(item) // _POOL for item in kept} & crowd_pools
+    finally:
+        del kept
+        future.cancel()
