@@ -17,11 +17,16 @@ Both processes raise their descriptor limit to the hard limit (``resource.setrli
 
     python bench/connections.py [-n 10000] [--parallel 200] [--calls 500] [--repeat 1]
                                 [--loop asyncio|uvloop|trio] [--tree /path/to/other/checkout]
-                                [--malloc pymalloc|malloc]
+                                [--malloc pymalloc|malloc] [--trim-baseline]
+                                [--probe DIR [--trace]]
 
 ``--loop`` picks the server's event loop; ``--tree`` runs the server on Kite from another
 checkout (for before/after comparisons: the same bench, the same client); ``--malloc malloc``
 runs the server with ``PYTHONMALLOC=malloc`` (see docs/limits.md: memory after a crowd).
+The baseline is the server's memory once started and warmed up by one caller's calls;
+``--trim-baseline`` has it give its free memory back first (what start-up left free in
+glibc's heap, which the release after the crowd gives back too): a stricter baseline.
+``--probe DIR`` is for finding what keeps memory after a crowd (see :func:`install_probe`).
 """
 
 from __future__ import annotations
@@ -207,6 +212,12 @@ def serve(fd_limit: int, loop: str) -> None:
     from kitecore.plugins import load_plugins
 
     raise_fd_limit(fd_limit)
+    if os.environ.get("KITE_BENCH_TRIM"):  # --trim-baseline: SIGUSR2 gives free memory back
+        import signal
+
+        from kitecore.http.limits import release_free_memory
+
+        signal.signal(signal.SIGUSR2, lambda signum, frame: release_free_memory())
     if os.environ.get("KITE_BENCH_PROBE"):
         install_probe(os.environ["KITE_BENCH_PROBE"], bool(os.environ.get("KITE_BENCH_TRACE")))
     config = Config(ip="127.0.0.1", port=0, disable_authentication=True)
@@ -358,6 +369,9 @@ async def round_(
 ) -> dict[str, float]:
     url = f"ws://127.0.0.1:{port}/kite"
     await fresh_caller(url, 10)  # warm up: first-call allocations are not per connection
+    if args.trim_baseline:
+        os.kill(pid, signal.SIGUSR2)
+        await asyncio.sleep(0.5)
     baseline = await settle(pid)
     baseline_fds = open_fds(pid)
     if args.probe:
@@ -430,6 +444,13 @@ def main() -> None:
         help="the server's allocator for small objects (PYTHONMALLOC)",
     )
     parser.add_argument(
+        "--trim-baseline",
+        action="store_true",
+        help="have the server give its free memory back (a collection and malloc_trim, as "
+        "its release after a crowd does) before the baseline is read: a stricter baseline, "
+        "without what start-up left free in glibc's heap",
+    )
+    parser.add_argument(
         "--probe",
         metavar="DIR",
         help="debugging: trace the server's allocations and write memory probes to DIR "
@@ -454,6 +475,8 @@ def main() -> None:
     env.pop("PYTHONMALLOC", None)
     if args.malloc == "malloc":
         env["PYTHONMALLOC"] = "malloc"
+    if args.trim_baseline:
+        env["KITE_BENCH_TRIM"] = "1"
     if args.probe:
         os.makedirs(args.probe, exist_ok=True)
         env["KITE_BENCH_PROBE"] = os.path.abspath(args.probe)
