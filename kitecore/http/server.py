@@ -610,6 +610,12 @@ class HTTPServer:
             for _ in range(3):  # the retired task groups end (their tables were the crowd's)
                 await anyio.lowlevel.checkpoint()
             release_free_memory()
+            if running_asyncio_loop() is not None:
+                # once more now that nothing of the crowd's is left (the old task group has
+                # ended): what the free lists kept from the last flush, made while the group
+                # and the objects made anew were still beside it, goes, and its arena with it
+                # (pymalloc unmaps an arena as soon as it is empty: no trim needed)
+                await flush_loop_free_lists()
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     def on_release(self, hook: Callable[[], object]) -> None:

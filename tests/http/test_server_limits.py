@@ -328,3 +328,41 @@ async def test_what_the_free_lists_keep_after_a_flush_is_made_away_from_the_crow
     finally:
         del kept
         future.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_the_free_lists_are_flushed_again_once_the_crowds_task_group_has_ended(
+    anyio_backend: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release's last act is one more flush of the loop's free lists, once the task group
+    that held the crowd has ended: what the free lists kept from the flushes before was made
+    while that group and the objects made anew were still there, beside them."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)  # a crowd of three
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    first_group: weakref.ref[Any] | None = None
+    flushes: list[bool] = []  # for each flush: had the crowd's task group ended?
+
+    async def flush() -> None:
+        assert first_group is not None
+        gc.collect()
+        flushes.append(first_group() is None)
+        await flush_loop_free_lists()
+
+    monkeypatch.setattr(server_module, "flush_loop_free_lists", flush)
+    server = HTTPServer(close_timeout=0.01)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        first_group = weakref.ref(server._connections)
+        with anyio.fail_after(10):
+            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
+            while server.limits.open < 3:  # noqa: ASYNC110 (a counter, no event to wait on)
+                await anyio.sleep(0.01)
+            for stream in crowd:
+                await stream.aclose()
+            while len(flushes) < 3:  # noqa: ASYNC110 (one in each step, one at the end)
+                await anyio.sleep(0.01)
+    assert flushes == [False, False, True]
