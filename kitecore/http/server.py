@@ -617,6 +617,12 @@ class HTTPServer:
             for _ in range(3):  # the retired task groups end (their tables were the crowd's)
                 await anyio.lowlevel.checkpoint()
             release_free_memory()
+            if running_asyncio_loop() is not None:
+                # once more now that nothing of the crowd's is left (the old task group has
+                # ended): what the free lists kept from the last flush, made while the group
+                # and the objects made anew were still beside it, goes, and its arena with it
+                # (pymalloc unmaps an arena as soon as it is empty: no trim needed)
+                await flush_loop_free_lists()
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _while_crowded(self, left: int) -> None:
@@ -640,16 +646,16 @@ class HTTPServer:
         tables of the release hooks), so that it no longer keeps the crowd's memory arenas.
         (Timers need nothing: a sweeper's next sleep is made when it wakes.)"""
         # first what may have been made amid the crowd: once it is gone, so are the last
-        # objects in its arenas, and what is made next goes beside the long-lived ones
+        # objects in its arenas, and what is made next goes beside the long-lived ones; the
+        # loop's free lists first of all (the crowd's objects they keep would have what is
+        # made anew next placed beside them, in the crowd's arenas)
+        if running_asyncio_loop() is not None:
+            await flush_loop_free_lists()
         for hook in self._release_hooks:
             hook()
         self.renewal.renew()
         for _ in range(3):  # the renewed waits start again (a loop pass or two)
             await anyio.lowlevel.checkpoint()
-        loop = running_asyncio_loop()
-        if loop is not None and not accepts_tls(loop):  # uvloop (on asyncio: no gain measured)
-            await flush_loop_free_lists()
-        del loop
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
         server_tg, retire = self._task_group, self._retire

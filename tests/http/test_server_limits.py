@@ -340,3 +340,72 @@ async def test_the_loops_free_lists_let_go_of_a_crowds_objects(anyio_backend: ob
             if isinstance(item, asyncio.Handle):
                 item.cancel()
         future.cancel()
+
+
+#: pymalloc's memory pools: 16 KiB, aligned (an object's pool is its address over this).
+_POOL = 16384
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_what_the_free_lists_keep_after_a_flush_is_made_away_from_the_crowd(
+    anyio_backend: object,
+) -> None:
+    """The fresh objects the loop's free lists keep after a flush are made in memory pools of
+    their own, not in the room the crowd left beside its free-listed objects: there, they would
+    keep the crowd's arenas from being released just as the crowd's objects did."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    # a crowd of future iterators; the free list gets every eighth of them (freed first: it
+    # takes the first 255 freed), so that each of the crowd's pools keeps some, with room
+    crowd: list[object] = [future.__await__() for _ in range(2400)]
+    crowd_pools = {id(item) // _POOL for item in crowd}
+    scattered = crowd[::8][:255]
+    rest = [item for i, item in enumerate(crowd) if i % 8 or i >= 8 * 255]
+    del crowd
+    del scattered  # into the free list
+    del rest  # freed (the free list is full)
+    await flush_loop_free_lists()
+    kept = [future.__await__() for _ in range(255)]  # what the free list kept
+    try:
+        assert not {id(item) // _POOL for item in kept} & crowd_pools
+    finally:
+        del kept
+        future.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_the_free_lists_are_flushed_again_once_the_crowds_task_group_has_ended(
+    anyio_backend: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release's last act is one more flush of the loop's free lists, once the task group
+    that held the crowd has ended: what the free lists kept from the flushes before was made
+    while that group and the objects made anew were still there, beside them."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)  # a crowd of three
+    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    first_group: weakref.ref[Any] | None = None
+    flushes: list[bool] = []  # for each flush: had the crowd's task group ended?
+
+    async def flush() -> None:
+        assert first_group is not None
+        gc.collect()
+        flushes.append(first_group() is None)
+        await flush_loop_free_lists()
+
+    monkeypatch.setattr(server_module, "flush_loop_free_lists", flush)
+    server = HTTPServer(close_timeout=0.01)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        first_group = weakref.ref(server._connections)
+        with anyio.fail_after(10):
+            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
+            while server.limits.open < 3:  # noqa: ASYNC110 (a counter, no event to wait on)
+                await anyio.sleep(0.01)
+            for stream in crowd:
+                await stream.aclose()
+            while len(flushes) < 3:  # noqa: ASYNC110 (one in each step, one at the end)
+                await anyio.sleep(0.01)
+    assert flushes == [False, False, True]
