@@ -170,26 +170,6 @@ def test_error_type() -> None:
     assert error_type(KeyboardInterrupt()) == "cancelled"
 
 
-async def test_a_call_retried_after_token_renewal_is_one_intercepted_call(make_kite: Any) -> None:
-    refusals = [AuthenticationError("token is expired")]
-
-    async def picky(r: Any) -> str:
-        if refusals:
-            raise refusals.pop()
-        return "ok"
-
-    server = await make_kite("server", methods={"picky": picky})
-    caller = await make_kite("caller")
-    seen: list[Any] = []
-    caller.add_interceptor(client=recorder(seen, "c"))
-    renewals: list[Any] = []
-    async with caller.new_client(server.url) as client:
-        client.on_token_expire(renewals.append)
-        assert await client.tell("picky") == "ok"
-    assert len(renewals) == 1
-    assert seen == [("c", "in", "picky"), ("c", "out", "picky", "")]
-
-
 _CURRENT: Any = __import__("contextvars").ContextVar("observed", default=None)
 
 
@@ -274,7 +254,25 @@ async def test_observers_alone_on_the_client_and_a_failing_start(make_kite: Any)
     ]
 
 
-async def test_a_call_retried_after_token_renewal_is_one_observed_call(make_kite: Any) -> None:
+@pytest.mark.parametrize(
+    ("install", "expected"),
+    [
+        (
+            lambda kite, seen: kite.add_interceptor(client=recorder(seen, "c")),
+            [("c", "in", "picky"), ("c", "out", "picky", "")],
+        ),
+        (
+            lambda kite, seen: kite.add_observer(client=observer(seen, "c")),
+            [("c", "start", "picky"), ("c", "end", "picky", "")],
+        ),
+    ],
+    ids=["intercepted", "observed"],
+)
+async def test_a_call_retried_after_token_renewal_is_one_call_of_the_seam(
+    make_kite: Any, install: Any, expected: list[Any]
+) -> None:
+    """A call refused for an expired token, renewed and sent again, is one call to a client
+    interceptor and to a client observer."""
     refusals = [AuthenticationError("token is expired")]
 
     async def picky(r: Any) -> str:
@@ -285,8 +283,10 @@ async def test_a_call_retried_after_token_renewal_is_one_observed_call(make_kite
     server = await make_kite("server", methods={"picky": picky})
     caller = await make_kite("caller")
     seen: list[Any] = []
-    caller.add_observer(client=observer(seen, "c"))
+    install(caller, seen)
+    renewals: list[Any] = []
     async with caller.new_client(server.url) as client:
-        client.on_token_expire(lambda *a: None)
+        client.on_token_expire(renewals.append)
         assert await client.tell("picky") == "ok"
-    assert seen == [("c", "start", "picky"), ("c", "end", "picky", "")]
+    assert len(renewals) == 1
+    assert seen == expected

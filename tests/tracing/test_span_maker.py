@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from relay_kites import relay_kites
 
 from kitecore.protocol.errors import GenericError
 from kitecore.testing import square
@@ -61,21 +62,9 @@ async def fail(r: Any) -> None:
 
 async def calls_through_three_kites(make_kite: Any, tracing: KiteTracing) -> None:
     """A → B (relay, calling C from its handler) → C; A → C busy; A → C fail."""
-    c = await make_kite("c", methods={"square": square, "busy": busy, "fail": fail})
-    tracing.install(c)
-    clients: dict[str, Any] = {}
-
-    async def relay(r: Any) -> Any:
-        return await clients["c"].tell("square", r.args.one(float))
-
-    b = await make_kite("b", methods={"relay": relay})
-    tracing.install(b)
-    a = await make_kite("a")
-    tracing.install(a)
-    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
-        clients["c"] = to_c
-        async with a.new_client(c.url) as a_to_c:
-            assert await to_b.tell("relay", 3) == 9
+    async with relay_kites(make_kite, tracing, {"busy": busy, "fail": fail}) as kites:
+        async with kites.a.new_client(kites.c.url) as a_to_c:
+            assert await kites.a_to_b.tell("relay", 3) == 9
             assert await a_to_c.tell("busy") == "done"
             with pytest.raises(GenericError, match="boom"):
                 await a_to_c.tell("fail")

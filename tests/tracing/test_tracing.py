@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from relay_kites import relay_kites
 
 from kitecore import Kite
 from kitecore.plugins import load_plugins
@@ -78,23 +79,11 @@ def parent_of(span: ReadableSpan) -> int | None:
 async def test_a_call_through_three_kites_is_one_trace(
     make_kite: Any, tracing: KiteTracing, exporter: InMemorySpanExporter
 ) -> None:
-    c = await make_kite("c", methods={"square": square, "fail": fail})
-    tracing.install(c)
-    clients: dict[str, Any] = {}
-
-    async def relay(r: Any) -> Any:  # B calls C from inside its handler
-        return await clients["c"].tell("square", r.args.one(float))
-
-    b = await make_kite("b", methods={"relay": relay})
-    tracing.install(b)
-    a = await make_kite("a")
-    tracing.install(a)
-    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
-        clients["c"] = to_c
-        assert await to_b.tell("relay", 3) == 9
+    async with relay_kites(make_kite, tracing, {"fail": fail}) as kites:
+        assert await kites.a_to_b.tell("relay", 3) == 9
         relayed = exporter.get_finished_spans()
         exporter.clear()
-        async with a.new_client(c.url) as a_to_c:
+        async with kites.a.new_client(kites.c.url) as a_to_c:
             with pytest.raises(GenericError, match="boom") as failed:
                 await a_to_c.tell("fail")
         failures = exporter.get_finished_spans()
@@ -121,7 +110,7 @@ async def test_a_call_through_three_kites_is_one_trace(
     assert a_client.attributes is not None
     assert a_client.attributes["rpc.system"] == "kite"
     assert a_client.attributes["rpc.method"] == "relay"
-    assert a_client.attributes["server.port"] == b.port
+    assert a_client.attributes["server.port"] == kites.b.port
     assert all(s.status.status_code == StatusCode.UNSET for s in relayed)
 
     c_failed = by_name(failures, "c/fail", SpanKind.SERVER)
@@ -226,22 +215,10 @@ async def test_an_unsampled_trace_goes_on_through_three_kites_and_records_nothin
 
         return record
 
-    c = await make_kite("c", methods={"square": square})
-    tracing.install(c)
-    c.add_interceptor(server=recorder("c"))
-    clients: dict[str, Any] = {}
-
-    async def relay(r: Any) -> Any:
-        return await clients["c"].tell("square", r.args.one(float))
-
-    b = await make_kite("b", methods={"relay": relay})
-    tracing.install(b)
-    b.add_interceptor(server=recorder("b"))
-    a = await make_kite("a")
-    tracing.install(a)
-    async with b.new_client(c.url) as to_c, a.new_client(b.url) as to_b:
-        clients["c"] = to_c
-        assert await to_b.tell("relay", 3) == 9
+    async with relay_kites(make_kite, tracing, {}) as kites:
+        kites.c.add_interceptor(server=recorder("c"))
+        kites.b.add_interceptor(server=recorder("b"))
+        assert await kites.a_to_b.tell("relay", 3) == 9
     provider.shutdown()
     assert exporter.get_finished_spans() == ()
     _, trace_b, parent_b, flags_b = seen["b"].split("-")
