@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,3 +35,35 @@ def no_cycle_collector() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@pytest.fixture
+def quick_crowd_release(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``quick_crowd_release(peak, delay=0.01)``: a server's memory release after a crowd of
+    connections (``kitecore.http.server``), seen within a test: ``peak`` connections make a
+    crowd, and its two steps wait 0.01 s for the closes to settle and ``delay`` s (beside the
+    close timeout) between them."""
+    from kitecore.http import limits
+    from kitecore.http import server as server_module
+
+    def set_up(peak: int, delay: float = 0.01) -> None:
+        monkeypatch.setattr(limits, "_TRIM_PEAK", peak)
+        monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
+        monkeypatch.setattr(server_module, "_RELEASE_DELAY", delay)
+
+    return set_up
+
+
+@pytest.fixture
+def release_times(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the server's release after a crowd gives memory back (``release_free_memory``,
+    replaced: it records the time and gives nothing back)."""
+    import anyio
+
+    from kitecore.http import server as server_module
+
+    times: list[float] = []
+    monkeypatch.setattr(
+        server_module, "release_free_memory", lambda: times.append(anyio.current_time())
+    )
+    return times

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -20,17 +21,23 @@ from kitecore.plugins import load_plugins
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("calls", [0, 1])
-async def test_a_closed_connection_is_freed_without_the_cycle_collector(
-    no_cycle_collector: None, calls: int
-) -> None:
+def open_kite(name: str) -> Kite:
+    """A kite on the websocket transport, on loopback, serving ``square`` to anyone."""
     kite = Kite(
-        "freed",
+        name,
         "1.0.0",
         config=Config(ip="127.0.0.1", disable_authentication=True),
         plugins=load_plugins(names=["websocket"]),
     )
     kite.handle("square", lambda r: r.args.one() ** 2)
+    return kite
+
+
+@pytest.mark.parametrize("calls", [0, 1])
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(
+    no_cycle_collector: None, calls: int
+) -> None:
+    kite = open_kite("freed")
     connections: list[weakref.ref[object]] = []
     gone = anyio.Event()
 
@@ -86,12 +93,7 @@ async def test_an_idle_connection_costs_the_server_little_memory(anyio_backend: 
     made by the server's tasks; the test's own side of the connections is left out)."""
     import tracemalloc
 
-    kite = Kite(
-        "crowd",
-        "1.0.0",
-        config=Config(ip="127.0.0.1", disable_authentication=True),
-        plugins=load_plugins(names=["websocket"]),
-    )
+    kite = open_kite("crowd")
     connected = 0
     crowd_in = anyio.Event()
 
@@ -128,29 +130,16 @@ async def test_an_idle_connection_costs_the_server_little_memory(anyio_backend: 
 
 
 async def test_callers_identities_cached_during_a_crowd_are_forgotten_after_it(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+    anyio_backend: str, quick_crowd_release: Callable[..., None], release_times: list[float]
 ) -> None:
     """The kite caches the identities its callers send (parsing each once); entries made while
     a crowd of connections was there would outlive it and keep the memory arenas around them,
     so the kite forgets them when the server gives the crowd's memory back."""
-    from kitecore.http import limits
-    from kitecore.http import server as server_module
     from kitecore.protocol.identity import KiteIdentity
 
-    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)
-    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
-    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
-    released: list[float] = []
-    monkeypatch.setattr(
-        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
-    )
-    kite = Kite(
-        "crowd",
-        "1.0.0",
-        config=Config(ip="127.0.0.1", disable_authentication=True),
-        plugins=load_plugins(names=["websocket"]),
-    )
-    kite.handle("square", lambda r: r.args.one() ** 2)
+    quick_crowd_release(3)
+    released = release_times
+    kite = open_kite("crowd")
     caller = Kite("caller", "1.0.0", config=Config(), plugins=load_plugins(names=["websocket"]))
 
     def cached() -> list[KiteIdentity]:

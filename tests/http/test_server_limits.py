@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -156,21 +157,18 @@ async def test_the_head_limit_holds_for_the_whole_head(anyio_backend: str) -> No
 
 
 async def test_crowds_leaving_in_quick_succession_share_a_memory_release(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_crowd_release: Callable[..., None],
+    release_times: list[float],
 ) -> None:
     """A full collection costs milliseconds: crowds that come and go every moment get it
     after a gap since the last crowd's, not each its own (deferred, never skipped)."""
-    from kitecore.http import limits
     from kitecore.http import server as server_module
 
-    monkeypatch.setattr(limits, "_TRIM_PEAK", 2)  # a crowd of two
-    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
-    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    quick_crowd_release(2)  # a crowd of two
     monkeypatch.setattr(server_module, "_RELEASE_MIN_GAP", 0.5)
-    released: list[float] = []
-    monkeypatch.setattr(
-        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
-    )
+    released = release_times
     server = HTTPServer(close_timeout=0.01)
     server.add_websocket_route("/ws", echo)
 
@@ -192,18 +190,17 @@ async def test_crowds_leaving_in_quick_succession_share_a_memory_release(
 
 
 async def test_a_crowd_release_waits_while_a_new_crowd_is_served(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_crowd_release: Callable[..., None],
 ) -> None:
     """A full collection amid a crowd's calls holds them all up (milliseconds): when a new
     crowd comes before the last one's release is done, the release waits until it has gone
     (and then covers it too)."""
-    from kitecore.http import limits
     from kitecore.http import server as server_module
 
-    monkeypatch.setattr(limits, "_TRIM_PEAK", 2)  # a crowd of two
+    quick_crowd_release(2, delay=1.0)  # a crowd of two; the new crowd comes meanwhile
     monkeypatch.setattr(server_module, "_NEW_CROWD", 2)
-    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
-    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 1.0)  # the new crowd comes meanwhile
     server = HTTPServer(close_timeout=0.01)
     open_at_release: list[int] = []
     monkeypatch.setattr(
@@ -235,22 +232,19 @@ async def test_a_crowd_release_waits_while_a_new_crowd_is_served(
 
 
 async def test_after_a_crowd_its_accept_and_connection_task_group_are_made_anew(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+    anyio_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_crowd_release: Callable[..., None],
+    release_times: list[float],
 ) -> None:
     """What a crowd of connections found or made and what outlives it (the listener's pending
     accept, the task group whose tables held every connection of the crowd) is made anew
     once it has gone: kept, each such object would keep a 1 MiB arena of the crowd's memory
     (bench/connections.py). Connections still open stay served, new ones are accepted."""
     from kitecore.http import limits
-    from kitecore.http import server as server_module
 
-    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)  # a crowd of three
-    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
-    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
-    released: list[float] = []
-    monkeypatch.setattr(
-        server_module, "release_free_memory", lambda: released.append(anyio.current_time())
-    )
+    quick_crowd_release(3)  # a crowd of three
+    released = release_times
     renewed: list[int] = []
     renew = limits.Renewal.renew
     monkeypatch.setattr(limits.Renewal, "renew", lambda self: renewed.append(renew(self)) or 0)
@@ -399,17 +393,16 @@ def test_what_the_free_lists_keep_after_a_flush_is_made_away_from_the_crowd(loop
 
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
 async def test_the_free_lists_are_flushed_again_once_the_crowds_task_group_has_ended(
-    anyio_backend: object, monkeypatch: pytest.MonkeyPatch
+    anyio_backend: object,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_crowd_release: Callable[..., None],
 ) -> None:
     """The release's last act is one more flush of the loop's free lists, once the task group
     that held the crowd has ended: what the free lists kept from the flushes before was made
     while that group and the objects made anew were still there, beside them."""
-    from kitecore.http import limits
     from kitecore.http import server as server_module
 
-    monkeypatch.setattr(limits, "_TRIM_PEAK", 3)  # a crowd of three
-    monkeypatch.setattr(server_module, "_RELEASE_STEADY", 0.01)
-    monkeypatch.setattr(server_module, "_RELEASE_DELAY", 0.01)
+    quick_crowd_release(3)  # a crowd of three
     first_group: weakref.ref[Any] | None = None
     flushes: list[bool] = []  # for each flush: had the crowd's task group ended?
 
