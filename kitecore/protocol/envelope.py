@@ -13,6 +13,7 @@ that; the builders emit what Go emits.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,8 +213,7 @@ class RequestEncoder:
         encode_value = dnode.encode_value
         parts = [self._start(method), encode_value(with_args)]
         if extra:
-            for key, value in extra.items():
-                parts += (",", encode_value(key), ":", encode_value(value))
+            parts.append(_fields_text(extra))
         parts += ('}],"callbacks":', encode_value(callbacks), "}")
         text = "".join(parts)
         if dnode.carriable(text):
@@ -240,8 +240,7 @@ class RequestEncoder:
                 (
                     self._start(method),
                     dnode.encode_value(with_args),
-                    ",",
-                    dnode.encode_value(extra)[1:-1],
+                    _fields_text(extra),
                     '}],"callbacks":{"',
                     str(int(callback_id)),
                     '":[0,"responseCallback"]}}',
@@ -270,6 +269,32 @@ class RequestEncoder:
             if type(method) is str and len(starts) < _CACHED_METHODS:
                 starts[method] = start
         return start
+
+
+#: A string as JSON text, as :func:`dnode.encode_value` writes it (``ensure_ascii`` off).
+_encode_string = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+
+
+def _fields_text(extra: dict[str, Any]) -> str:
+    """``extra``'s fields as they follow ``withArgs`` in the call options: each
+    ``,"key":value``, the text ``dnode.encode_value(extra)[1:-1]`` gives after a comma.
+
+    An object of string keys and string values (call metadata) is written with the JSON
+    string encoder directly, about a third of the cost of the generic encoder on a dict;
+    any other field goes through the generic encoder."""
+    parts = []
+    for key, value in extra.items():
+        if type(key) is str and type(value) is dict:
+            items = []
+            for item_key, item in value.items():
+                if type(item_key) is not str or type(item) is not str:
+                    break
+                items.append(f"{_encode_string(item_key)}:{_encode_string(item)}")
+            else:
+                parts.append(f",{_encode_string(key)}:{{{','.join(items)}}}")
+                continue
+        parts.append("," + dnode.encode_value({key: value})[1:-1])
+    return "".join(parts)
 
 
 def response_arguments(result: Any = None, error: KiteError | None = None) -> list[Any]:

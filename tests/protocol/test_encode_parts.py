@@ -148,3 +148,27 @@ def test_the_cache_of_method_heads_is_bounded() -> None:
         text = encoder.encode_plain(f"m{n}", [n], n)
         assert text == encoder.encode(f"m{n}", [n], {str(n): [0, "responseCallback"]})
     assert len(encoder._starts) <= 64
+
+
+@hypothesis.given(
+    args=st.lists(values, max_size=2),
+    callback_id=st.integers(min_value=0, max_value=2**40),
+    extra=st.dictionaries(
+        st.text(max_size=8),
+        values | st.dictionaries(st.text(max_size=6), st.text(max_size=20) | values, max_size=3),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_extra_call_options_of_any_shape_are_what_encode_call_writes(
+    args: list[Any], callback_id: int, extra: dict[str, Any]
+) -> None:
+    """Metadata (string to string) is written by the string encoder directly; anything else
+    (a number among the values, a nested object) goes through the generic one: same text."""
+    encoder = RequestEncoder(IDENTITY, None)
+    callbacks: dict[str, Any] = {str(callback_id): [0, "responseCallback"]}
+    options = request_arguments(IDENTITY, None, args, "[Function]")
+    options[0].update(extra)
+    expected = encode_call("square", options, callbacks)
+    assert encoder.encode_plain("square", args, callback_id, extra) == expected
+    assert encoder.encode("square", args, callbacks, extra) == expected
