@@ -272,7 +272,9 @@ class RequestEncoder:
 
 
 #: A string as JSON text, as :func:`dnode.encode_value` writes it (``ensure_ascii`` off).
-_encode_string = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+_encode_string = (
+    getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+)
 
 
 def _fields_text(extra: dict[str, Any]) -> str:
