@@ -290,3 +290,58 @@ async def test_a_call_retried_after_token_renewal_is_one_call_of_the_seam(
         assert await client.tell("picky") == "ok"
     assert len(renewals) == 1
     assert seen == expected
+
+
+def test_server_call_metadata_is_incoming_metadata() -> None:
+    """``ServerCall.metadata`` (its usual cases in line) reads as incoming_metadata does."""
+    request: Any = SimpleNamespace(method="m")
+    for options in (
+        {},
+        {"metadata": None},
+        {"metadata": "traceparent"},
+        {"metadata": {}},
+        {"metadata": {"traceparent": "00-x", "tracestate": "a=b"}},
+        {"metadata": {"a": "1", "b": 2, "c": None}},
+    ):
+        call = ServerCall(None, request, None, options)  # type: ignore[arg-type]
+        assert call.metadata == incoming_metadata(options)
+        assert call.metadata is call.metadata  # read once
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+@pytest.mark.parametrize("failing", ["start", "end"])
+async def test_two_observers_when_the_second_one_raises(
+    make_kite: Any, side: str, failing: str
+) -> None:
+    """Two observers of one side (run in line by the call paths): the second one's failing
+    ``start`` or ``end`` fails the call, and the first one's ``end`` still runs, with the
+    error when ``start`` failed."""
+    seen: list[Any] = []
+    server = await make_kite("server", methods={"square": square})
+    caller = await make_kite("caller")
+    kite = server if side == "server" else caller
+
+    def start(call: Any) -> str:
+        if failing == "start" and call.method == "square":
+            raise RuntimeError("observer bug")
+        return "s2"
+
+    def end(call: Any, state: Any, error: BaseException | None) -> None:
+        seen.append(("o2", "end", call.method, error_type(error)))
+        if failing == "end" and call.method == "square":
+            raise RuntimeError("observer bug")
+
+    kite.add_observer(**{side: observer(seen, "o1")})
+    kite.add_observer(**{side: (start, end)})
+    async with caller.new_client(server.url) as client:
+        error = GenericError if side == "server" else RuntimeError
+        with pytest.raises(error, match="observer bug"):
+            await client.tell("square", 4)
+    if failing == "start":
+        assert seen == [("o1", "start", "square"), ("o1", "end", "square", "genericError")]
+    else:
+        assert seen == [
+            ("o1", "start", "square"),
+            ("o2", "end", "square", ""),
+            ("o1", "end", "square", ""),
+        ]
