@@ -318,6 +318,21 @@ def test_a_dropped_remote_parent_follows_a_replaced_sampler() -> None:
     assert maker.dropped_remote(header, {}) is None  # now recorded
 
 
+def test_a_dropped_remote_parent_takes_a_string_tracestate_only() -> None:
+    """The server reads the metadata from the raw call options: a ``tracestate`` that is not
+    a string is absent, as in ``call.metadata``; a string one is the span's trace state."""
+    maker = SpanMaker.for_tracer(TracerProvider().get_tracer("x"))
+    assert maker is not None
+    header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    for carrier in ({"tracestate": 5}, {"tracestate": ["a=b"]}, {}):
+        dropped = maker.dropped_remote(header, carrier)
+        assert dropped is not None
+        assert not dropped.get_span_context().trace_state
+    dropped = maker.dropped_remote(header, {"tracestate": "a=b"})
+    assert dropped is not None
+    assert dict(dropped.get_span_context().trace_state) == {"a": "b"}
+
+
 def test_an_ended_call_span_changes_no_more(caplog: pytest.LogCaptureFixture) -> None:
     exporter = InMemorySpanExporter()
     provider = provider_with(exporter)
