@@ -23,6 +23,7 @@ round: steadier on a busy machine).
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 import urllib.request
@@ -157,8 +158,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--baseline-tree",
-        help="a directory holding another kitecore, kite_tracing_otel and kite_metrics_prometheus"
-        " (e.g. from git archive of an older commit): also measure `observed` on that code",
+        help="a checkout of another commit (its kitecore and plugins/*/src; or a directory"
+        " holding kitecore, kite_tracing_otel and kite_metrics_prometheus): also measure"
+        " `observed` on that code",
     )
     parser.add_argument(
         "--parts",
@@ -195,6 +197,16 @@ def main() -> None:
     _calls.report(setups, workloads, ratios, args.repeat, cpus)
 
 
+def _tree_plugins() -> None:
+    """In a child of a ``--baseline-tree`` checkout, take that checkout's plugins too (its
+    ``plugins/*/src``), not only its ``kitecore``: else the installed (this tree's) plugins
+    would run on the other core."""
+    if len(sys.argv) >= 4 and sys.argv[1] in ("--serve", "--client") and sys.argv[3] != "-":
+        for source in sorted(glob.glob(os.path.join(sys.argv[3], "plugins", "*", "src"))):
+            sys.path.insert(0, source)
+
+
 if __name__ == "__main__":
+    _tree_plugins()
     if not _calls.child_main(MODES):
         main()
