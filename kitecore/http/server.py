@@ -56,6 +56,7 @@ from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_driver import (
     accept_socket,
     accepts_tls,
+    compact_loop_tables,
     flush_loop_free_lists,
     running_asyncio_loop,
     start_accepted,
@@ -658,6 +659,9 @@ class HTTPServer:
             await anyio.lowlevel.checkpoint()
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
+        loop = running_asyncio_loop()
+        if loop is not None:  # asyncio's tables of tasks and descriptors, at the crowd's size
+            compact_loop_tables(loop)
         server_tg, retire = self._task_group, self._retire
         if rotate and server_tg is not None and retire is not None:
             # the task sets of anyio's task group and cancel scope held every connection of
