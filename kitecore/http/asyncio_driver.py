@@ -175,13 +175,15 @@ def compact_loop_tables(loop: asyncio.AbstractEventLoop) -> None:
     for name in ("_all_tasks", "_scheduled_tasks"):  # (3.11; 3.12 and 3.13)
         tasks = getattr(asyncio.tasks, name, None)
         if isinstance(tasks, weakref.WeakSet):
-            state = vars(tasks)
-            data = state.get("data")
-            if type(data) is set and not state.get("_iterating"):
+            # (attributes read, not vars(): that would make the object a dict of its own,
+            # after a crowd, beside its memory)
+            data = getattr(tasks, "data", None)
+            if type(data) is set and not getattr(tasks, "_iterating", True):
                 data.intersection_update()
     selector = getattr(loop, "_selector", None)
-    if isinstance(selector, selectors.BaseSelector):
-        fd_to_key = vars(selector).get("_fd_to_key")
+    # (not isinstance(None, ...) on uvloop: an ABC would cache NoneType in a new set)
+    if selector is not None and isinstance(selector, selectors.BaseSelector):
+        fd_to_key = getattr(selector, "_fd_to_key", None)
         if type(fd_to_key) is dict:
             selector._fd_to_key = dict(fd_to_key)  # type: ignore[attr-defined]
 
