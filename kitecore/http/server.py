@@ -624,6 +624,12 @@ class HTTPServer:
                 # and the objects made anew were still beside it, goes, and its arena with it
                 # (pymalloc unmaps an arena as soon as it is empty: no trim needed)
                 await flush_loop_free_lists()
+            # and the pending accept once more: its wait was made anew while the group and
+            # the free lists' last objects were still there (made anew, its objects go where
+            # there is room now; the old ones, freed first, free their memory pools)
+            self.renewal.renew()
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _while_crowded(self, left: int) -> None:

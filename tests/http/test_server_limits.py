@@ -273,9 +273,9 @@ async def test_after_a_crowd_its_accept_and_connection_task_group_are_made_anew(
             await ws.send("new")
             assert await ws.receive() == "new"
             await ws.aclose()
-    assert len(renewed) == 2  # once in each phase of the release
+    assert len(renewed) == 3  # once in each phase of the release, once at its end
     if anyio_backend == "asyncio":  # (elsewhere anyio's listener accepts: nothing to renew)
-        assert renewed == [1, 1]  # the listener's pending accept, made anew
+        assert renewed == [1, 1, 1]  # the listener's pending accept, made anew
 
 
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
@@ -303,6 +303,56 @@ async def test_a_renewed_accept_loses_no_connection(anyio_backend: object) -> No
         async with client:
             with accepted[0]:
                 assert accepted[0].getpeername() == client.extra(SocketAttribute.local_address)
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_a_renewed_accept_frees_its_wait_before_it_makes_the_next(
+    anyio_backend: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made anew, the accept's wait for readiness is freed, and then the interpreter's free
+    lists emptied (a full collection), before the next wait is made: else the next wait's
+    handle context and argument tuple come from the free lists, where the old ones were, in
+    the crowd's memory."""
+    from kitecore.http import asyncio_driver
+
+    made: list[weakref.ref[Any]] = []  # each wait made
+    at_collect: list[tuple[int, bool]] = []  # waits made before it, all gone after it?
+    readable = asyncio_driver._readable
+
+    def tracked(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
+        wait = readable(loop, sock)
+        made.append(weakref.ref(wait))
+        return wait
+
+    def collect() -> int:
+        count = len(made)
+        found = gc.collect()
+        at_collect.append((count, all(wait() is None for wait in made)))
+        return found
+
+    monkeypatch.setattr(asyncio_driver, "_readable", tracked)
+    monkeypatch.setattr(asyncio_driver, "gc", type("GC", (), {"collect": staticmethod(collect)}))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    renewal = Renewal()
+    accepted: list[socket.socket] = []
+
+    async def accept() -> None:
+        accepted.append(await accept_socket(listener, renewal))
+
+    with listener, anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(accept)
+            while not renewal.renew():  # the accept waits: made anew
+                await anyio.lowlevel.checkpoint()
+            while len(made) < 2:  # the next wait
+                await anyio.lowlevel.checkpoint()
+            client = await anyio.connect_tcp("127.0.0.1", listener.getsockname()[1])
+        async with client:
+            accepted[0].close()
+    assert at_collect == [(1, True)]  # before the next wait was made, the first gone after
 
 
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
