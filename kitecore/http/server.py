@@ -320,6 +320,9 @@ class HTTPServer:
         #: :meth:`_connection_group`), and the event that retires it
         self._connections: anyio.abc.TaskGroup | None = None
         self._retire: anyio.Event | None = None
+        #: the next generation's group and event, made ahead (at start, then at the end of
+        #: each release, when what is made goes beside what stays)
+        self._spare: tuple[anyio.abc.TaskGroup, anyio.Event] | None = None
         #: the pending accepts, made anew after a crowd
         self.renewal = Renewal()
         self._http_routes = _RouteTable()
@@ -384,6 +387,7 @@ class HTTPServer:
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
                 self._connections, self._retire = await tg.start(self._connection_group)
+                self._spare = await tg.start(self._connection_group)
                 self._release_wanted = anyio.Event()
                 tg.start_soon(self._release_memory)
                 self._accept_scope = anyio.CancelScope()
@@ -393,6 +397,7 @@ class HTTPServer:
             finally:
                 self._task_group = None
                 self._connections = self._retire = None
+                self._spare = None
                 self._accept_scope = None
                 self._release_wanted = None
 
@@ -630,6 +635,9 @@ class HTTPServer:
             self.renewal.renew()
             for _ in range(3):
                 await anyio.lowlevel.checkpoint()
+            if self._spare is None and self._task_group is not None:
+                # the next generation's group, made last: beside what stays
+                self._spare = await self._task_group.start(self._connection_group)
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _while_crowded(self, left: int) -> None:
@@ -668,11 +676,15 @@ class HTTPServer:
         loop = running_asyncio_loop()
         if loop is not None:  # asyncio's tables of tasks and descriptors, at the crowd's size
             compact_loop_tables(loop)
-        server_tg, retire = self._task_group, self._retire
-        if rotate and server_tg is not None and retire is not None:
+        retire, spare = self._retire, self._spare
+        if rotate and retire is not None and spare is not None:
             # the task sets of anyio's task group and cancel scope held every connection of
-            # the crowd and stay at that size; the old group ends with its last connection
-            self._connections, self._retire = await server_tg.start(self._connection_group)
+            # the crowd and stay at that size; the old group ends with its last connection.
+            # The next group was made ahead: made now, its objects would go where objects
+            # still alive left room, in the crowd's memory, and stay there alone once those
+            # have gone (its replacement is made at the end of the release)
+            self._connections, self._retire = spare
+            self._spare = None
             retire.set()
 
     @staticmethod

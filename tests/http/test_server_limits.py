@@ -519,3 +519,35 @@ async def test_asyncios_tables_of_a_crowd_are_compacted_after_it(
             await ws.send("after")
             assert await ws.receive() == "after"
             await ws.aclose()
+
+
+async def test_the_task_group_connections_go_to_after_a_crowd_was_made_before_it(
+    anyio_backend: str,
+    quick_crowd_release: Callable[..., None],
+    release_times: list[float],
+) -> None:
+    """The task group that takes the connections after a crowd was made before the crowd
+    came (made amid the release, its objects went where objects still alive left room, in
+    the crowd's memory, and stayed there alone); its own successor is made at the end of the
+    release, after everything else."""
+    quick_crowd_release(3)
+    server = HTTPServer(close_timeout=0.01)
+    server.add_websocket_route("/ws", echo)
+    async with serving(server) as port:
+        first = server._connections
+        ahead = server._spare
+        assert ahead is not None and ahead[0] is not first
+        with anyio.fail_after(10):
+            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
+            while server.limits.open < 3:  # noqa: ASYNC110 (a counter, no event to wait on)
+                await anyio.sleep(0.01)
+            for stream in crowd:
+                await stream.aclose()
+            while server._spare is ahead or server._spare is None:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            assert len(release_times) == 3  # (the successor: made last)
+            assert server._connections is ahead[0]
+            ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+            await ws.send("after")
+            assert await ws.receive() == "after"
+            await ws.aclose()
