@@ -51,6 +51,7 @@ __all__ = [
     "compact_loop_tables",
     "connect_tcp",
     "flush_loop_free_lists",
+    "renew_reader_tables",
     "running_asyncio_loop",
     "start_accepted",
 ]
@@ -197,6 +198,24 @@ def compact_loop_tables(loop: asyncio.AbstractEventLoop) -> None:
         fd_to_key = getattr(selector, "_fd_to_key", None)
         if type(fd_to_key) is dict:
             selector._fd_to_key = dict(fd_to_key)  # type: ignore[attr-defined]
+
+
+def renew_reader_tables(loop: asyncio.AbstractEventLoop, times: int = 64) -> None:
+    """Have the event loop's tables of descriptors watched for reading reallocated now.
+
+    A dict reallocates its table once the entries it has added (deletions do not give them
+    back) fill it: uvloop's maps of reader descriptors (to their poll handles and file
+    objects, not reachable from Python) get a new table every few waits of an accept, so
+    after a crowd their tables are where the last one it made was put, in the crowd's memory,
+    each alone keeping an arena. Registering and unregistering a descriptor of a socket pair
+    of our own ``times`` times (more than the table of a map of up to some 40 descriptors
+    takes) makes them anew now, sized for what they hold (and the selector's map on asyncio's
+    own loop): made last in a release, they go beside what stays."""
+    first, second = socket.socketpair()
+    with first, second:
+        for _ in range(times):
+            loop.add_reader(first, _noop)
+            loop.remove_reader(first)
 
 
 def _noop() -> None:

@@ -58,6 +58,7 @@ from kitecore.http.asyncio_driver import (
     accepts_tls,
     compact_loop_tables,
     flush_loop_free_lists,
+    renew_reader_tables,
     running_asyncio_loop,
     start_accepted,
 )
@@ -635,6 +636,9 @@ class HTTPServer:
             self.renewal.renew()
             for _ in range(3):
                 await anyio.lowlevel.checkpoint()
+            loop = running_asyncio_loop()
+            if loop is not None:  # (after the accept's last wait was registered)
+                renew_reader_tables(loop)
             if self._spare is None and self._task_group is not None:
                 # the next generation's group, made last: beside what stays
                 self._spare = await self._task_group.start(self._connection_group)

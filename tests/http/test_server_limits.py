@@ -551,3 +551,36 @@ async def test_the_task_group_connections_go_to_after_a_crowd_was_made_before_it
             await ws.send("after")
             assert await ws.receive() == "after"
             await ws.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
+async def test_the_loops_reader_tables_are_made_anew(anyio_backend: object) -> None:
+    """renew_reader_tables has the loop's maps of descriptors watched for reading reallocate
+    their tables now (sized for what they hold): after a crowd, the tables are where the
+    last accept's wait had them made, in the crowd's memory."""
+    from kitecore.http.asyncio_driver import renew_reader_tables
+
+    loop = asyncio.get_running_loop()
+    selector = getattr(loop, "_selector", None)
+
+    def tables() -> list[dict[Any, Any]]:
+        if selector is not None:  # asyncio's own loop: the selector's map
+            return [selector._fd_to_key]
+        return [d for d in gc.get_referents(loop) if isinstance(d, dict)]  # uvloop's maps
+
+    before = {id(table): sys.getsizeof(table) for table in tables()}
+    pairs = [socket.socketpair() for _ in range(24)]  # (more than an accept's waits had)
+    try:
+        for first, _second in pairs:
+            loop.add_reader(first, lambda: None)
+        grown = {id(table): sys.getsizeof(table) for table in tables()}
+        for first, _second in pairs:
+            loop.remove_reader(first)
+    finally:
+        for first, second in pairs:
+            first.close()
+            second.close()
+    big = [table for table in tables() if grown.get(id(table), 0) > before.get(id(table), 0)]
+    assert big  # (the maps that held the descriptors)
+    renew_reader_tables(loop)
+    assert all(sys.getsizeof(table) < grown[id(table)] for table in big)
