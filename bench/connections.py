@@ -130,7 +130,9 @@ def pymalloc_arenas() -> str:
                 if at in free:
                     continue
                 found["?"] = found.get("?", 0) + 1
-                for skip in (0, 16):  # (objects tracked by the collector: a 16-byte head)
+                # (tracked by the collector: a 16-byte head; with a dict of their own
+                # (instances of classes without __slots__): 32 bytes)
+                for skip in (s for s in (0, 16, 32) if s + 16 <= block):
                     name = types.get(ctypes.c_uint64.from_address(at + skip + 8).value)
                     refs = ctypes.c_int64.from_address(at + skip).value
                     if name is not None and 0 < refs < 1 << 32:
@@ -141,6 +143,43 @@ def pymalloc_arenas() -> str:
                             samples.append(repr(value)[:40])
                         break
             lines.append(f"  pool {address:x} size {block}: {count} blocks {found} {samples}")
+    # the objects the collector tracks in those sparse arenas, and what holds them
+    sparse = {
+        address
+        for pools in arenas.values()
+        if sum(1 for p in pools if p[1]) < 16
+        for address, count, _block, _end in pools
+        if count
+    }
+    import gc
+
+    lone = {}  # blocks of pools with one or two in use: which object's buffer they are
+    for pools in arenas.values():
+        for address, count, block, nextoffset in pools:
+            if 0 < count <= 2 and address in sparse:
+                for offset in range(header, nextoffset, block):
+                    lone[address + offset] = block
+    buffers = ((32, "dict keys"), (40, "dict values"), (40, "set table"), (24, "list items"))
+    for obj in gc.get_objects():
+        for field, kind in buffers:  # (the buffer pointers of dict, set and list objects)
+            if not isinstance(obj, {"dict": dict, "set": set, "list": list}[kind.split()[0]]):
+                continue
+            at = ctypes.c_uint64.from_address(id(obj) + field).value
+            if at in lone:
+                holders = [type(h).__qualname__ for h in gc.get_referrers(obj)[:3]]
+                lines.append(f"buffer {at:x} ({lone[at]}): {kind} of {repr(obj)[:80]!r}")
+                lines.append(f"  <- {holders}")
+    for obj in gc.get_objects():
+        if id(obj) // pool * pool in sparse:
+            holders = [
+                f"{type(h).__qualname__}:{repr(h)[:50]}"
+                for h in gc.get_referrers(obj)[:4]
+                if not isinstance(h, list) or len(h) < 1000
+            ]
+            lines.append(
+                f"live {id(obj) // pool * pool:x} {type(obj).__module__}."
+                f"{type(obj).__qualname__} {repr(obj)[:70]!r} <- {holders}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -24,10 +24,14 @@ hands its bytes to the transport, counted against ``max_outbound_bytes``.
 from __future__ import annotations
 
 import asyncio
+import asyncio.tasks
+import gc
 import logging
+import selectors
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -44,8 +48,10 @@ __all__ = [
     "AsyncioWebSocket",
     "accept_socket",
     "accepts_tls",
+    "compact_loop_tables",
     "connect_tcp",
     "flush_loop_free_lists",
+    "renew_reader_tables",
     "running_asyncio_loop",
     "start_accepted",
 ]
@@ -93,11 +99,21 @@ async def accept_socket(listener: socket.socket, renewal: Renewal | None = None)
         readable = _readable(asyncio.get_running_loop(), listener)
         if renewal is None:
             await readable
+            del readable
+        elif not await renewal.wait(readable):
+            # made anew (after a crowd): this wait's objects are freed before the next are
+            # made, the interpreter's free lists emptied too (its handle's context and its
+            # argument tuple go there, and the next wait's would be made from them, where
+            # they are, in the crowd's memory)
+            del readable
+            # (a step later: the step that ended the wait holds its exception, whose
+            # traceback holds the wait)
+            await asyncio.sleep(0)
+            gc.collect()
         else:
-            await renewal.wait(readable)
-        # gone before the next wait is made (made while this one is kept, after a crowd it
-        # would go beside this one, in the crowd's memory)
-        del readable
+            # gone before the next wait is made (made while this one is kept, after a crowd
+            # it would go beside this one, in the crowd's memory)
+            del readable
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
@@ -147,6 +163,59 @@ async def flush_loop_free_lists() -> None:
         await asyncio.sleep(0)
     while held:
         del held[-1]  # newest first
+
+
+def compact_loop_tables(loop: asyncio.AbstractEventLoop) -> None:
+    """Make the tables of asyncio that had an entry per connection of a crowd small again.
+
+    A set or dict keeps the size of its peak when its entries go (after 10,000 connections:
+    asyncio's set of all tasks 512 KiB, the selector's map of registered descriptors 288
+    KiB); copied, it is sized for what it holds now. Only where that is safe:
+
+    - the set of all tasks (a :class:`weakref.WeakSet` of every loop and thread, kept by
+      ``asyncio.tasks``): its inner set is compacted in place, by one call of C code that
+      runs no Python code (``set.intersection_update()`` with no argument copies the set and
+      takes over the copy's table), so no other thread can see it half done and the object
+      stays the same; skipped while an iteration over it is under way;
+    - the selector's map of descriptors to keys (asyncio's own event loop; uvloop keeps
+      its descriptors in libuv): used by the loop's thread only, the one running this, and
+      from no iteration now (``select`` has returned): replaced by a copy.
+
+    anyio's task states (a module-level dict of every task of every thread's loop, 288 KiB
+    after 10,000 connections) are left alone: a dict cannot be compacted in place, and
+    another thread's event loop could add to the old one while it is being replaced."""
+    for name in ("_all_tasks", "_scheduled_tasks"):  # (3.11; 3.12 and 3.13)
+        tasks = getattr(asyncio.tasks, name, None)
+        if isinstance(tasks, weakref.WeakSet):
+            # (attributes read, not vars(): that would make the object a dict of its own,
+            # after a crowd, beside its memory)
+            data = getattr(tasks, "data", None)
+            if type(data) is set and not getattr(tasks, "_iterating", True):
+                data.intersection_update()
+    selector = getattr(loop, "_selector", None)
+    # (not isinstance(None, ...) on uvloop: an ABC would cache NoneType in a new set)
+    if selector is not None and isinstance(selector, selectors.BaseSelector):
+        fd_to_key = getattr(selector, "_fd_to_key", None)
+        if type(fd_to_key) is dict:
+            selector._fd_to_key = dict(fd_to_key)  # type: ignore[attr-defined]
+
+
+def renew_reader_tables(loop: asyncio.AbstractEventLoop, times: int = 64) -> None:
+    """Have the event loop's tables of descriptors watched for reading reallocated now.
+
+    A dict reallocates its table once the entries it has added (deletions do not give them
+    back) fill it: uvloop's maps of reader descriptors (to their poll handles and file
+    objects, not reachable from Python) get a new table every few waits of an accept, so
+    after a crowd their tables are where the last one it made was put, in the crowd's memory,
+    each alone keeping an arena. Registering and unregistering a descriptor of a socket pair
+    of our own ``times`` times (more than the table of a map of up to some 40 descriptors
+    takes) makes them anew now, sized for what they hold (and the selector's map on asyncio's
+    own loop): made last in a release, they go beside what stays."""
+    first, second = socket.socketpair()
+    with first, second:
+        for _ in range(times):
+            loop.add_reader(first, _noop)
+            loop.remove_reader(first)
 
 
 def _noop() -> None:

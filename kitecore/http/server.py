@@ -56,7 +56,9 @@ from kitecore.http._h11io import READ_SIZE, next_event
 from kitecore.http.asyncio_driver import (
     accept_socket,
     accepts_tls,
+    compact_loop_tables,
     flush_loop_free_lists,
+    renew_reader_tables,
     running_asyncio_loop,
     start_accepted,
 )
@@ -319,6 +321,9 @@ class HTTPServer:
         #: :meth:`_connection_group`), and the event that retires it
         self._connections: anyio.abc.TaskGroup | None = None
         self._retire: anyio.Event | None = None
+        #: the next generation's group and event, made ahead (at start, then at the end of
+        #: each release, when what is made goes beside what stays)
+        self._spare: tuple[anyio.abc.TaskGroup, anyio.Event] | None = None
         #: the pending accepts, made anew after a crowd
         self.renewal = Renewal()
         self._http_routes = _RouteTable()
@@ -383,6 +388,7 @@ class HTTPServer:
                 if self.websocket_idle_timeout:
                     tg.start_soon(self._close_idle_websockets, self.websocket_idle_timeout)
                 self._connections, self._retire = await tg.start(self._connection_group)
+                self._spare = await tg.start(self._connection_group)
                 self._release_wanted = anyio.Event()
                 tg.start_soon(self._release_memory)
                 self._accept_scope = anyio.CancelScope()
@@ -392,6 +398,7 @@ class HTTPServer:
             finally:
                 self._task_group = None
                 self._connections = self._retire = None
+                self._spare = None
                 self._accept_scope = None
                 self._release_wanted = None
 
@@ -623,6 +630,18 @@ class HTTPServer:
                 # and the objects made anew were still beside it, goes, and its arena with it
                 # (pymalloc unmaps an arena as soon as it is empty: no trim needed)
                 await flush_loop_free_lists()
+            # and the pending accept once more: its wait was made anew while the group and
+            # the free lists' last objects were still there (made anew, its objects go where
+            # there is room now; the old ones, freed first, free their memory pools)
+            self.renewal.renew()
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            loop = running_asyncio_loop()
+            if loop is not None:  # (after the accept's last wait was registered)
+                renew_reader_tables(loop)
+            if self._spare is None and self._task_group is not None:
+                # the next generation's group, made last: beside what stays
+                self._spare = await self._task_group.start(self._connection_group)
             next_allowed = anyio.current_time() + _RELEASE_MIN_GAP
 
     async def _while_crowded(self, left: int) -> None:
@@ -658,11 +677,18 @@ class HTTPServer:
             await anyio.lowlevel.checkpoint()
         gc.collect()  # (what they left in reference cycles)
         self._websockets = set(self._websockets)  # a set never shrinks by itself
-        server_tg, retire = self._task_group, self._retire
-        if rotate and server_tg is not None and retire is not None:
+        loop = running_asyncio_loop()
+        if loop is not None:  # asyncio's tables of tasks and descriptors, at the crowd's size
+            compact_loop_tables(loop)
+        retire, spare = self._retire, self._spare
+        if rotate and retire is not None and spare is not None:
             # the task sets of anyio's task group and cancel scope held every connection of
-            # the crowd and stay at that size; the old group ends with its last connection
-            self._connections, self._retire = await server_tg.start(self._connection_group)
+            # the crowd and stay at that size; the old group ends with its last connection.
+            # The next group was made ahead: made now, its objects would go where objects
+            # still alive left room, in the crowd's memory, and stay there alone once those
+            # have gone (its replacement is made at the end of the release)
+            self._connections, self._retire = spare
+            self._spare = None
             retire.set()
 
     @staticmethod
