@@ -514,20 +514,10 @@ class Client:
         """Send the call and wait for its answer; ``observed``: the call the kite's client
         observers watch (started here, around the request itself)."""
         if observed is not None:
-            two = self.kite._client_observe_two
-            if two is None:
-                observer = self.kite._client_observe
-                assert observer is not None  # (observed only when the kite has observers)
-                start, end = observer
-                state = start(observed)
-            else:  # (combine_observers' pair of two, inline)
-                start, end, start_inner, end_inner = two
-                state = start(observed)
-                try:
-                    inner_state = start_inner(observed)
-                except BaseException as exc:
-                    end(observed, state, exc)
-                    raise
+            observer = self.kite._client_observe
+            assert observer is not None  # (a call is observed only when the kite has observers)
+            start, end = observer
+            state = start(observed)
             args, metadata = observed.args, observed.metadata
         try:
             if timeout is DEFAULT_TIMEOUT:
@@ -583,22 +573,10 @@ class Client:
                 result = await self._retry_with_new_token(method, args, timeout, metadata)
         except BaseException as exc:
             if observed is not None:
-                if two is None:
-                    end(observed, state, exc)
-                else:
-                    try:
-                        end_inner(observed, inner_state, exc)
-                    finally:
-                        end(observed, state, exc)
+                end(observed, state, exc)
             raise
         if observed is not None:
-            if two is None:
-                end(observed, state, None)
-            else:
-                try:
-                    end_inner(observed, inner_state, None)
-                finally:
-                    end(observed, state, None)
+            end(observed, state, None)
         return result
 
     async def _retry_with_new_token(

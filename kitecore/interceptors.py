@@ -84,7 +84,6 @@ __all__ = [
     "ClientCall",
     "ClientInterceptor",
     "ClientObserver",
-    "ObserverFunctions",
     "Proceed",
     "ServerCall",
     "ServerInterceptor",
@@ -94,7 +93,6 @@ __all__ = [
     "error_type",
     "incoming_metadata",
     "run_chain",
-    "two_observers",
 ]
 
 #: The call options field that carries :attr:`ClientCall.metadata`.
@@ -134,17 +132,8 @@ class ServerCall:
     def metadata(self) -> Mapping[str, str]:
         """The incoming call metadata (string keys and values; empty if none was sent)."""
         metadata = self._metadata
-        if metadata is None:  # (incoming_metadata, its usual cases inline)
-            raw = self.options.get(METADATA_FIELD)
-            if type(raw) is not dict or not raw:
-                metadata = _EMPTY
-            else:
-                metadata = raw
-                for value in raw.values():
-                    if type(value) is not str:
-                        metadata = incoming_metadata(self.options)
-                        break
-            self._metadata = metadata
+        if metadata is None:
+            metadata = self._metadata = incoming_metadata(self.options)
         return metadata
 
 
@@ -262,28 +251,6 @@ def combine_observers(observers: Sequence[_Observer]) -> _Observer:
     for observer in observers[1:]:
         combined = _pair(combined, observer)
     return combined
-
-
-#: ``(start_outer, end_outer, start_inner, end_inner)``: two observers of one side.
-ObserverFunctions: TypeAlias = tuple[
-    Callable[[Any], Any],
-    Callable[[Any, Any, "BaseException | None"], None],
-    Callable[[Any], Any],
-    Callable[[Any, Any, "BaseException | None"], None],
-]
-
-
-def two_observers(observers: Sequence[_Observer]) -> ObserverFunctions | None:
-    """The four functions of exactly two observers (``None`` for any other number), for a
-    call path that runs them in line as :func:`combine_observers`' pair would: ``start``
-    of the first, then of the second (if it raises, the first one's ``end`` runs with its
-    exception); at the end the second one's ``end``, then, even if that raised, the first
-    one's. Two observers of one side (metrics and tracing) is the usual deployment; in line
-    they cost two function calls per call less than the combined pair."""
-    if len(observers) != 2:
-        return None
-    (start_outer, end_outer), (start_inner, end_inner) = observers
-    return start_outer, end_outer, start_inner, end_inner
 
 
 def _pair(outer: _Observer, inner: _Observer) -> _Observer:

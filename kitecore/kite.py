@@ -28,13 +28,11 @@ from kitecore.interceptors import Chain as InterceptorChain
 from kitecore.interceptors import (
     ClientInterceptor,
     ClientObserver,
-    ObserverFunctions,
     ServerCall,
     ServerInterceptor,
     ServerObserver,
     chain_of,
     combine_observers,
-    two_observers,
 )
 from kitecore.logcontext import current_request
 from kitecore.methods import Handler, HandlerFunc, Method, MethodHandling, Middleware, run_chain
@@ -159,10 +157,6 @@ class Kite:
         # the observers of each side as one (start, end) pair, None when there are none
         self._server_observe: ServerObserver | None = None
         self._client_observe: ClientObserver | None = None
-        # with exactly two observers (metrics and tracing), the four functions, called in
-        # line by the call paths (not through combine_observers' pair of nested functions)
-        self._server_observe_two: ObserverFunctions | None = None
-        self._client_observe_two: ObserverFunctions | None = None
         #: Whether the kite's calls (served, made with ``tell``) have interceptors or observers.
         self._server_hooked = False
         self._client_hooked = False
@@ -334,12 +328,10 @@ class Kite:
         if server is not None:
             self._server_observers = (*self._server_observers, server)
             self._server_observe = combine_observers(self._server_observers)
-            self._server_observe_two = two_observers(self._server_observers)
             self._server_hooked = True
         if client is not None:
             self._client_observers = (*self._client_observers, client)
             self._client_observe = combine_observers(self._client_observers)
-            self._client_observe_two = two_observers(self._client_observers)
             self._client_hooked = True
 
     # ------------------------------------------------------------ hooks
@@ -553,18 +545,8 @@ class Kite:
                     proceed = functools.partial(self._run_method, method, request, connection)
                     result = await chain(call, proceed)
                 else:
-                    two = self._server_observe_two
-                    if two is None:
-                        start, end = observe
-                        state = start(call)
-                    else:  # (combine_observers' pair of two, inline)
-                        start, end, start_inner, end_inner = two
-                        state = start(call)
-                        try:
-                            inner_state = start_inner(call)
-                        except BaseException as exc:
-                            end(call, state, exc)
-                            raise
+                    start, end = observe
+                    state = start(call)
                     try:
                         if chain is None:
                             result = await self._run_method(method, request, connection)
@@ -574,21 +556,9 @@ class Kite:
                             )
                             result = await chain(call, proceed)
                     except BaseException as exc:
-                        if two is None:
-                            end(call, state, exc)
-                        else:
-                            try:
-                                end_inner(call, inner_state, exc)
-                            finally:
-                                end(call, state, exc)
+                        end(call, state, exc)
                         raise
-                    if two is None:
-                        end(call, state, None)
-                    else:
-                        try:
-                            end_inner(call, inner_state, None)
-                        finally:
-                            end(call, state, None)
+                    end(call, state, None)
             else:  # _run_method inline: no interceptor costs no extra frame
                 needs_auth = method.auth  # (self._needs_auth, inlined: it runs for every call)
                 if needs_auth is None:

@@ -293,7 +293,7 @@ async def test_a_call_retried_after_token_renewal_is_one_call_of_the_seam(
 
 
 def test_server_call_metadata_is_incoming_metadata() -> None:
-    """``ServerCall.metadata`` (its usual cases in line) reads as incoming_metadata does."""
+    """``ServerCall.metadata`` reads as incoming_metadata does, once."""
     request: Any = SimpleNamespace(method="m")
     for options in (
         {},
@@ -313,7 +313,7 @@ def test_server_call_metadata_is_incoming_metadata() -> None:
 async def test_two_observers_when_the_second_one_raises(
     make_kite: Any, side: str, failing: str
 ) -> None:
-    """Two observers of one side (run in line by the call paths): the second one's failing
+    """Two observers of one side (metrics and tracing): the second one's failing
     ``start`` or ``end`` fails the call, and the first one's ``end`` still runs, with the
     error when ``start`` failed."""
     seen: list[Any] = []
