@@ -278,31 +278,55 @@ async def test_after_a_crowd_its_accept_and_connection_task_group_are_made_anew(
         assert renewed == [1, 1, 1]  # the listener's pending accept, made anew
 
 
+async def _open_crowd(server: HTTPServer, port: int, size: int) -> list[Any]:
+    """``size`` raw TCP connections to ``port``, returned once ``server`` counts them open."""
+    crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(size)]
+    while server.limits.open < size:  # noqa: ASYNC110 (a counter, no event to wait on)
+        await anyio.sleep(0.01)
+    return crowd
+
+
+async def _still_echoes(port: int, text: str = "after") -> None:
+    """The server at ``port`` still serves: its ``/ws`` echo answers ``text``."""
+    ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
+    await ws.send(text)
+    assert await ws.receive() == text
+    await ws.aclose()
+
+
+class _RenewableAccept:
+    """A non-blocking listener on loopback and :func:`accept_socket` on it, whose wait
+    ``renewal`` can make anew; what it accepted goes to ``accepted``."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.listener.setblocking(False)
+        self.port: int = self.listener.getsockname()[1]
+        self.renewal = Renewal()
+        self.accepted: list[socket.socket] = []
+
+    async def accept(self) -> None:
+        self.accepted.append(await accept_socket(self.listener, self.renewal))
+
+
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
 async def test_a_renewed_accept_loses_no_connection(anyio_backend: object) -> None:
     """The asyncio accept path waits for readiness and accepts itself: cutting the wait short
     (to make it anew) can never lose a connection the way cancelling ``loop.sock_accept``
     after its callback accepted one would."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    renewal = Renewal()
-    accepted: list[socket.socket] = []
-
-    async def accept() -> None:
-        accepted.append(await accept_socket(listener, renewal))
-
-    with listener, anyio.fail_after(10):
+    acceptor = _RenewableAccept()
+    with acceptor.listener, anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(accept)
-            while not renewal.renew():  # the accept waits: end that wait (it waits anew)
+            tg.start_soon(acceptor.accept)
+            while not acceptor.renewal.renew():  # the accept waits: end that wait (anew)
                 await anyio.lowlevel.checkpoint()
             await anyio.lowlevel.checkpoint()
-            client = await anyio.connect_tcp("127.0.0.1", listener.getsockname()[1])
+            client = await anyio.connect_tcp("127.0.0.1", acceptor.port)
         async with client:
-            with accepted[0]:
-                assert accepted[0].getpeername() == client.extra(SocketAttribute.local_address)
+            with acceptor.accepted[0] as accepted:
+                assert accepted.getpeername() == client.extra(SocketAttribute.local_address)
 
 
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
@@ -332,26 +356,17 @@ async def test_a_renewed_accept_frees_its_wait_before_it_makes_the_next(
 
     monkeypatch.setattr(asyncio_driver, "_readable", tracked)
     monkeypatch.setattr(asyncio_driver, "gc", type("GC", (), {"collect": staticmethod(collect)}))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    renewal = Renewal()
-    accepted: list[socket.socket] = []
-
-    async def accept() -> None:
-        accepted.append(await accept_socket(listener, renewal))
-
-    with listener, anyio.fail_after(10):
+    acceptor = _RenewableAccept()
+    with acceptor.listener, anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(accept)
-            while not renewal.renew():  # the accept waits: made anew
+            tg.start_soon(acceptor.accept)
+            while not acceptor.renewal.renew():  # the accept waits: made anew
                 await anyio.lowlevel.checkpoint()
             while len(made) < 2:  # the next wait
                 await anyio.lowlevel.checkpoint()
-            client = await anyio.connect_tcp("127.0.0.1", listener.getsockname()[1])
+            client = await anyio.connect_tcp("127.0.0.1", acceptor.port)
         async with client:
-            accepted[0].close()
+            acceptor.accepted[0].close()
     assert at_collect == [(1, True)]  # before the next wait was made, the first gone after
 
 
@@ -468,10 +483,7 @@ async def test_the_free_lists_are_flushed_again_once_the_crowds_task_group_has_e
     async with serving(server) as port:
         first_group = weakref.ref(server._connections)
         with anyio.fail_after(10):
-            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
-            while server.limits.open < 3:  # noqa: ASYNC110 (a counter, no event to wait on)
-                await anyio.sleep(0.01)
-            for stream in crowd:
+            for stream in await _open_crowd(server, port, 3):
                 await stream.aclose()
             while len(flushes) < 3:  # noqa: ASYNC110 (one in each step, one at the end)
                 await anyio.sleep(0.01)
@@ -498,9 +510,7 @@ async def test_asyncios_tables_of_a_crowd_are_compacted_after_it(
     server.add_websocket_route("/ws", echo)
     async with serving(server) as port:
         with anyio.fail_after(20):
-            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(300)]
-            while server.limits.open < 300:  # noqa: ASYNC110 (a counter, no event to wait on)
-                await anyio.sleep(0.01)
+            crowd = await _open_crowd(server, port, 300)
             peak = sys.getsizeof(all_tasks)
             for stream in crowd:
                 await stream.aclose()
@@ -515,10 +525,7 @@ async def test_asyncios_tables_of_a_crowd_are_compacted_after_it(
             if isinstance(selector, selectors.BaseSelector):  # (uvloop: none)
                 fd_to_key = selector._fd_to_key  # type: ignore[attr-defined]
                 assert sys.getsizeof(fd_to_key) <= sys.getsizeof(dict(fd_to_key))
-            ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")  # still served
-            await ws.send("after")
-            assert await ws.receive() == "after"
-            await ws.aclose()
+            await _still_echoes(port)
 
 
 async def test_the_task_group_connections_go_to_after_a_crowd_was_made_before_it(
@@ -538,19 +545,13 @@ async def test_the_task_group_connections_go_to_after_a_crowd_was_made_before_it
         ahead = server._spare
         assert ahead is not None and ahead[0] is not first
         with anyio.fail_after(10):
-            crowd = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3)]
-            while server.limits.open < 3:  # noqa: ASYNC110 (a counter, no event to wait on)
-                await anyio.sleep(0.01)
-            for stream in crowd:
+            for stream in await _open_crowd(server, port, 3):
                 await stream.aclose()
             while server._spare is ahead or server._spare is None:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
             assert len(release_times) == 3  # (the successor: made last)
             assert server._connections is ahead[0]
-            ws = await connect_websocket(f"ws://127.0.0.1:{port}/ws")
-            await ws.send("after")
-            assert await ws.receive() == "after"
-            await ws.aclose()
+            await _still_echoes(port)
 
 
 @pytest.mark.parametrize("anyio_backend", EVERY_LOOP[:2], indirect=True)  # asyncio, uvloop
