@@ -319,8 +319,8 @@ def test_a_dropped_remote_parent_follows_a_replaced_sampler() -> None:
 
 
 def test_a_dropped_remote_parent_takes_a_string_tracestate_only() -> None:
-    """The server reads the metadata from the raw call options: a ``tracestate`` that is not
-    a string is absent, as in ``call.metadata``; a string one is the span's trace state."""
+    """``dropped_remote`` takes any mapping: a ``tracestate`` that is not a string is absent,
+    as in ``call.metadata``; a string one is the span's trace state."""
     maker = SpanMaker.for_tracer(TracerProvider().get_tracer("x"))
     assert maker is not None
     header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"

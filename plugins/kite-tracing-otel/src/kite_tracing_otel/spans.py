@@ -136,9 +136,6 @@ class SpanMaker:
         self._processors: tuple[SpanProcessor, ...] | None = None
         self._plain = False
         self._is_enabled: Callable[[], bool] = getattr(tracer, "_is_enabled", _enabled)
-        #: Whether ``Tracer._is_enabled()`` is ``tracer._tracer_config.is_enabled`` (read
-        #: here directly, one call less per span, when the SDK's method is exactly that).
-        self._reads_config = _is_enabled_reads_config(tracer)
         self._follow(tracer)
 
     @classmethod
@@ -201,11 +198,9 @@ class SpanMaker:
         takes a replaced sampler or id generator into account."""
         if self._multi._span_processors is not self._processors:
             self._check_processors()
-        tracer = self._tracer
-        if not self._plain or not (
-            tracer._tracer_config.is_enabled if self._reads_config else self._is_enabled()
-        ):
+        if not self._plain or not self._is_enabled():
             return False
+        tracer = self._tracer
         if tracer.sampler is not self._sampler or tracer.id_generator is not self._ids:
             self._follow(tracer)
         return True
@@ -217,14 +212,7 @@ class SpanMaker:
         span id is the header's). With the SDK's random id generator and a sampler decided
         directly, both ids come from one draw, the decision is one integer compare and the
         header is the hex text of that draw: no integer is formatted."""
-        tracer = self._tracer  # (_ready, its usual case inline: once per call made)
-        if (
-            self._multi._span_processors is not self._processors
-            or tracer.sampler is not self._sampler
-            or tracer.id_generator is not self._ids
-            or not self._plain
-            or not (tracer._tracer_config.is_enabled if self._reads_config else self._is_enabled())
-        ) and not self._ready():
+        if not self._ready():
             return None
         draw = self._getrandbits  # (read after _ready: it follows a replaced generator)
         bounds = self._bounds
@@ -262,9 +250,7 @@ class SpanMaker:
         ):
             if not self._ready():
                 return None
-        elif not self._plain or not (
-            tracer._tracer_config.is_enabled if self._reads_config else self._is_enabled()
-        ):
+        elif not self._plain or not self._is_enabled():
             return None
         # the flags the sampler drops whatever the trace id (a header of another form: no)
         if header[53:] not in self._dropping:
@@ -398,18 +384,6 @@ class SpanMaker:
 
 def _enabled() -> bool:
     return True
-
-
-def _is_enabled_reads_config(tracer: SdkTracer) -> bool:
-    """Whether the SDK's ``Tracer._is_enabled()`` only reads ``_tracer_config.is_enabled``
-    (SDK 1.3x-1.4x) and ``tracer`` has that config."""
-    method = getattr(SdkTracer, "_is_enabled", None)
-    code = getattr(method, "__code__", None)
-    return (
-        code is not None
-        and code.co_names == ("_tracer_config", "is_enabled")
-        and hasattr(getattr(tracer, "_tracer_config", None), "is_enabled")
-    )
 
 
 def _bounds(sampler: Sampler) -> tuple[int, int, int, int, int] | None:

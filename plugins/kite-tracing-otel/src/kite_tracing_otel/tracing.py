@@ -51,7 +51,6 @@ from opentelemetry.util.types import AttributeValue
 
 from kitecore import Kite
 from kitecore.interceptors import (
-    METADATA_FIELD,
     ClientCall,
     ClientObserver,
     ServerCall,
@@ -123,20 +122,16 @@ class KiteTracing:
         """A ``SERVER`` span for one served call, child of the caller's span if it sent one,
         made the current span (with the token that resets it). A span the sampler drops is
         only its context (for the calls the handler makes): the state is the token alone."""
-        maker = self._maker
-        if maker is not None and self.propagator is None:
-            # the usual case: dropped as its caller's was. (The metadata's traceparent read
-            # from the options directly, as call.metadata would give it: a string entry.)
-            raw = call.options.get(METADATA_FIELD)
-            if type(raw) is dict:
-                header = raw.get("traceparent")
-                if type(header) is str:
-                    dropped = maker.dropped_remote(header, raw)
-                    if dropped is not None:  # (a token alone: nothing to end)
-                        if _VARIABLE is not None:  # (current.attach_span, inline)
-                            return _VARIABLE.set(Context({_SPAN_KEY: dropped}))
-                        return current.attach_span(dropped)
         metadata = call.metadata
+        maker = self._maker
+        if metadata and maker is not None and self.propagator is None:
+            header = metadata.get("traceparent")
+            if header is not None:  # the usual case: dropped as its caller's was
+                dropped = maker.dropped_remote(header, metadata)
+                if dropped is not None:  # (a token alone: nothing to end)
+                    if _VARIABLE is not None:  # (current.attach_span, inline)
+                        return _VARIABLE.set(Context({_SPAN_KEY: dropped}))
+                    return current.attach_span(dropped)
         # without trace context from the caller the call starts a trace of its own
         context: Context | None = None  # the caller's, when not only its span
         if not metadata:
@@ -186,11 +181,7 @@ class KiteTracing:
         span = None
         maker = self._maker
         if maker is not None:
-            # (current.parent_context, inline for its usual case: no current span)
-            if _VARIABLE is not None and _VARIABLE.get().get(_SPAN_KEY) is None:
-                parent = None
-            else:
-                parent = current.parent_context()
+            parent = current.parent_context()
             if parent is None and self.propagator is None:  # a new trace, W3C context
                 # dropped: its traceparent is written already (the span id is the header's)
                 decided = maker.sample_root(call.metadata)
