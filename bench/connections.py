@@ -159,10 +159,15 @@ def pymalloc_arenas() -> str:
             if 0 < count <= 2 and address in sparse:
                 for offset in range(header, nextoffset, block):
                     lone[address + offset] = block
-    buffers = ((32, "dict keys"), (40, "dict values"), (40, "set table"), (24, "list items"))
+    buffers = (
+        (dict, 32, "dict keys"),
+        (dict, 40, "dict values"),
+        (set, 40, "set table"),
+        (list, 24, "list items"),
+    )
     for obj in gc.get_objects():
-        for field, kind in buffers:  # (the buffer pointers of dict, set and list objects)
-            if not isinstance(obj, {"dict": dict, "set": set, "list": list}[kind.split()[0]]):
+        for kind_type, field, kind in buffers:  # (buffer pointers of dicts, sets and lists)
+            if not isinstance(obj, kind_type):
                 continue
             at = ctypes.c_uint64.from_address(id(obj) + field).value
             if at in lone:

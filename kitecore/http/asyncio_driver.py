@@ -99,21 +99,19 @@ async def accept_socket(listener: socket.socket, renewal: Renewal | None = None)
         readable = _readable(asyncio.get_running_loop(), listener)
         if renewal is None:
             await readable
-            del readable
-        elif not await renewal.wait(readable):
-            # made anew (after a crowd): this wait's objects are freed before the next are
-            # made, the interpreter's free lists emptied too (its handle's context and its
-            # argument tuple go there, and the next wait's would be made from them, where
-            # they are, in the crowd's memory)
-            del readable
-            # (a step later: the step that ended the wait holds its exception, whose
-            # traceback holds the wait)
+            renewed = False
+        else:
+            renewed = not await renewal.wait(readable)
+        # gone before the next wait is made (made while this one is kept, after a crowd it
+        # would go beside this one, in the crowd's memory)
+        del readable
+        if renewed:
+            # made anew (after a crowd): the interpreter's free lists emptied too (the wait's
+            # handle context and argument tuple went there, and the next wait's would be made
+            # from them, where they are, in the crowd's memory). A step later: the step that
+            # ended the wait holds its exception, whose traceback holds the wait.
             await asyncio.sleep(0)
             gc.collect()
-        else:
-            # gone before the next wait is made (made while this one is kept, after a crowd
-            # it would go beside this one, in the crowd's memory)
-            del readable
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
