@@ -109,7 +109,7 @@ async def test_interceptors_from_a_plugin_nest_in_order_on_both_sides(make_kite:
     async with caller.new_client(server.url) as client:
         assert await client.tell("square", 2) == 4
         with pytest.raises(KiteTimeoutError):
-            await client.tell("slow", timeout=0.05)
+            await client.tell("slow", timeout=0.5)
         seen_before_close = list(seen)
     # caller's own kite also got the plugin's server interceptors; only the client ones ran
     assert seen_before_close == [
