@@ -20,6 +20,7 @@ The async fixtures need an anyio test (``@pytest.mark.anyio``).
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -43,10 +44,40 @@ MakeKite = Callable[..., Awaitable[Kite]]
 
 
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (bind to it soon, or it may be taken)."""
-    with socket.socket() as sock:
+    """A loopback TCP port that was free a moment ago (bind to it soon, or it may be taken).
+
+    It is chosen below the kernel's ephemeral range, where the local ports of outgoing
+    connections come from: a port from that range could be taken by any connection the test
+    run makes (to etcd, to a kite) before the server it is meant for binds it.
+    """
+    low = _ephemeral_low()
+    for _ in range(64):
+        port = _ports.randrange(_FIRST_CHOSEN_PORT, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): try another
+            return port
+    with socket.socket() as sock:  # (no free port found below the range: take one in it)
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: The lowest port :func:`free_port` chooses (below: well-known and common service ports).
+_FIRST_CHOSEN_PORT = 10_000
+#: Its own generator: tests that seed :mod:`random` must not make it repeat its choices.
+_ports = random.Random()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux: 32768 unless configured)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, _FIRST_CHOSEN_PORT + 1_000)
 
 
 @pytest.fixture

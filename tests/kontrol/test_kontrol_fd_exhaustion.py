@@ -15,6 +15,8 @@ import anyio
 import pytest
 from kite_kontrol.testing import KontrolProcess
 
+from kitecore.testing import free_port
+
 pytestmark = pytest.mark.anyio
 
 
@@ -48,17 +50,11 @@ def _upgrade_answer(port: int) -> bytes:
         return sock.recv(4096).split(b"\r\n")[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 async def test_kontrol_survives_more_connections_than_descriptors(
     tmp_path: Path, backend: str
 ) -> None:
-    kontrol = _LimitedKontrol(tmp_path, port=_free_port(), backend=backend)
+    kontrol = _LimitedKontrol(tmp_path, port=free_port(), backend=backend)
     await kontrol.start()
     try:
         assert kontrol.process is not None

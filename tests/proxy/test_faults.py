@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import anyio
 import pytest
 from proxy_helpers import Farm
 
+from kitecore.testing import free_port
+
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_for(predicate: object, timeout: float = 20.0) -> None:
