@@ -20,14 +20,24 @@ and Kite/aiohttp (above 1.0: Kite is faster). ``--tree PATH`` adds a fourth peer
 another checkout (for before/after in the same run). Both event loops are measured in one run
 unless ``--loop`` says otherwise.
 
+In ``conn100`` both processes of a pair are busy, and the pair goes as fast as the slower of
+the two lets it. ``--ceilings`` measures each side alone on that workload: every peer's server
+driven by a raw client (the peer's request pre-encoded and pre-masked, one write per call, no
+JSON), and every peer's client against a raw echo server (it answers each request with the
+peer's reply shape, parsing nothing but the id). A pair's ``conn100`` rate is about the lower
+of its two ceilings.
+
     python bench/rpc.py [--calls 5000] [--connects 500] [--repeat 5] [--loop both|asyncio|uvloop]
                         [--tree /path/to/old/checkout] [--workloads seq,conc64,conn100,connect]
+                        [--ceilings]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -38,7 +48,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 CONCURRENCY = 64
 CONNECTIONS = 100
@@ -279,6 +289,220 @@ def client_main(kind: str, url: str, uvloop: bool) -> None:
     _run(main(), uvloop)
 
 
+# --------------------------------------------------------------------------- ceilings
+
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: The raw peers' request: square(7), as each kind of server takes it.
+_JSONRPC_REQUEST = json.dumps({"id": 5, "method": "square", "params": [7]})
+#: The end of the echo server's answer to a Kite request (after its response callback's id).
+_KITE_REPLY_END = ',"arguments":[{"error":null,"result":49}],"callbacks":{}}'
+
+
+def _frame(payload: bytes, key: bytes | None) -> bytes:
+    """One final text frame; masked with ``key`` when given (a client's)."""
+    n = len(payload)
+    mask_bit = 0x80 if key is not None else 0
+    if n < 126:
+        header = bytes((0x81, mask_bit | n))
+    elif n < 65536:
+        header = bytes((0x81, mask_bit | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, mask_bit | 127)) + n.to_bytes(8, "big")
+    if key is None:
+        return header + payload
+    return header + key + _xor(payload, key)
+
+
+def _xor(data: bytes, key: bytes) -> bytes:
+    repeated = (key * (len(data) // 4 + 1))[: len(data)]
+    as_int = int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")
+    return as_int.to_bytes(len(data), "big")
+
+
+def _frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the whole frames at the start of ``buffer`` (unmasking them): (opcode, payload)."""
+    out = []
+    pos, n = 0, len(buffer)
+    while n - pos >= 2:
+        b0, b1 = buffer[pos], buffer[pos + 1]
+        length, start = b1 & 0x7F, pos + 2
+        if length == 126:
+            length, start = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), pos + 4
+        elif length == 127:
+            length, start = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), pos + 10
+        key = None
+        if b1 & 0x80:
+            key, start = bytes(buffer[start : start + 4]), start + 4
+        if start > n or start + length > n:
+            break
+        payload = bytes(buffer[start : start + length])
+        out.append((b0 & 0x0F, _xor(payload, key) if key else payload))
+        pos = start + length
+    del buffer[:pos]
+    return out
+
+
+class _EchoServer(asyncio.Protocol):
+    """A raw WebSocket server answering every ``square`` request of any peer with the reply
+    that peer expects (Kite's response callback, or JSON-RPC's ``id``) and parsing nothing
+    else: what a peer's client costs alone."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.upgraded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1")
+            del self.buffer[: end + 4]
+            key = next(
+                line.split(":", 1)[1].strip()
+                for line in head.split("\r\n")
+                if line.lower().startswith("sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+            self.transport.write(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode()
+            )
+            self.upgraded = True
+        replies = []
+        for opcode, payload in _frames(self.buffer):
+            if opcode == 0x8:  # close: echoed, then the end
+                self.transport.write(bytes((0x88, len(payload))) + payload)
+                self.transport.close()
+                return
+            if opcode == 0x9:  # ping
+                replies.append(bytes((0x8A, len(payload))) + payload)
+                continue
+            text = payload.decode()
+            if text.startswith('{"method":"square"'):  # Kite: reply to its response callback
+                start = text.rfind('"callbacks":{"') + len('"callbacks":{"')
+                callback = text[start : text.index('"', start)]
+                reply = '{"method":' + callback + _KITE_REPLY_END
+            elif text.startswith('{"id": '):  # JSONRPCClient's: the id comes first
+                reply = '{"id": ' + text[7 : text.index(",", 7)] + ', "result": 49}'
+            else:
+                continue
+            replies.append(_frame(reply.encode(), None))
+        if replies:
+            self.transport.write(b"".join(replies))
+
+
+def serve_echo(uvloop: bool) -> None:
+    """Child: the raw echo server (see :class:`_EchoServer`); prints its port."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_EchoServer, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+    _run(main(), uvloop)
+
+
+class _RawClient(asyncio.Protocol):
+    """One connection of the raw client: sends ``request`` (a pre-masked frame) again each
+    time a reply frame arrives, until ``left`` calls are made."""
+
+    def __init__(self, handshake: bytes, request: bytes) -> None:
+        self.handshake, self.request = handshake, request
+        self.buffer = bytearray()
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+        self.left = 0
+        self.finished: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
+        self.transport.write(self.handshake)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.upgraded.done():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            del self.buffer[: end + 4]
+            self.upgraded.set_result(None)
+        for opcode, _ in _frames(self.buffer):
+            if opcode == 0x8:
+                self.transport.close()
+                return
+            if opcode != 0x1:
+                continue
+            if self.left > 0:
+                self.left -= 1
+                self.transport.write(self.request)
+            elif self.finished is not None and not self.finished.done():
+                self.finished.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def start(self, calls: int) -> asyncio.Future[None]:
+        self.finished = asyncio.get_running_loop().create_future()
+        self.left = calls - 1
+        self.transport.write(self.request)
+        return self.finished
+
+
+def raw_client_main(kind: str, url: str, uvloop: bool) -> None:
+    """Child: the raw client (see :class:`_RawClient`) against a ``kind`` server; runs the
+    ``conn100`` lines on stdin as :func:`client_main` does, printing the rate of each."""
+    if kind == "kite":
+        from kitecore import Config, Kite
+        from kitecore.protocol.envelope import RequestEncoder
+
+        identity = Kite("bench", "1.0.0", config=Config()).identity_wire
+        text = RequestEncoder(identity, None).encode_plain("square", [7], 5)
+    else:
+        text = _JSONRPC_REQUEST
+    request = _frame(text.encode(), os.urandom(4))
+    host_port, _, path = url.removeprefix("ws://").partition("/")
+    host, _, port = host_port.partition(":")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        clients = []
+        for _ in range(CONNECTIONS):
+            key = base64.b64encode(os.urandom(16)).decode()
+            handshake = (
+                f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+            _, client = await loop.create_connection(
+                lambda h=handshake: _RawClient(h, request), host, int(port)
+            )
+            await client.upgraded
+            clients.append(client)
+        while await loop.run_in_executor(None, sys.stdin.readline):  # ("conn100 N" lines)
+            for client in clients:  # one call each first, as run_workload does
+                await client.start(1)
+            start = time.perf_counter()
+            await asyncio.gather(*(client.start(CALLS_PER_CONNECTION) for client in clients))
+            rate = CONNECTIONS * CALLS_PER_CONNECTION / (time.perf_counter() - start)
+            print(rate, flush=True)
+        close = os.urandom(4)
+        close_frame = bytes((0x88, 0x82)) + close + _xor((1000).to_bytes(2, "big"), close)
+        for client in clients:  # a close handshake: the servers log an abrupt end
+            client.transport.write(close_frame)
+        await asyncio.wait([client.closed for client in clients], timeout=2)
+        for client in clients:
+            client.transport.close()
+
+    _run(main(), uvloop)
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -301,6 +525,9 @@ class Peer:
     label: str
     kind: str  # kite, websockets or aiohttp
     tree: str | None = None
+    #: ``--ceilings``: the server is the raw echo server, or the client is the raw client
+    echo_server: bool = False
+    raw_client: bool = False
     server: subprocess.Popen[str] | None = None
     client: subprocess.Popen[str] | None = None
     rates: dict[str, list[float]] = field(default_factory=dict)
@@ -315,8 +542,9 @@ class Peer:
 
     def start(self, uvloop: bool, server_cpu: int | None, client_cpu: int | None) -> None:
         loop_args = ["--uvloop"] if uvloop else []
+        server_kind = "echo" if self.echo_server else self.kind
         self.server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", self.kind, *loop_args],
+            [sys.executable, __file__, "--serve", server_kind, *loop_args],
             stdout=subprocess.PIPE,
             text=True,
             env=self._env(),
@@ -330,7 +558,7 @@ class Peer:
             [
                 sys.executable,
                 __file__,
-                "--client",
+                "--raw-client" if self.raw_client else "--client",
                 self.kind,
                 f"ws://127.0.0.1:{port}{path}",
                 *loop_args,
@@ -429,6 +657,50 @@ def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> li
     return summary
 
 
+def run_ceilings(args: argparse.Namespace, uvloop: bool) -> list[str]:
+    """``--ceilings``: each peer's server alone (raw client) and client alone (echo server)
+    on ``conn100``; prints the rates and returns the summary lines."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    kinds = [("kite", "kite", None)]
+    if args.tree:
+        kinds.append(("kite@tree", "kite", args.tree))
+    kinds += [(name, name, None) for name in BASELINES]
+    servers = [Peer(label, kind, tree, raw_client=True) for label, kind, tree in kinds]
+    clients = [Peer(label, kind, tree, echo_server=True) for label, kind, tree in kinds]
+    peers = servers + clients
+    try:
+        for peer in peers:
+            peer.start(uvloop, server_cpu, client_cpu)
+        for round_ in range(args.repeat):
+            start = round_ % len(peers)
+            for peer in peers[start:] + peers[:start]:
+                peer.measure("conn100", 0)
+    finally:
+        for peer in peers:
+            peer.stop()
+    loop_name = "uvloop" if uvloop else "asyncio"
+    print(
+        f"event loop: {loop_name}; conn100 ceilings, medians of {args.repeat} rounds "
+        "(calls/s, cpu µs per call of the side measured)"
+    )
+    summary = []
+    for side, group, cpu_of in (("server", servers, 1), ("client", clients, 2)):
+        cells = []
+        for peer in group:
+            median = peer.median("conn100")
+            cells.append(f"{peer.label} {median[0]:7.0f} ({median[cpu_of]:5.1f} µs)")
+        print(f"{side} alone: " + "  ".join(cells))
+        kite_rate = group[0].median("conn100")[0]
+        ratios = " ".join(
+            f"kite/{peer.label}={kite_rate / peer.median('conn100')[0]:.2f}" for peer in group[1:]
+        )
+        print(f"{'':13s}{ratios}")
+        summary.append(f"{loop_name} conn100 {side} alone: {ratios}")
+    print()
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
@@ -438,14 +710,27 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="the same as --loop uvloop")
     parser.add_argument("--tree", help="also measure Kite from this checkout (e.g. an old commit)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
-    parser.add_argument("--serve", choices=["kite", *BASELINES], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="measure each side of conn100 alone (servers: raw client; clients: echo server)",
+    )
+    parser.add_argument("--serve", choices=["kite", "echo", *BASELINES], help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=["kite", *BASELINES], help=argparse.SUPPRESS)
+    parser.add_argument("--raw-client", choices=["kite", *BASELINES], help=argparse.SUPPRESS)
     parser.add_argument("url", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        {"kite": serve_kite, "websockets": serve_websockets, "aiohttp": serve_aiohttp}[args.serve](
-            args.uvloop
-        )
+        servers = {
+            "kite": serve_kite,
+            "echo": serve_echo,
+            "websockets": serve_websockets,
+            "aiohttp": serve_aiohttp,
+        }
+        servers[args.serve](args.uvloop)
+        return
+    if args.raw_client:
+        raw_client_main(args.raw_client, args.url, args.uvloop)
         return
     if args.client:
         client_main(args.client, args.url, args.uvloop)
@@ -463,7 +748,10 @@ def main() -> None:
         loops = [False]
     summary = []
     for uvloop in loops:
-        summary += run_loop(args, uvloop, workloads)
+        if args.ceilings:
+            summary += run_ceilings(args, uvloop)
+        else:
+            summary += run_loop(args, uvloop, workloads)
     print("ratios:")
     for line in summary:
         print("  " + line)
