@@ -15,7 +15,7 @@ from kitecore.pool import AllKitesFailedError
 
 pytestmark = pytest.mark.anyio
 
-SLOW = 0.02  # the injected delay of the slow kites, seconds
+SLOW = 0.05  # the injected delay of the slow kites, seconds
 
 
 async def test_round_robin_spreads_1000_calls_evenly_over_reused_connections(farm, caller):
@@ -42,9 +42,14 @@ async def test_learning_pickers_prefer_the_kite_without_delay(farm, caller, pick
     slow = [await farm.start(delay=SLOW) for _ in range(4)]
     fast = await farm.start()
     async with caller.pool(QUERY, picker=picker, picker_options=options) as pool:
-        for n in range(300):
+        # learning: on a loaded machine one early call of the fast kite may be slow too
+        for n in range(100):
             assert await pool.tell("square", n) == n * n
-    assert farm.calls[fast.id] >= 0.9 * 300, {k.id: farm.calls[k.id] for k in [fast, *slow]}
+        learnt = farm.calls[fast.id]
+        for n in range(100, 300):
+            assert await pool.tell("square", n) == n * n
+    counts = {k.id: farm.calls[k.id] for k in [fast, *slow]}
+    assert farm.calls[fast.id] - learnt >= 0.9 * 200, (learnt, counts)
 
 
 async def test_killing_a_kite_mid_run_loses_no_idempotent_call(farm, caller):
