@@ -10,8 +10,18 @@ Set-ups, each its own server and client process, measured in alternating rounds:
   every trace sampled (``observed 100%``) and the documented production setting,
   ``ParentBased(TraceIdRatioBased(0.01))`` (``observed 1%``).
 
-With ``--parts`` also ``metrics`` and ``tracing`` alone, and ``spans``: bare SDK spans (one
-per call and side, no context carried), the share of the cost that is the SDK's own.
+With ``--parts`` also ``metrics`` and ``tracing`` alone, ``spans``: bare SDK spans (one
+per call and side, no context carried), the share of the cost that is the SDK's own, and the
+floor of both plugins' costs, made of set-ups that do none of tracing's own work:
+
+- ``seam``: two observers per side that do nothing (the core's seam as two plugins use it);
+- ``carried``: the same, one of them carrying a ``traceparent`` (the client writes the same
+  one into every call's metadata, the server reads it: encoded, sent and parsed, no ids
+  drawn, no header checked, no context set);
+- ``floor``: the metrics plugin and that carrying observer: what both plugins would cost if
+  tracing did nothing but carry its header (``observed`` minus ``floor`` is tracing's own
+  work: ids, the header written and checked, the current span set and reset).
+
 Workloads: ``seq`` (one call after another) and ``conc64`` (64 in flight). Prints the medians
 and the ratios to plain, by wall clock and by CPU time (server + client CPU seconds per
 round: steadier on a busy machine).
@@ -105,6 +115,45 @@ def _observed(kite: Any, side: str) -> None:
     _tracing(kite, side)
 
 
+#: The ``traceparent`` the ``carried`` and ``floor`` set-ups send (a dropped trace's, flags 00).
+_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+
+
+def _nothing(call: Any, state: Any = None, error: BaseException | None = None) -> None:
+    pass
+
+
+def _write_traceparent(call: Any) -> None:
+    call.metadata["traceparent"] = _TRACEPARENT
+
+
+def _read_traceparent(call: Any) -> Any:
+    return call.metadata.get("traceparent")
+
+
+def _seam(kite: Any, side: str) -> None:
+    """Two observers that do nothing (the seam as two plugins use it)."""
+    for _ in range(2):
+        kite.add_observer(**{side: (_nothing, _nothing)})
+
+
+def _carrier(kite: Any, side: str) -> None:
+    """An observer that only carries a ``traceparent``: written by the client, read by the
+    server."""
+    start = _read_traceparent if side == "server" else _write_traceparent
+    kite.add_observer(**{side: (start, _nothing)})
+
+
+def _carried(kite: Any, side: str) -> None:
+    kite.add_observer(**{side: (_nothing, _nothing)})
+    _carrier(kite, side)
+
+
+def _floor(kite: Any, side: str) -> None:
+    _metrics(kite, side)
+    _carrier(kite, side)
+
+
 class _Modes(dict[str, Any]):
     """The modes; ``"<mode>:<ratio>"`` is ``<mode>`` with that share of traces sampled."""
 
@@ -126,12 +175,15 @@ MODES = _Modes(
         "tracing": (["websocket"], _tracing),
         "observed": (["websocket"], _observed),
         "spans": (["websocket"], _spans),
+        "seam": (["websocket"], _seam),
+        "carried": (["websocket"], _carried),
+        "floor": (["websocket"], _floor),
     }
 )
 
 
 def scrape(setup: _calls.Setup, url: str) -> None:
-    if setup.mode.partition(":")[0] not in ("observed", "metrics"):
+    if setup.mode.partition(":")[0] not in ("observed", "metrics", "floor"):
         return
     metrics_url = url.replace("ws://", "http://").removesuffix("/kite") + "/metrics"
     with urllib.request.urlopen(metrics_url, timeout=10) as answer:
@@ -165,7 +217,9 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         action="store_true",
-        help="also measure metrics alone, tracing alone and bare SDK spans",
+        help="also measure metrics alone, tracing alone, bare SDK spans and the floor of both"
+        " plugins (seam: two observers doing nothing; carried: one of them carrying a"
+        " traceparent; floor: metrics and that carrier)",
     )
     args = parser.parse_args()
     sample_ratios = args.sample_ratio or [1.0, RECOMMENDED_RATIO]
@@ -186,8 +240,12 @@ def main() -> None:
             _calls.Setup("metrics", "metrics"),
             _calls.Setup("tracing", f"tracing:{first}"),
             _calls.Setup("spans", f"spans:{first}"),
+            _calls.Setup("seam", "seam"),
+            _calls.Setup("carried", "carried"),
+            _calls.Setup("floor", "floor"),
         ]
-        ratios += [("metrics", "plain"), ("tracing", "plain"), ("spans", "plain")]
+        parts = ("metrics", "tracing", "spans", "seam", "carried", "floor")
+        ratios += [(label, "plain") for label in parts]
     workloads = [("seq", args.calls), ("conc64", args.calls * 2)]
     cpus = _calls.run(__file__, setups, workloads, args.repeat, scrape)
     print(
