@@ -289,6 +289,29 @@ async def test_unreachable_etcd_fails_fast_with_storage_error():
 
 
 @pytest.mark.anyio
+async def test_a_member_without_quorum_times_out_as_unavailable(etcd_cluster):
+    """A member that lost its quorum holds a read until the call's deadline, and then either
+    the client sees DEADLINE_EXCEEDED or the member answers Go's "context deadline exceeded"
+    (gRPC code UNKNOWN) first, a race: both are the same timeout, never another error."""
+    others = etcd_cluster.members[1:]  # the first one survives, alone
+    for member in others:
+        member.kill()
+    # every member named, as Kontrol does: an attempt on the survivor then ends at its gRPC
+    # deadline (1 s), before the storage's own bound on the attempt
+    url = etcd_cluster.storage_url(f"/t-{random.getrandbits(32):x}", timeout=2, cache="off")
+    async with EtcdStorage(url) as storage:
+        for _ in range(8):
+            with pytest.raises(EtcdUnavailableError, match="did not answer"):
+                await storage.get(Query(username="alice"))
+        for member in others:
+            member.start()
+        etcd_cluster.wait_healthy()
+        kite = make_identity()
+        await storage.upsert(kite, VALUE, ttl=LONG_TTL)
+        assert [r.kite for r in await storage.get(Query(id=kite.id))] == [kite]
+
+
+@pytest.mark.anyio
 async def test_dead_endpoint_is_skipped(etcd_server):
     dead = f"127.0.0.1:{free_port()}"
     url = f"etcd://{dead},{etcd_server.endpoints}/t-{random.getrandbits(32):x}?timeout=3"

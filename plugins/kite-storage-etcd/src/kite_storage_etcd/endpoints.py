@@ -24,6 +24,7 @@ import aetcd
 import aetcd.exceptions
 import anyio
 import grpc
+import grpc.aio
 import sniffio
 
 from kitecore.storage import StorageError
@@ -69,6 +70,19 @@ _TRANSIENT = (
     aetcd.exceptions.ConnectionTimeoutError,  # DEADLINE_EXCEEDED
     TimeoutError,  # aetcd's wait for a concurrent connect
 )
+
+
+def _ran_out_of_time(exc: aetcd.exceptions.ClientError) -> bool:
+    """Whether etcd answered that the call's deadline passed while the member waited (for a
+    leader, say): the call's own deadline, seen first by the server, which sends Go's context
+    error with the gRPC code UNKNOWN instead of the client seeing ``DEADLINE_EXCEEDED``
+    (whichever comes first is a race). Worth another endpoint, like a timeout."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, grpc.aio.AioRpcError)
+        and cause.code() == grpc.StatusCode.UNKNOWN
+        and cause.details() == "context deadline exceeded"
+    )
 
 
 class EtcdUnavailableError(StorageError):
@@ -174,7 +188,9 @@ class Endpoints:
             except _TRANSIENT as exc:
                 last_error = str(exc) or type(exc).__name__
             except aetcd.exceptions.ClientError as exc:
-                raise StorageError(f"etcd {what} failed: {exc}") from None
+                if not _ran_out_of_time(exc):
+                    raise StorageError(f"etcd {what} failed: {exc}") from None
+                last_error = str(exc)
             except (grpc.RpcError, OSError) as exc:  # not wrapped by aetcd (channel set-up)
                 raise StorageError(f"etcd {what} failed: {exc}") from None
             logger.debug("etcd %s on endpoint %d failed: %s", what, index, last_error)
