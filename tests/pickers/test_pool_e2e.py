@@ -15,7 +15,7 @@ from kitecore.pool import AllKitesFailedError
 
 pytestmark = pytest.mark.anyio
 
-SLOW = 0.05  # the injected delay of the slow kites, seconds
+SLOW = 0.2  # the injected delay of the slow kites: above a garbage collection of a long test run
 
 
 async def test_round_robin_spreads_1000_calls_evenly_over_reused_connections(farm, caller):
