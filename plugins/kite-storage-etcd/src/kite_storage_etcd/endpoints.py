@@ -72,11 +72,14 @@ _TRANSIENT = (
 )
 
 
-def _ran_out_of_time(exc: aetcd.exceptions.ClientError) -> bool:
-    """Whether etcd answered that the call's deadline passed while the member waited (for a
-    leader, say): the call's own deadline, seen first by the server, which sends Go's context
-    error with the gRPC code UNKNOWN instead of the client seeing ``DEADLINE_EXCEEDED``
-    (whichever comes first is a race). Worth another endpoint, like a timeout."""
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means "this endpoint can't serve now", worth trying another one: one of
+    :data:`_TRANSIENT`, or etcd's own answer that the call's deadline passed while the member
+    waited (for a leader, say). That answer is Go's context error with the gRPC code UNKNOWN,
+    sent when the member sees the deadline before the client sees ``DEADLINE_EXCEEDED``
+    (whichever comes first is a race)."""
+    if isinstance(exc, _TRANSIENT):
+        return True
     cause = exc.__cause__
     return (
         isinstance(cause, grpc.aio.AioRpcError)
@@ -185,12 +188,10 @@ class Endpoints:
             try:
                 async with _attempt_deadline(min(remaining, self._attempt_timeout + 0.5)):
                     return await operation(self._client(index))
-            except _TRANSIENT as exc:
-                last_error = str(exc) or type(exc).__name__
-            except aetcd.exceptions.ClientError as exc:
-                if not _ran_out_of_time(exc):
+            except (aetcd.exceptions.ClientError, TimeoutError) as exc:
+                if not _transient(exc):
                     raise StorageError(f"etcd {what} failed: {exc}") from None
-                last_error = str(exc)
+                last_error = str(exc) or type(exc).__name__
             except (grpc.RpcError, OSError) as exc:  # not wrapped by aetcd (channel set-up)
                 raise StorageError(f"etcd {what} failed: {exc}") from None
             logger.debug("etcd %s on endpoint %d failed: %s", what, index, last_error)
