@@ -26,6 +26,7 @@ from kitecore.protocol.errors import (
     ProtocolError,
     RequestLimitError,
     SendError,
+    ShuttingDownError,
 )
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.request import Arguments, Request
@@ -64,5 +65,6 @@ __all__ = [
     "RequestLimitError",
     "SendError",
     "ServerCall",
+    "ShuttingDownError",
     "hookimpl",
 ]

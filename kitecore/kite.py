@@ -47,6 +47,7 @@ from kitecore.protocol.errors import (
     GenericError,
     KiteError,
     MethodNotFoundError,
+    ShuttingDownError,
 )
 from kitecore.protocol.identity import KiteIdentity, forget_recent_identities
 from kitecore.request import Request
@@ -518,7 +519,7 @@ class Kite:
             return
         respond = options.response_callback
         if self.shutting_down:  # the one per-call check graceful shutdown costs
-            _reply(connection, respond, None, GenericError("kite is shutting down"))
+            _reply(connection, respond, None, ShuttingDownError())
             return
         if options.kite is not None and client.remote_kite is None and not connection.dialed:
             client.remote_kite = options.kite
@@ -739,8 +740,9 @@ class Kite:
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Leave gracefully: stop accepting connections, close the connection to Kontrol
-        (which deregisters this kite), refuse new calls (``genericError`` "kite is shutting
-        down"), let the calls in flight finish for up to ``timeout`` seconds (default
+        (which deregisters this kite), refuse new calls (:class:`ShuttingDownError`, on the
+        wire a ``genericError`` "kite is shutting down" with code ``shuttingDown``), let the
+        calls in flight finish for up to ``timeout`` seconds (default
         ``config.shutdown_timeout``), then close every connection with a close frame.
 
         Idempotent (a second caller waits for the first); runs even when cancelled.

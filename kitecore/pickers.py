@@ -24,7 +24,12 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from kitecore.protocol.errors import DisconnectError, KiteTimeoutError, SendError
+from kitecore.protocol.errors import (
+    DisconnectError,
+    KiteTimeoutError,
+    SendError,
+    ShuttingDownError,
+)
 from kitecore.protocol.identity import KiteIdentity
 
 if TYPE_CHECKING:
@@ -135,9 +140,9 @@ class PickerBase:
 
 
 def is_failure(error: BaseException | None) -> bool:
-    """True when ``error`` says the kite itself failed (gone, unreachable or silent) rather
-    than the method returning an error."""
-    return isinstance(error, DisconnectError | KiteTimeoutError | SendError)
+    """True when ``error`` says the kite itself failed (gone, unreachable, silent or shutting
+    down) rather than the method returning an error."""
+    return isinstance(error, DisconnectError | KiteTimeoutError | SendError | ShuttingDownError)
 
 
 class RoundRobinPicker(PickerBase):

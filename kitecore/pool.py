@@ -39,7 +39,7 @@ from kitecore.client import DEFAULT_TIMEOUT, Client, DialError
 from kitecore.discovery.messages import NoKitesError, to_query
 from kitecore.discovery.watch import DEREGISTER, REGISTER
 from kitecore.pickers import BUILTIN_PICKERS, PLUGIN_PICKERS, Candidate, Picker, is_failure
-from kitecore.protocol.errors import DisconnectError, KiteError, SendError
+from kitecore.protocol.errors import DisconnectError, KiteError, SendError, ShuttingDownError
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.taskgroups import OwnedTaskGroup
 
@@ -283,7 +283,9 @@ class Pool:
         """Call ``method`` with ``args`` on one kite matching the query; return its result.
 
         ``idempotent`` (default: the pool's) allows the call to be made again on another kite
-        after a disconnect, timeout or send error. ``timeout`` is per attempt (default: the
+        after a disconnect, timeout or send error. A call that was never run (its kite could not
+        be dialled, or answered :class:`~kitecore.ShuttingDownError`) goes to another kite
+        whatever ``idempotent`` says. ``timeout`` is per attempt (default: the
         kite's ``config.timeout``). Raises the remote method's errors as they come,
         :class:`~kitecore.discovery.NoKitesError` when Kontrol lists no matching kite, and
         :class:`AllKitesFailedError` when no kite could take the call in ``attempts`` tries.
@@ -319,7 +321,7 @@ class Pool:
                     raise
                 self._failed(candidate, exc)
                 tried.append(candidate)
-                if not retry:
+                if not retry and not isinstance(exc, ShuttingDownError):
                     raise
                 if len(tried) >= self.attempts:
                     raise self._exhausted(method, tried, exc) from exc
@@ -414,20 +416,21 @@ class Pool:
         try:
             await client.tell("kite.ping", timeout=timeout)
         except KiteError as exc:
-            if isinstance(exc, DisconnectError | SendError):
+            if isinstance(exc, DisconnectError | SendError | ShuttingDownError):
                 self._failed(candidate, exc)
             raise
         return time.perf_counter() - start
 
     def _failed(self, candidate: Candidate, error: BaseException) -> None:
-        """Take a lost or undialable kite out of the rotation (a timeout leaves it in)."""
+        """Take a lost, undialable or departing kite out of the rotation (a timeout leaves
+        it in)."""
         self._last_error = error
         state = self._states.get(candidate)
         if state is None or state.down:
             return
-        if not isinstance(error, DisconnectError | SendError):
+        if not isinstance(error, DisconnectError | SendError | ShuttingDownError):
             return
-        if candidate.client.connected and not isinstance(error, DialError):
+        if candidate.client.connected and not isinstance(error, DialError | ShuttingDownError):
             # e.g. a reply lost to an old connection: the current one is fine
             return
         self._mark_down(candidate, state, error)
@@ -453,6 +456,11 @@ class Pool:
     async def _redial(self, candidate: Candidate) -> None:
         state = self._states.get(candidate)
         if state is None or not state.down:
+            return
+        if isinstance(state.last_error, ShuttingDownError) and candidate.client.connected:
+            # still draining its calls: back only once a new connection reaches a kite there
+            state.retry_at = time.monotonic() + state.backoff.next()
+            self._poke()
             return
         try:
             await self._connect(candidate)

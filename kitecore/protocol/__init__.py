@@ -35,6 +35,7 @@ from .errors import (
     ProtocolError,
     RequestLimitError,
     SendError,
+    ShuttingDownError,
 )
 from .identity import KiteIdentity, Query
 from .jsonlimits import MAX_JSON_DEPTH, JSONDepthError, check_json_depth
@@ -66,6 +67,7 @@ __all__ = [
     "RequestLimitError",
     "SendError",
     "Session",
+    "ShuttingDownError",
     "Version",
     "check_json_depth",
     "decode",

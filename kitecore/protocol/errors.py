@@ -25,6 +25,7 @@ __all__ = [
     "ProtocolError",
     "RequestLimitError",
     "SendError",
+    "ShuttingDownError",
 ]
 
 
@@ -126,6 +127,8 @@ def _from_dict(obj: dict[str, Any]) -> KiteError:
         message = f"remote sent an error without a message: {_compact(obj)}"
     if isinstance(wire_type, str):
         cls = _BY_TYPE.get(wire_type)
+        if cls is GenericError and code == ShuttingDownError.wire_code:
+            cls = ShuttingDownError
         if cls is not None:
             return cls(message, code=code, id=id)
         return KiteError(message, code=code, id=id, type=wire_type)
@@ -158,6 +161,27 @@ class GenericError(KiteError):
     """Any other error returned by a handler."""
 
     wire_type = "genericError"
+
+
+class ShuttingDownError(GenericError):
+    """The kite is shutting down and did not run the call.
+
+    On the wire it stays a ``genericError`` (what Go kites and kite.js know) with the message
+    "kite is shutting down"; the code ``shuttingDown`` lets a Python caller tell it from a
+    handler's own error, so a pool can make the call on another kite: it was never run.
+    """
+
+    wire_code: ClassVar[str] = "shuttingDown"
+
+    def __init__(
+        self,
+        message: str = "kite is shutting down",
+        *,
+        code: str = "shuttingDown",
+        id: str = "",
+        type: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, id=id, type=type)
 
 
 class RequestLimitError(KiteError):

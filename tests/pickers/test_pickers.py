@@ -12,7 +12,13 @@ from kite_pickers import FastestPicker, LeastLatencyPicker, RandomPicker, RoundR
 from kite_pickers import plugin as pickers_plugin
 from pool_helpers import wait_until
 
-from kitecore import DisconnectError, GenericError, KiteIdentity, KiteTimeoutError
+from kitecore import (
+    DisconnectError,
+    GenericError,
+    KiteIdentity,
+    KiteTimeoutError,
+    ShuttingDownError,
+)
 from kitecore.pickers import Candidate, Picker, PickerBase, is_failure
 from kitecore.plugins import load_plugins
 from kitecore.pool import make_picker
@@ -53,6 +59,7 @@ def test_make_picker_refuses_what_is_not_a_picker():
 def test_failures_are_the_kite_not_answering():
     assert is_failure(DisconnectError("gone"))
     assert is_failure(KiteTimeoutError("slow"))
+    assert is_failure(ShuttingDownError())
     assert not is_failure(GenericError("the method failed"))
     assert not is_failure(None)
 

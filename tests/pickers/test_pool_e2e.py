@@ -77,6 +77,37 @@ async def test_killing_a_kite_mid_run_loses_no_idempotent_call(farm, caller):
     assert sum(farm.calls.values()) >= 600
 
 
+async def test_calls_a_shutting_down_kite_refuses_go_to_another_kite(farm, caller):
+    leaving = await farm.start()
+    staying = await farm.start()
+    async with caller.pool(QUERY, picker="round_robin") as pool:  # not idempotent
+        for n in range(4):
+            assert await pool.tell("square", n) == n * n
+        assert farm.calls[leaving.id] == farm.calls[staying.id] == 2
+        held = victim_candidate(pool, leaving.id).client
+
+        async def hold_open() -> None:  # a call in flight keeps the leaving kite draining
+            with pytest.raises(DisconnectError):
+                await held.tell("hang", timeout=30)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(hold_open)
+            await wait_until(lambda: farm.calls[leaving.id] == 3)
+            group.start_soon(leaving.kite.shutdown, 5.0)
+            await wait_until(lambda: leaving.kite.shutting_down)
+            for n in range(40):  # half of them would be the leaving kite's turn
+                assert await pool.tell("square", n) == n * n
+                if n == 0:
+                    continue  # its first turn may be the second call
+                keys = {c.key for c in pool.candidates}
+                assert leaving.id not in keys or pool.is_down(victim_candidate(pool, leaving.id))
+                await anyio.sleep(0.01)  # past the first redials of the leaving kite
+            assert held.connected  # it was still draining all along
+            group.cancel_scope.cancel()
+    assert farm.calls[leaving.id] == 3
+    assert farm.calls[staying.id] == 2 + 40
+
+
 def victim_candidate(pool, kite_id):
     return next(c for c in pool.candidates if c.key == kite_id)
 

@@ -20,6 +20,7 @@ from kitecore.protocol import (
     ProtocolError,
     RequestLimitError,
     SendError,
+    ShuttingDownError,
 )
 
 ERROR_CLASSES = [
@@ -181,6 +182,25 @@ def test_errors_pickle_with_all_fields(cls: type[KiteError], wire_type: str) -> 
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is cls
     assert back.to_wire() == {"type": wire_type, "message": "m", "code": "c", "id": "i"}
+
+
+def test_shutting_down_is_a_generic_error_with_its_own_code() -> None:
+    wire = ShuttingDownError(id="r1").to_wire()
+    # what Go kites and kite.js see: a genericError, as before the code existed
+    assert wire == {
+        "type": "genericError",
+        "message": "kite is shutting down",
+        "code": "shuttingDown",
+        "id": "r1",
+    }
+    back = KiteError.from_wire(wire)
+    assert type(back) is ShuttingDownError
+    assert (back.message, back.id) == ("kite is shutting down", "r1")
+    assert isinstance(back, GenericError)
+    # the code is what tells it apart: a handler's genericError with another code stays one
+    assert type(KiteError.from_wire({**wire, "code": ""})) is GenericError
+    assert type(KiteError.from_wire({**wire, "type": "argumentError"})) is ArgumentError
+    assert pickle.loads(pickle.dumps(back)).to_wire() == wire
 
 
 def test_repr_shows_fields() -> None:

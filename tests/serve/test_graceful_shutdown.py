@@ -14,7 +14,7 @@ import pytest
 from kite_kontrol.testing import KontrolProcess, machine_key, registered_ids
 from serve_helpers import KITE_SCRIPT, http_get, wait_healthy
 
-from kitecore import Config, Kite, KiteError
+from kitecore import Config, Kite, KiteError, ShuttingDownError
 from kitecore.plugins import load_plugins
 from kitecore.testing import free_port
 
@@ -50,8 +50,9 @@ async def test_shutdown_lets_calls_finish_and_refuses_new_ones(
             await anyio.lowlevel.checkpoint()
 
         # a new call on an open connection: a clear error
-        with pytest.raises(KiteError, match="kite is shutting down"):
+        with pytest.raises(ShuttingDownError, match="kite is shutting down") as refused:
             await client.tell("kite.ping")
+        assert (refused.value.type, refused.value.code) == ("genericError", "shuttingDown")
         # a new connection: refused (the listener is closed)
         await _refuses_connections(kite.port)
         # health on a connection opened before: 503
