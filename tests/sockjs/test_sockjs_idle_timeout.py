@@ -37,14 +37,14 @@ async def test_an_idle_xhr_session_is_closed_with_1001(kite_config: Config) -> N
 
 async def test_a_sockjs_session_making_calls_stays(kite_config: Config) -> None:
     config = kite_config.copy()
-    config.idle_timeout = 0.3
+    config.idle_timeout = 0.6  # four times the gap between calls: room for a machine's pauses
     async with serving(config, SOCKJS_ONLY) as kite:
         caller_config = kite_config.copy()
         caller_config.transport = "sockjs"
         caller = Kite("caller", "1.0.0", config=caller_config, plugins=kite.plugins)
         async with caller.new_client(kite.url) as client:
             connection = client.connection
-            for n in range(10):  # five idle timeouts, a call every 0.15 s
+            for n in range(12):  # three idle timeouts, a call every 0.15 s
                 assert await client.tell("square", n) == n * n
                 await anyio.sleep(0.15)
             assert client.connection is connection and connection is not None
