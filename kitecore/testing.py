@@ -20,6 +20,7 @@ The async fixtures need an anyio test (``@pytest.mark.anyio``).
 
 from __future__ import annotations
 
+import collections
 import random
 import signal
 import socket
@@ -48,26 +49,45 @@ def free_port() -> int:
 
     It is chosen below the kernel's ephemeral range, where the local ports of outgoing
     connections come from: a port from that range could be taken by any connection the test
-    run makes (to etcd, to a kite) before the server it is meant for binds it.
+    run makes (to etcd, to a kite) before the server it is meant for binds it. Nor is it one
+    of the last :data:`_REMEMBERED` ports this process was given: two servers of one test
+    (an etcd member's client and peer ports, say) never get the same port because neither
+    had bound it yet.
     """
     low = _ephemeral_low()
     for _ in range(64):
         port = _ports.randrange(_FIRST_CHOSEN_PORT, low)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue  # in use (or lingering): try another
-            return port
+        _remember(port)
+        return port
     with socket.socket() as sock:  # (no free port found below the range: take one in it)
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _remember(port)
+    return port
+
+
+def _remember(port: int) -> None:
+    if len(_recent) == _recent.maxlen:
+        _handed_out.discard(_recent[0])
+    _recent.append(port)
+    _handed_out.add(port)
 
 
 #: The lowest port :func:`free_port` chooses (below: well-known and common service ports).
 _FIRST_CHOSEN_PORT = 10_000
 #: Its own generator: tests that seed :mod:`random` must not make it repeat its choices.
 _ports = random.Random()
+#: How many of its last ports :func:`free_port` does not hand out again.
+_REMEMBERED = 4096
+_recent: collections.deque[int] = collections.deque(maxlen=_REMEMBERED)
+_handed_out: set[int] = set()
 
 
 def _ephemeral_low() -> int:

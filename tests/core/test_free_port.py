@@ -31,3 +31,10 @@ def test_seeding_random_does_not_make_the_choice_repeat() -> None:
     random.seed(1)
     third = free_port()
     assert len({first, second, third}) > 1
+
+
+def test_a_port_is_not_handed_out_again_before_thousands_of_others() -> None:
+    # nothing binds these ports: only the memory of what was handed out keeps them apart
+    # (the range below 32768 holds about 22,000 ports: by chance, 3,000 draws would repeat)
+    ports = [free_port() for _ in range(3000)]
+    assert len(set(ports)) == len(ports)

@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 50
 ELECTION_MS = 500
+#: How many times :meth:`EtcdCluster.start` tries when a member finds a port of its taken.
+START_ATTEMPTS = 3
+#: What etcd logs when it cannot bind a port.
+PORT_TAKEN = "address already in use"
 
 
 def etcd_binary() -> str | None:
@@ -206,16 +210,34 @@ class EtcdCluster:
         timeout: float = 30.0,
         tls: EtcdTLS | None = None,
     ) -> EtcdCluster:
-        """Start a cluster and wait until every member is healthy."""
-        cluster = cls(base_dir, size, tls=tls)
-        for member in cluster.members:
-            member.start()
-        try:
-            cluster.wait_healthy(timeout=timeout)
-        except BaseException:
-            cluster.stop()
-            raise
-        return cluster
+        """Start a cluster and wait until every member is healthy.
+
+        A member that exits because one of its ports was taken between :func:`free_port`
+        choosing it and etcd binding it (by another process) makes the whole cluster start
+        again on new ports, up to :data:`START_ATTEMPTS` times.
+        """
+        for attempt in range(1, START_ATTEMPTS + 1):
+            cluster = cls(base_dir, size, tls=tls)
+            for member in cluster.members:
+                member.start()
+            try:
+                cluster.wait_healthy(timeout=timeout)
+            except BaseException:
+                cluster.stop()
+                if attempt < START_ATTEMPTS and cluster._lost_a_port():
+                    cluster._remove_files()
+                    continue
+                raise
+            return cluster
+        raise AssertionError("unreachable")  # (the last attempt returns or raises)
+
+    def _lost_a_port(self) -> bool:
+        return any(PORT_TAKEN in member.log_tail() for member in self.members)
+
+    def _remove_files(self) -> None:
+        for member in self.members:
+            shutil.rmtree(member.data_dir, ignore_errors=True)
+            member.log_path.unlink(missing_ok=True)
 
     @property
     def endpoints(self) -> str:
