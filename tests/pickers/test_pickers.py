@@ -99,6 +99,42 @@ def test_least_latency_tries_new_kites_then_exploits_the_fastest():
     assert picker.score(found[0]) == pytest.approx(0.020)
 
 
+def learn(picker: LeastLatencyPicker, candidate: Candidate, latency: float) -> None:
+    for _ in range(10):
+        picker.observe(candidate, latency, None)
+
+
+def test_least_latency_keeps_the_best_kite_through_one_pause_but_leaves_a_slower_one():
+    found = candidates(2)
+    picker = LeastLatencyPicker(explore=0.0)
+    learn(picker, found[0], 0.001)
+    learn(picker, found[1], 0.050)
+    # one call of the best kite caught in a 1 s pause: it stays the best
+    picker.observe(found[0], 1.0, None)
+    assert picker.score(found[0]) == pytest.approx(0.001 + 0.3 * 0.003)
+    assert picker.pick(found) is found[0]
+    # it really got slower: a few calls later the other kite is chosen
+    picks = []
+    for _ in range(10):
+        chosen = picker.pick(found)
+        picks.append(chosen.key)
+        picker.observe(chosen, 0.2 if chosen is found[0] else 0.050, None)
+    assert picks[:3] == ["id-0"] * 3 and picks[-3:] == ["id-1"] * 3, picks
+    assert picks.count("id-0") <= 6, picks
+
+
+def test_least_latency_without_an_outlier_bound_follows_every_sample():
+    found = candidates(2)
+    picker = LeastLatencyPicker(explore=0.0, outlier_ratio=0)
+    learn(picker, found[0], 0.001)
+    learn(picker, found[1], 0.050)
+    picker.observe(found[0], 1.0, None)
+    assert picker.score(found[0]) == pytest.approx(0.001 + 0.3 * 0.999)
+    assert picker.pick(found) is found[1]
+    with pytest.raises(ValueError, match="outlier_ratio"):
+        LeastLatencyPicker(outlier_ratio=0.5)
+
+
 def test_least_latency_explores_sometimes():
     found = candidates(5)
     picker = LeastLatencyPicker(explore=0.2, seed=1)

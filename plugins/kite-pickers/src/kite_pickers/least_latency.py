@@ -25,6 +25,12 @@ class LeastLatencyPicker(PickerBase):
     as an answer). Candidates never observed are tried first; with probability ``explore`` a
     call goes to a random candidate, so a kite that got faster is noticed. ``seed`` makes the
     exploration repeatable.
+
+    One sample moves the average as if it were at most ``outlier_ratio`` times the average
+    (0: no bound). A single pause of the best kite (a garbage collection, a lost packet) then
+    costs it little, where an unbounded sample could send calls elsewhere until exploration
+    happened to try it again; a kite that really got slower is still left after a few calls,
+    since each of them raises its average by up to ``alpha * (outlier_ratio - 1)``.
     """
 
     name = "least_latency"
@@ -35,15 +41,19 @@ class LeastLatencyPicker(PickerBase):
         alpha: float = 0.3,
         explore: float = 0.05,
         failure_penalty: float = 1.0,
+        outlier_ratio: float = 4.0,
         seed: int | None = None,
     ) -> None:
         if not 0 < alpha <= 1 or not 0 <= explore <= 1 or failure_penalty < 0:
             raise ValueError(
                 "least_latency needs 0 < alpha <= 1, 0 <= explore <= 1, failure_penalty >= 0"
             )
+        if not (outlier_ratio == 0 or outlier_ratio >= 1):
+            raise ValueError("least_latency needs outlier_ratio >= 1, or 0 for no bound")
         self.alpha = alpha
         self.explore = explore
         self.failure_penalty = failure_penalty
+        self.outlier_ratio = outlier_ratio
         self._random = random.Random(seed)
         self._stats: dict[Candidate, _Stats] = {}
 
@@ -78,6 +88,9 @@ class LeastLatencyPicker(PickerBase):
         failed = is_failure(error)
         stats.failures += alpha * ((1.0 if failed else 0.0) - stats.failures)
         if not failed:
+            ceiling = self.outlier_ratio * stats.latency
+            if ceiling and latency > ceiling:
+                latency = ceiling
             stats.latency += alpha * (latency - stats.latency)
 
     def update(self, candidates: Sequence[Candidate]) -> None:
