@@ -38,7 +38,12 @@ from kitecore.discovery.messages import (
 from kitecore.discovery.renewer import RENEW_BEFORE, RETRY_INTERVAL, TokenRenewer
 from kitecore.discovery.watch import DEFAULT_POLL_INTERVAL, KiteWatch
 from kitecore.protocol.envelope import Authentication
-from kitecore.protocol.errors import InvalidResponseError, KiteError, KiteTimeoutError
+from kitecore.protocol.errors import (
+    InvalidResponseError,
+    KiteError,
+    KiteTimeoutError,
+    ShuttingDownError,
+)
 from kitecore.protocol.identity import KiteIdentity, Query
 from kitecore.taskgroups import OwnedTaskGroup
 
@@ -209,13 +214,39 @@ class KontrolClient:
 
     async def call(self, method: str, *args: Any) -> Any:
         """Call ``method`` on Kontrol, bounded by ``config.timeout``; Kontrol's "no kites
-        found" is raised as :class:`NoKitesError`, its other errors as they come."""
+        found" is raised as :class:`NoKitesError`, its other errors as they come.
+
+        A Kontrol that is shutting down did not run the call (:class:`ShuttingDownError`):
+        with more than one Kontrol URL, the call is made once more on the next Kontrol, as
+        soon as the leaving one has closed the connection (within ``config.timeout``).
+        """
         timeout = self.kite.config.timeout
         client = await self._connect(timeout)
         try:
-            return await client.tell(method, *args, timeout=timeout)
+            try:
+                return await client.tell(method, *args, timeout=timeout)
+            except ShuttingDownError as exc:
+                client = await self._next_kontrol(client, timeout, exc)
+                return await client.tell(method, *args, timeout=timeout)
         except KiteError as exc:
             raise map_kontrol_error(exc) from None
+
+    async def _next_kontrol(
+        self, client: Client, timeout: float, refusal: ShuttingDownError
+    ) -> Client:
+        """The client connected to the next Kontrol URL once the leaving Kontrol has closed
+        its connection; ``refusal`` is raised again when there is no other URL or the
+        connection stays open past ``timeout``."""
+        connection = client.connection
+        if len(client.urls) < 2 or connection is None:
+            raise refusal
+        leaving = client.url
+        with anyio.move_on_after(timeout):
+            await connection.wait_closed()
+        if not connection.closed:
+            raise refusal
+        logger.info("Kontrol at %s is shutting down; calling the next Kontrol", leaving)
+        return await self._connect(timeout)
 
     # ------------------------------------------------------------ registration
 
