@@ -284,7 +284,7 @@ class Pool:
 
         ``idempotent`` (default: the pool's) allows the call to be made again on another kite
         after a disconnect, timeout or send error. A call that was never run (its kite could not
-        be dialled, or answered :class:`~kitecore.ShuttingDownError`) goes to another kite
+        be dialed, or answered :class:`~kitecore.ShuttingDownError`) goes to another kite
         whatever ``idempotent`` says. ``timeout`` is per attempt (default: the
         kite's ``config.timeout``). Raises the remote method's errors as they come,
         :class:`~kitecore.discovery.NoKitesError` when Kontrol lists no matching kite, and

@@ -30,7 +30,8 @@ class LeastLatencyPicker(PickerBase):
     (0: no bound). A single pause of the best kite (a garbage collection, a lost packet) then
     costs it little, where an unbounded sample could send calls elsewhere until exploration
     happened to try it again; a kite that really got slower is still left after a few calls,
-    since each of them raises its average by up to ``alpha * (outlier_ratio - 1)``.
+    since each of them multiplies its average by up to ``1 + alpha * (outlier_ratio - 1)``
+    (1.9 with the defaults).
     """
 
     name = "least_latency"

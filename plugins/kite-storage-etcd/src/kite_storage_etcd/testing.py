@@ -222,11 +222,14 @@ class EtcdCluster:
                 member.start()
             try:
                 cluster.wait_healthy(timeout=timeout)
-            except BaseException:
+            except Exception:
                 cluster.stop()
                 if attempt < START_ATTEMPTS and cluster._lost_a_port():
                     cluster._remove_files()
                     continue
+                raise
+            except BaseException:  # (interrupted: no other attempt)
+                cluster.stop()
                 raise
             return cluster
         raise AssertionError("unreachable")  # (the last attempt returns or raises)
