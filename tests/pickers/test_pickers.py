@@ -135,6 +135,17 @@ def test_least_latency_without_an_outlier_bound_follows_every_sample():
         LeastLatencyPicker(outlier_ratio=0.5)
 
 
+def test_least_latency_starts_its_average_at_the_first_answer():
+    found = candidates(2)
+    picker = LeastLatencyPicker(explore=0.0, failure_penalty=0.0)
+    picker.observe(found[0], 0.0, DisconnectError("could not dial"))  # never sent: 0 s
+    assert picker.score(found[0]) == 0.0
+    picker.observe(found[0], 0.050, None)
+    assert picker.score(found[0]) == pytest.approx(0.050)  # not 0.3 x 50 ms
+    picker.observe(found[1], 0.020, None)
+    assert picker.pick(found) is found[1]
+
+
 def test_least_latency_explores_sometimes():
     found = candidates(5)
     picker = LeastLatencyPicker(explore=0.2, seed=1)

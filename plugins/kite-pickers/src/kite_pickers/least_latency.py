@@ -11,11 +11,13 @@ __all__ = ["LeastLatencyPicker"]
 
 
 class _Stats:
-    __slots__ = ("failures", "latency")
+    __slots__ = ("answered", "failures", "latency")
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.failures = 0.0
+        #: False until a call was answered: until then ``latency`` is a failed call's
+        self.answered = False
 
 
 class LeastLatencyPicker(PickerBase):
@@ -88,11 +90,16 @@ class LeastLatencyPicker(PickerBase):
             stats = self._stats[candidate] = _Stats(latency)
         failed = is_failure(error)
         stats.failures += alpha * ((1.0 if failed else 0.0) - stats.failures)
-        if not failed:
-            ceiling = self.outlier_ratio * stats.latency
-            if ceiling and latency > ceiling:
-                latency = ceiling
-            stats.latency += alpha * (latency - stats.latency)
+        if failed:
+            return
+        if not stats.answered:  # the first answer replaces a failed call's latency
+            stats.answered = True
+            stats.latency = latency
+            return
+        ceiling = self.outlier_ratio * stats.latency
+        if ceiling and latency > ceiling:
+            latency = ceiling
+        stats.latency += alpha * (latency - stats.latency)
 
     def update(self, candidates: Sequence[Candidate]) -> None:
         # a kite that left and came back starts afresh (and is tried first)
