@@ -610,28 +610,50 @@ class Peer:
         )
 
 
-def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> list[str]:
+def _cpu_pair() -> tuple[int | None, int | None]:
+    """The CPUs to pin the server and the client to (None, None: fewer than two CPUs)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
-    peers = [Peer("kite", "kite")]
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def _peer_kinds(args: argparse.Namespace) -> list[tuple[str, str, str | None]]:
+    """(label, kind, tree) of every peer measured: Kite, Kite of ``--tree``, the baselines."""
+    kinds: list[tuple[str, str, str | None]] = [("kite", "kite", None)]
     if args.tree:
-        peers.append(Peer("kite@tree", "kite", args.tree))
-    peers += [Peer(name, name) for name in BASELINES]
+        kinds.append(("kite@tree", "kite", args.tree))
+    return kinds + [(name, name, None) for name in BASELINES]
+
+
+def _measure(
+    peers: list[Peer],
+    uvloop: bool,
+    cpus: tuple[int | None, int | None],
+    plan: list[tuple[str, int]],
+    repeat: int,
+) -> None:
+    """Start every peer, measure each (workload, size) of ``plan`` ``repeat`` rounds, stop."""
     try:
         for peer in peers:
-            peer.start(uvloop, server_cpu, client_cpu)
-        sizes = {"seq": args.calls, "conc64": args.calls * 2, "conn100": 0}
-        sizes["connect"] = args.connects
-        for workload in workloads:
-            for round_ in range(args.repeat):
+            peer.start(uvloop, *cpus)
+        for workload, size in plan:
+            for round_ in range(repeat):
                 # each round starts with the next peer: whoever goes first in a round measures
                 # lower (seen with two identical checkouts: 0.85-0.9x), so no peer always does
                 start = round_ % len(peers)
                 for peer in peers[start:] + peers[:start]:
-                    peer.measure(workload, sizes[workload])
+                    peer.measure(workload, size)
     finally:
         for peer in peers:
             peer.stop()
+
+
+def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> list[str]:
+    server_cpu, client_cpu = _cpu_pair()
+    peers = [Peer(label, kind, tree) for label, kind, tree in _peer_kinds(args)]
+    sizes = {"seq": args.calls, "conc64": args.calls * 2, "conn100": 0}
+    sizes["connect"] = args.connects
+    plan = [(workload, sizes[workload]) for workload in workloads]
+    _measure(peers, uvloop, (server_cpu, client_cpu), plan, args.repeat)
 
     loop_name = "uvloop" if uvloop else "asyncio"
     print(
@@ -660,25 +682,10 @@ def run_loop(args: argparse.Namespace, uvloop: bool, workloads: list[str]) -> li
 def run_ceilings(args: argparse.Namespace, uvloop: bool) -> list[str]:
     """``--ceilings``: each peer's server alone (raw client) and client alone (echo server)
     on ``conn100``; prints the rates and returns the summary lines."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
-    kinds = [("kite", "kite", None)]
-    if args.tree:
-        kinds.append(("kite@tree", "kite", args.tree))
-    kinds += [(name, name, None) for name in BASELINES]
+    kinds = _peer_kinds(args)
     servers = [Peer(label, kind, tree, raw_client=True) for label, kind, tree in kinds]
     clients = [Peer(label, kind, tree, echo_server=True) for label, kind, tree in kinds]
-    peers = servers + clients
-    try:
-        for peer in peers:
-            peer.start(uvloop, server_cpu, client_cpu)
-        for round_ in range(args.repeat):
-            start = round_ % len(peers)
-            for peer in peers[start:] + peers[:start]:
-                peer.measure("conn100", 0)
-    finally:
-        for peer in peers:
-            peer.stop()
+    _measure(servers + clients, uvloop, _cpu_pair(), [("conn100", 0)], args.repeat)
     loop_name = "uvloop" if uvloop else "asyncio"
     print(
         f"event loop: {loop_name}; conn100 ceilings, medians of {args.repeat} rounds "
