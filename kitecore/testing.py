@@ -20,7 +20,6 @@ The async fixtures need an anyio test (``@pytest.mark.anyio``).
 
 from __future__ import annotations
 
-import collections
 import random
 import signal
 import socket
@@ -74,10 +73,9 @@ def free_port() -> int:
 
 
 def _remember(port: int) -> None:
-    if len(_recent) == _recent.maxlen:
-        _handed_out.discard(_recent[0])
-    _recent.append(port)
-    _handed_out.add(port)
+    if len(_handed_out) >= _REMEMBERED:
+        del _handed_out[next(iter(_handed_out))]  # the oldest
+    _handed_out[port] = None
 
 
 #: The lowest port :func:`free_port` chooses (below: well-known and common service ports).
@@ -86,8 +84,8 @@ _FIRST_CHOSEN_PORT = 10_000
 _ports = random.Random()
 #: How many of its last ports :func:`free_port` does not hand out again.
 _REMEMBERED = 4096
-_recent: collections.deque[int] = collections.deque(maxlen=_REMEMBERED)
-_handed_out: set[int] = set()
+#: Those ports, oldest first (a dict keeps the order in which they were handed out).
+_handed_out: dict[int, None] = {}
 
 
 def _ephemeral_low() -> int:
