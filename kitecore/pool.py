@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PICKER = "round_robin"
 #: A refresh after a failure waits at least this long after the previous refresh.
 MIN_REFRESH_GAP = 0.2
+#: The errors that take a kite out of the rotation (it is gone, unreachable or leaving).
+_OUT_OF_ROTATION = (DisconnectError, SendError, ShuttingDownError)
 
 QueryLike = Query | KiteIdentity | Mapping[str, str] | str | None
 
@@ -416,7 +418,7 @@ class Pool:
         try:
             await client.tell("kite.ping", timeout=timeout)
         except KiteError as exc:
-            if isinstance(exc, DisconnectError | SendError | ShuttingDownError):
+            if isinstance(exc, _OUT_OF_ROTATION):
                 self._failed(candidate, exc)
             raise
         return time.perf_counter() - start
@@ -428,7 +430,7 @@ class Pool:
         state = self._states.get(candidate)
         if state is None or state.down:
             return
-        if not isinstance(error, DisconnectError | SendError | ShuttingDownError):
+        if not isinstance(error, _OUT_OF_ROTATION):
             return
         if candidate.client.connected and not isinstance(error, DialError | ShuttingDownError):
             # e.g. a reply lost to an old connection: the current one is fine
