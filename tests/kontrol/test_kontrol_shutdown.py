@@ -13,8 +13,9 @@ from kitecore.storage.memory import MemoryStorage
 pytestmark = pytest.mark.anyio
 
 
-async def leaving_and_staying(make_kontrol, make_kite):
-    """Two Kontrols sharing one storage, and a kite ``svc`` registered through the second."""
+async def leaving_and_staying(make_kontrol):
+    """Two Kontrols sharing one storage; the first serves ``hold``, a call that waits for
+    the returned ``hold`` event (``held`` is set once it runs)."""
     storage = MemoryStorage()
     leaving = await make_kontrol(storage=storage)
     staying = await make_kontrol(storage=storage)
@@ -45,7 +46,7 @@ def caller_of(make_kite, leaving, urls):
 
 
 async def test_a_call_a_kontrol_shutting_down_refuses_is_made_on_the_next(make_kontrol, make_kite):
-    leaving, staying, hold, held = await leaving_and_staying(make_kontrol, make_kite)
+    leaving, staying, hold, held = await leaving_and_staying(make_kontrol)
     svc = make_kite("svc", username="alice")
     caller = caller_of(make_kite, leaving, f"{leaving.url},{staying.url}")
     async with (
@@ -76,7 +77,7 @@ async def test_a_call_a_kontrol_shutting_down_refuses_is_made_on_the_next(make_k
 
 
 async def test_with_one_kontrol_url_the_refusal_reaches_the_caller(make_kontrol, make_kite):
-    leaving, _, hold, held = await leaving_and_staying(make_kontrol, make_kite)
+    leaving, _, hold, held = await leaving_and_staying(make_kontrol)
     caller = caller_of(make_kite, leaving, leaving.url)
     async with (
         caller,
