@@ -68,10 +68,7 @@ async def test_killing_a_kite_mid_run_loses_no_idempotent_call(farm, caller):
             async with anyio.create_task_group() as group:
                 for first in range(20):
                     group.start_soon(worker, first)
-        # gone from the pool (Kontrol said so), or still listed but out of the rotation
-        assert victim.id not in {c.key for c in pool.candidates} or pool.is_down(
-            victim_candidate(pool, victim.id)
-        )
+        assert out_of_rotation(pool, victim.id)
     assert results == {n: float(n * n) for n in range(600)}
     assert 0 < farm.calls[victim.id] < 600 / 5
     assert sum(farm.calls.values()) >= 600
@@ -99,8 +96,7 @@ async def test_calls_a_shutting_down_kite_refuses_go_to_another_kite(farm, calle
                 assert await pool.tell("square", n) == n * n
                 if n == 0:
                     continue  # its first turn may be the second call
-                keys = {c.key for c in pool.candidates}
-                assert leaving.id not in keys or pool.is_down(victim_candidate(pool, leaving.id))
+                assert out_of_rotation(pool, leaving.id)
                 await anyio.sleep(0.01)  # past the first redials of the leaving kite
             assert held.connected  # it was still draining all along
             group.cancel_scope.cancel()
@@ -110,6 +106,13 @@ async def test_calls_a_shutting_down_kite_refuses_go_to_another_kite(farm, calle
 
 def victim_candidate(pool, kite_id):
     return next(c for c in pool.candidates if c.key == kite_id)
+
+
+def out_of_rotation(pool, kite_id):
+    """Gone from the pool (Kontrol said so), or still listed but out of the rotation."""
+    if kite_id not in {c.key for c in pool.candidates}:
+        return True
+    return pool.is_down(victim_candidate(pool, kite_id))
 
 
 async def test_non_idempotent_calls_are_never_retried(farm, caller):
