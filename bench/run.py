@@ -36,6 +36,8 @@ QUICK: dict[str, list[str]] = {
     "fuzz": ["--examples", "30"],
     "proxy": ["--calls", "1000", "--seq-calls", "200"],
     "asgi": ["--calls", "500", "--repeat", "1"],
+    # builds its compiled copy of kitecore first (about a minute; a C compiler is needed)
+    "compiled": ["--calls", "500", "--connects", "50", "--repeat", "1"],
     "go_kite": ["--calls", "300", "--repeat", "1"],  # ours only: a Go kite is never at hand
 }
 
